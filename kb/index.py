@@ -33,7 +33,7 @@ from rapidfuzz import fuzz, process
 from kb.articles import Article
 from kb.text import STOPWORDS, Synonyms, default_synonyms, fix_layout, fix_translit, stem, tokens
 
-DEFAULT_MIN_SCORE = 0.40
+DEFAULT_MIN_SCORE = 0.45
 """Measured on the dev set (tests/bench/faq_eval.py)."""
 
 # Edit similarity (0-100, rapidfuzz ratio) from which a query word counts as a
@@ -58,6 +58,11 @@ class _Document:
     article: Article
     terms: frozenset[str]
     phrasings: tuple[frozenset[str], ...]
+
+
+def _combine(query_coverage: float, phrasing_coverage: float) -> float:
+    """Geometric mean: an article must explain the query *and* be covered by it."""
+    return math.sqrt(query_coverage * phrasing_coverage)
 
 
 class SearchIndex:
@@ -146,7 +151,7 @@ class SearchIndex:
                 self._phrasing_coverage(terms, similarity)
                 for terms in self._documents[article_id].phrasings
             )
-            score = math.sqrt(matched_weight / total_weight * phrasing)
+            score = _combine(matched_weight / total_weight, phrasing)
             if score >= self.min_score:
                 hits.append(Hit(article_id, round(score, 4)))
         hits.sort(key=lambda hit: (-hit.score, hit.id))
