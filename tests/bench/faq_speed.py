@@ -1,0 +1,87 @@
+"""FAQ search speed: index build time and per-query latency by KB size.
+
+    .venv/bin/python tests/bench/faq_speed.py [--kb KB.yaml] [--queries Q.jsonl]
+
+Large KBs are synthesised from the dev KB: each synthetic article recombines
+the words of one dev article's phrasings with words of another, and carries a
+rare code of its own ("err4711") so the vocabulary grows with the KB as it
+would in real life. Queries are the dev queries.
+Targets: median < 5 ms at 1,000 articles, < 50 ms at 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from faq_eval import default_eval_dir, load_queries
+
+from kb.articles import Article, load_articles
+from kb.index import SearchIndex
+
+SIZES = (100, 1_000, 10_000)
+
+
+def synthetic_kb(base: Sequence[Article], size: int, seed: int = 42) -> list[Article]:
+    rng = random.Random(seed)
+    articles = []
+    for number in range(size):
+        source, other = base[number % len(base)], rng.choice(base)
+        phrasings = [source.question, *source.alt]
+        words = " ".join(phrasings).split() + rng.sample(other.question.split(), 2)
+        question, *alt = (" ".join(rng.sample(words, min(6, len(words)))) for _ in phrasings)
+        articles.append(
+            replace(
+                source,
+                id=f"{source.id}-{number}",
+                question=f"{question} err{number}",
+                alt=tuple(alt),
+            )
+        )
+    return articles
+
+
+def percentile(samples: Sequence[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    eval_dir = default_eval_dir()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kb", type=Path, default=eval_dir / "kb-dev.yaml")
+    parser.add_argument("--queries", type=Path, default=eval_dir / "faq-dev.jsonl")
+    args = parser.parse_args(argv)
+
+    base = load_articles(args.kb)
+    queries = [query.text for query in load_queries(args.queries)]
+    print(f"{'articles':>8} {'build ms':>9} {'median ms':>9} {'p95 ms':>7} {'queries':>7}")
+    for size in SIZES:
+        articles = synthetic_kb(base, size)
+        started = time.perf_counter()
+        index = SearchIndex(articles)
+        build = time.perf_counter() - started
+        index.search("прогрев")  # first query builds the fuzzy vocabulary
+        timings = []
+        for query in queries:
+            started = time.perf_counter()
+            index.search(query)
+            timings.append(time.perf_counter() - started)
+        print(
+            f"{size:>8} {build * 1000:>9.0f} {statistics.median(timings) * 1000:>9.2f} "
+            f"{percentile(timings, 0.95) * 1000:>7.2f} {len(timings):>7}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
