@@ -97,14 +97,13 @@ def _parse_article(
     if not isinstance(node, yaml.MappingNode):
         raise KBError(f"{file}:{_line(node)}: {label}: expected a mapping, got {_kind(node)}")
     fields: dict[str, tuple[Any, yaml.Node]] = {}
+    unknown: list[tuple[Any, yaml.Node]] = []
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key not in _FIELDS:
-            raise KBError(
-                f"{file}:{_line(key_node)}: {label}: unknown field {key!r} "
-                f"(allowed: {', '.join(_FIELDS)})"
-            )
-        fields[key] = (loader.construct_object(value_node, deep=True), value_node)
+        if key in _FIELDS:
+            fields[key] = (loader.construct_object(value_node, deep=True), value_node)
+        else:
+            unknown.append((key, key_node))
 
     def fail(name: str, problem: str) -> KBError:
         line = _line(fields[name][1]) if name in fields else _line(node)
@@ -131,6 +130,12 @@ def _parse_article(
     if not _SLUG.match(article_id):
         raise fail("id", f"{article_id!r} is not a lowercase slug like 'vpn-connect'")
     label = f"article {article_id!r}"
+    if unknown:
+        key, key_node = unknown[0]
+        raise KBError(
+            f"{file}:{_line(key_node)}: {label}: unknown field {key!r} "
+            f"(allowed: {', '.join(_FIELDS)})"
+        )
     for name in _REQUIRED:
         if name not in fields:
             raise fail(name, "missing")
