@@ -1,0 +1,39 @@
+"""aiogram routers: parse an update, call a service, render a template.
+
+`get_routers` fixes the order, which matters because the first matching handler wins:
+  1. staff_commands  /take /status /close /reopen /sev /tickets from staff, anywhere
+  2. staff_group     the staff group: help, answers to clients, internal notes
+  3. buttons         inline buttons (staff and client), forged data refused
+  4. client          a client's commands in the private chat
+  5. client_messages everything else a client sends in private: lands in an incident
+Chat filters sit on the routers (see each module), never inside handlers.
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from bot.config import Config
+from handlers import buttons, client, client_messages, staff_commands, staff_group
+
+
+def _detached(router: Router) -> Router:
+    # One Dispatcher per process is the norm; tests build one per test, so let a
+    # router leave the previous (stopped) one before it joins the next.
+    parent = router.parent_router
+    if parent is not None:
+        parent.sub_routers.remove(router)
+        router._parent_router = None
+    return router
+
+
+def get_routers(config: Config) -> list[Router]:
+    """The routers in the order they must be included; `config` is for optional features."""
+    routers = [
+        staff_commands.router,
+        staff_group.router,
+        buttons.router,
+        client.router,
+        client_messages.router,
+    ]
+    return [_detached(router) for router in routers]

@@ -1,0 +1,195 @@
+"""The composition root: the only module that knows every part and wires them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock, utc_now
+from bot.config import Config
+from bot.delivery import DeliveryWorker
+from bot.desk import Classifier
+from bot.intake import Intake, chat_of
+from bot.middleware import Services, UnitOfWork
+from bot.notify import Notifier
+from bot.outbox import PRIORITY_REPLY, OutboxWriter
+from bot.ratelimit import RateLimiter
+from bot.staff import StaffDirectory
+from bot.texts import Texts
+from handlers import get_routers
+from storage.db import Database
+from storage.migrate import upgrade_async
+from storage.repos import Clients, Outbox, Tickets
+from storage.enums import Severity
+
+log = logging.getLogger(__name__)
+
+COMMANDS = {
+    "ru": {
+        "client": [("new", "Новое обращение"), ("my", "Мои обращения"),
+                   ("status", "Состояние обращения: /status 42"), ("help", "Как пользоваться")],
+        "staff": [("tickets", "Открытые обращения"), ("take", "Взять: /take 42"),
+                  ("status", "Статус: /status 42 waiting"), ("close", "Закрыть: /close 42"),
+                  ("reopen", "Открыть снова"), ("sev", "Важность: /sev 42 critical"),
+                  ("help", "Справка")],
+    },
+    "en": {
+        "client": [("new", "New incident"), ("my", "My incidents"),
+                   ("status", "Incident status: /status 42"), ("help", "How to use")],
+        "staff": [("tickets", "Open incidents"), ("take", "Take: /take 42"),
+                  ("status", "Status: /status 42 waiting"), ("close", "Close: /close 42"),
+                  ("reopen", "Reopen"), ("sev", "Severity: /sev 42 critical"),
+                  ("help", "Help")],
+    },
+}
+
+
+def default_classifier() -> Classifier:
+    try:
+        from bot.severity import SeverityClassifier
+    except ImportError:  # pragma: no cover - the classifier ships with the bot
+        return lambda _text: Severity.NORMAL
+    return SeverityClassifier.from_files().classify
+
+
+class App:
+    """The running bot: database, Telegram session, dispatcher, intake and delivery."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        classify: Classifier | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.db = Database(config.database.url, echo=config.database.echo)
+        self.texts = Texts(config.desk.language, config.desk.timezone)
+        self.bot = Bot(
+            config.token,
+            session=AiohttpSession(
+                api=TelegramAPIServer.from_base(config.telegram.api_base),
+                timeout=config.telegram.request_timeout,
+            ),
+        )
+        d = config.delivery
+        self.delivery = DeliveryWorker(
+            self.db, self.bot,
+            RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute),
+            clock, on_blocked=self._client_blocked, max_backoff=d.max_backoff_seconds,
+        )
+        self.services = Services(
+            config=config, db=self.db, texts=self.texts, clock=clock,
+            classify=classify or default_classifier(),
+            staff=StaffDirectory(self.bot, config.telegram.staff_chat_id, config.telegram.admins),
+            wake_delivery=self.delivery.wake,
+        )
+        self.dispatcher = Dispatcher(config=config)
+        self.dispatcher.update.outer_middleware(UnitOfWork(self.services))
+        self.dispatcher.include_routers(*get_routers(config))
+        self.intake = Intake(
+            self.db, self.dispatcher, self.bot, clock,
+            concurrency=d.concurrency, on_failure=self._update_failed,
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def prepare(self) -> None:
+        """Migrate the database and learn what the staff group is."""
+        await upgrade_async(self.config.database.url)
+        forum = self.config.telegram.staff_forum
+        if forum is None:
+            try:
+                chat = await self.bot.get_chat(self.config.telegram.staff_chat_id)
+                forum = bool(chat.is_forum)
+            except TelegramAPIError as exc:
+                log.warning("cannot read the staff group (%s); assuming it has no topics", exc)
+                forum = False
+        self.services.forum = forum
+        await self._set_commands()
+
+    async def _set_commands(self) -> None:
+        lang = self.config.desk.language
+        scopes: list[tuple[str, Any]] = [
+            ("client", BotCommandScopeAllPrivateChats()),
+            ("staff", BotCommandScopeChat(chat_id=self.config.telegram.staff_chat_id)),
+        ]
+        for audience, scope in scopes:
+            for language in ("ru", "en"):
+                commands = [BotCommand(command=c, description=d)
+                            for c, d in COMMANDS[language][audience]]
+                # Menus in the desk's language by default, in English for English clients.
+                code = None if language == lang else language
+                with suppress(TelegramAPIError):
+                    await self.bot.set_my_commands(commands, scope=scope, language_code=code)
+
+    async def start(self) -> None:
+        await self.prepare()
+        await self.intake.resume()
+        self._tasks = [asyncio.create_task(self.delivery.run(), name="delivery")]
+        if self.config.telegram.mode == "polling":
+            with suppress(TelegramAPIError):
+                await self.bot.delete_webhook()
+            self._tasks.append(asyncio.create_task(
+                self.intake.poll(self.config.telegram.poll_timeout), name="polling"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            if task.get_name() != "delivery":
+                task.cancel()
+        await self.intake.wait_idle()
+        await self.delivery.stop()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        await self.bot.session.close()
+        await self.db.dispose()
+
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        await self.start()
+        try:
+            await (stop or asyncio.Event()).wait()
+        finally:
+            await self.stop()
+
+    # -- callbacks from the intake and the delivery worker --------------------------
+
+    def _writer(self, session: AsyncSession) -> tuple[OutboxWriter, Notifier]:
+        out = OutboxWriter(Outbox(session), self.clock())
+        return out, Notifier(
+            out, self.texts, staff_chat_id=self.config.telegram.staff_chat_id,
+            forum=self.services.forum, signature=self.config.desk.signature,
+        )
+
+    async def _client_blocked(
+        self, session: AsyncSession, client_id: int, ticket_id: int | None
+    ) -> None:
+        if ticket_id is None:
+            return
+        _, notifier = self._writer(session)
+        client = await Clients(session).by_id(client_id)
+        await notifier.staff_line(await Tickets(session).by_id(ticket_id), "client_blocked",
+                                  client=client)
+
+    async def _update_failed(self, update: dict[str, Any]) -> None:
+        """Tell a client their message was not processed, rather than dropping it silently."""
+        chat_id = chat_of(update)
+        if chat_id is None or chat_id < 0:
+            return
+        async with self.db.transaction() as session:
+            client = await Clients(session).by_chat(chat_id)
+            language = client.language if client else self.texts.default_language
+            out, _ = self._writer(session)
+            await out.send_text(chat_id, self.texts.client(language, "error", code="sorry"),
+                                priority=PRIORITY_REPLY)
+        self.delivery.wake()
+

@@ -1,0 +1,28 @@
+"""Inline-button data. Everything in it is untrusted: handlers check it against the database."""
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class TicketAction(CallbackData, prefix="t"):
+    """A staff button about one incident: take, close, reopen."""
+
+    action: str
+    number: int
+
+
+class ClientAction(CallbackData, prefix="ca"):
+    """A client's button about one of their incidents: notfixed."""
+
+    action: str
+    number: int
+
+
+class PickTicket(CallbackData, prefix="p"):
+    """Which open incident a client's message belongs to; number 0 means a new one."""
+
+    number: int
+    message_id: int
+
+
+class ContactChoice(CallbackData, prefix="c"):
+    action: str  # skip

@@ -1,0 +1,100 @@
+"""Command line: `python -m bot run|sandbox|kb|classify|migrate` (also the `frontdesk` script).
+
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration or bad input files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from contextlib import suppress
+from pathlib import Path
+
+from bot.config import ConfigError, load_config
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frontdesk", description="Frontdesk support bot")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the bot")
+    run.add_argument("--config", type=Path, default=Path("config.toml"))
+    run.add_argument("--verbose", action="store_true")
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema and exit")
+    migrate.add_argument("--config", type=Path, default=Path("config.toml"))
+
+    sandbox = commands.add_parser(
+        "sandbox", help="the real bot against a local Telegram emulator, in this terminal"
+    )
+    sandbox.add_argument("--script", type=Path, help="play a scenario file and exit")
+    sandbox.add_argument("--db", type=Path, help="keep the sandbox database in this file")
+    sandbox.add_argument("--verbose", action="store_true")
+
+    kb = commands.add_parser("kb", help="the FAQ knowledge base")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True)
+    search = kb_commands.add_parser("search", help="search queries read from stdin")
+    search.add_argument("--kb", type=Path, required=True, help="a YAML file or a folder")
+    search.add_argument("--json", action="store_true", help="JSON lines output (the default)")
+    search.add_argument("--limit", type=int, default=3)
+
+    classify = commands.add_parser("classify", help="severity of messages read from stdin")
+    classify.add_argument("--json", action="store_true", help="JSON lines output (the default)")
+    classify.add_argument("--vocabulary", type=Path, action="append", default=[],
+                          help="an extra vocabulary file (may be repeated)")
+    return parser
+
+
+async def _run_bot(config_path: Path) -> int:
+    from bot.app import App
+
+    config = load_config(config_path)
+    app = App(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await app.run_forever(stop)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+    try:
+        if args.command == "run":
+            from bot.logs import setup_logging
+
+            config = load_config(args.config)  # fail fast, before anything starts
+            setup_logging(config.token, level)
+            return asyncio.run(_run_bot(args.config))
+        if args.command == "migrate":
+            from storage.migrate import upgrade
+
+            upgrade(load_config(args.config).database.url)
+            return 0
+        if args.command == "sandbox":
+            from bot.sandbox.launch import run_sandbox
+
+            logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+            return asyncio.run(run_sandbox(script=args.script, db_path=args.db))
+        if args.command == "kb":
+            from kb.cli import search_command
+
+            return search_command(args.kb, sys.stdin, sys.stdout, limit=args.limit)
+        if args.command == "classify":
+            from bot.classify_cli import classify_command
+
+            return classify_command(sys.stdin, sys.stdout, args.vocabulary)
+    except ConfigError as error:
+        print(f"frontdesk: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    return 1

@@ -1,0 +1,10 @@
+"""Wall-clock time as an injectable dependency, so tests can fix it."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

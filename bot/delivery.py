@@ -1,0 +1,309 @@
+"""The delivery worker: sends outbox rows to Telegram without losing or flooding.
+
+One chat's rows go strictly in order (only the oldest pending row of a chat is
+eligible), chats proceed in parallel within the rate limits, and each outcome is
+recorded on the row:
+  429          wait retry_after (for the chat; for everyone when the chat was quiet)
+  5xx, network retry with exponential backoff and jitter; a timeout after the
+               request went out may have delivered it: retried anyway (a duplicate
+               beats a loss) and logged
+  403          the client blocked the bot: the row fails, the client is marked
+               unreachable and their chat is held until they write again
+  400          fixed where it can be (no topic, no reply, split) or failed for good
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiogram import Bot, methods
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.outbox import TEXT_LIMIT, split_html
+from bot.ratelimit import RateLimiter
+from storage.db import Database
+from storage.models import OutboxMessage, Ticket
+from storage.repos import Clients, Outbox, TicketLog, Tickets
+
+log = logging.getLogger(__name__)
+
+BlockedHandler = Callable[[AsyncSession, int, int | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    chat_id: int
+    method: str
+    payload: dict[str, Any]
+    ticket_id: int | None
+    purpose: str | None
+    attempts: int
+
+
+class _Dropped(Exception):
+    """A placeholder points at a message that will never exist."""
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        bot: Bot,
+        limiter: RateLimiter,
+        clock: Clock,
+        *,
+        on_blocked: BlockedHandler | None = None,
+        max_in_flight: int = 32,
+        max_backoff: float = 60.0,
+        idle_poll: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.bot = bot
+        self.limiter = limiter
+        self.clock = clock
+        self.on_blocked = on_blocked
+        self.max_in_flight = max_in_flight
+        self.max_backoff = max_backoff
+        self.idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}  # chat id -> its send
+        self._stopping = False
+        self.rate_limited: list[datetime] = []  # 429s seen, for /health
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            delay = await self._dispatch_due()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Deliver everything that is due now (used by the CLI and tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            delay = await self._dispatch_due()
+            if not self._in_flight and delay >= self.idle_poll:
+                async with self.db.transaction() as session:
+                    if not await Outbox(session).due(self.clock() + timedelta(days=1), 1):
+                        return
+            await asyncio.sleep(min(delay, 0.05) if not self._in_flight else 0.01)
+
+    async def _dispatch_due(self) -> float:
+        """Start sends for every chat that may receive now; returns how long to sleep."""
+        if len(self._in_flight) >= self.max_in_flight:
+            return 0.05
+        global_wait = self.limiter.global_wait()
+        if global_wait > 0:
+            return global_wait
+        async with self.db.transaction() as session:
+            due = await Outbox(session).due(self.clock(), limit=500)
+            held = await Clients(session).unreachable_chats() if due else set()
+            rows = [
+                _Row(r.id, r.chat_id, r.method, dict(r.payload), r.ticket_id, r.purpose, r.attempts)
+                for r in due
+                if r.chat_id not in held and r.chat_id not in self._in_flight
+            ]
+        delay = self.idle_poll
+        for row in rows:
+            if len(self._in_flight) >= self.max_in_flight:
+                return 0.05
+            wait = self.limiter.wait(row.chat_id)
+            if wait > 0:
+                delay = min(delay, wait)
+                if self.limiter.global_wait() > 0:
+                    break
+                continue
+            self.limiter.record(row.chat_id)
+            task = asyncio.create_task(self._deliver(row))
+            self._in_flight[row.chat_id] = task
+            task.add_done_callback(lambda _t, chat=row.chat_id: self._finished(chat))
+        return delay
+
+    def _finished(self, chat_id: int) -> None:
+        self._in_flight.pop(chat_id, None)
+        self._wake.set()
+
+    async def _deliver(self, row: _Row) -> None:
+        try:
+            await self._send_and_record(row)
+        except Exception:  # a bug here must not stop the worker; the row is retried
+            log.exception("outbox row %s: unexpected failure", row.id)
+            await self._retry_later(row, "internal error", backoff=True)
+
+    async def _send_and_record(self, row: _Row) -> None:
+        try:
+            payload = await self._resolve(row)
+        except _Dropped as exc:
+            await self._finish(row, "failed", error=str(exc))
+            return
+        try:
+            result = await self._call(row.method, payload)
+        except TelegramRetryAfter as exc:
+            self.rate_limited.append(self.clock())
+            self.limiter.pause_chat(row.chat_id, exc.retry_after)
+            log.warning("429 for chat %s: retry after %ss", row.chat_id, exc.retry_after)
+            await self._retry_later(row, f"429 retry after {exc.retry_after}",
+                                    delay=exc.retry_after, count_attempt=False)
+        except TelegramForbiddenError as exc:
+            await self._blocked(row, exc.message)
+        except TelegramBadRequest as exc:
+            await self._bad_request(row, payload, exc)
+        except TelegramNetworkError as exc:
+            if "timeout" in exc.message.lower() and row.method != "editMessageText":
+                log.warning("outbox row %s: timeout after sending; retrying, the client "
+                            "may see it twice", row.id)
+            await self._retry_later(row, f"network: {exc.message}", backoff=True)
+        except (TelegramServerError, ClientDecodeError) as exc:
+            await self._retry_later(row, f"server: {exc}", backoff=True)
+        else:
+            await self._delivered(row, result)
+
+    async def _call(self, method: str, payload: dict[str, Any]) -> Any:
+        method_class = getattr(methods, method[0].upper() + method[1:])
+        return await self.bot(method_class.model_validate(payload))
+
+    async def _resolve(self, row: _Row) -> dict[str, Any]:
+        async with self.db.transaction() as session:
+            return await _resolve_value(session, row.payload)  # type: ignore[no-any-return]
+
+    async def _bad_request(self, row: _Row, payload: dict[str, Any], exc: TelegramBadRequest) -> None:
+        message = exc.message.lower()
+        if "not modified" in message:
+            await self._finish(row, "sent", error=None)
+        elif "thread not found" in message and "message_thread_id" in row.payload:
+            # The topic was deleted: post to the group itself rather than lose the message.
+            await self._rewrite(row, {k: v for k, v in row.payload.items() if k != "message_thread_id"})
+        elif "replied not found" in message and "reply_parameters" in row.payload:
+            await self._rewrite(row, {k: v for k, v in row.payload.items() if k != "reply_parameters"})
+        elif "too long" in message and "text" in payload:
+            parts = split_html(payload["text"], limit=TEXT_LIMIT // 2)
+            result = None
+            for part in parts:
+                result = await self._call(row.method, {**payload, "text": part})
+            await self._delivered(row, result)
+        else:
+            log.error("outbox row %s failed for good: %s", row.id, exc.message)
+            await self._finish(row, "failed", error=exc.message)
+
+    async def _rewrite(self, row: _Row, payload: dict[str, Any]) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id).values(payload=payload)
+            )
+        self.wake()
+
+    async def _delivered(self, row: _Row, result: Any) -> None:
+        message_id = getattr(result, "message_id", None)
+        async with self.db.transaction() as session:
+            if row.ticket_id is not None:
+                if row.purpose == "topic":
+                    ticket = await Tickets(session).by_id(row.ticket_id)
+                    ticket.topic_id = result.message_thread_id
+                elif message_id is not None:
+                    await TicketLog(session).link(row.ticket_id, row.chat_id, message_id)
+            await self._mark(session, row, "sent", error=None, message_id=message_id)
+
+    async def _blocked(self, row: _Row, description: str) -> None:
+        async with self.db.transaction() as session:
+            client = await Clients(session).by_chat(row.chat_id)
+            if client is not None and client.unreachable_since is None:
+                client.unreachable_since = self.clock()
+                if self.on_blocked is not None:
+                    await self.on_blocked(session, client.id, row.ticket_id)
+            await self._mark(session, row, "failed", error=f"403 {description}")
+        self.wake()
+
+    async def _retry_later(
+        self,
+        row: _Row,
+        error: str,
+        *,
+        delay: float | None = None,
+        backoff: bool = False,
+        count_attempt: bool = True,
+    ) -> None:
+        if backoff:
+            delay = min(self.max_backoff, 0.5 * 2 ** min(row.attempts, 10))
+            delay *= random.uniform(0.8, 1.2)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(
+                    attempts=row.attempts + (1 if count_attempt else 0),
+                    not_before=self.clock() + timedelta(seconds=delay or 0),
+                    last_error=error,
+                )
+            )
+
+    async def _finish(self, row: _Row, status: str, *, error: str | None) -> None:
+        async with self.db.transaction() as session:
+            await self._mark(session, row, status, error=error)
+
+    async def _mark(
+        self,
+        session: AsyncSession,
+        row: _Row,
+        status: str,
+        *,
+        error: str | None,
+        message_id: int | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "attempts": row.attempts + 1}
+        if status == "sent":
+            values.update(sent_at=self.clock(), telegram_message_id=message_id)
+        if error is not None:
+            values["last_error"] = error
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
+        )
+
+
+async def _resolve_value(session: AsyncSession, value: Any) -> Any:
+    if isinstance(value, list):
+        return [await _resolve_value(session, item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "$message_of" in value:
+        source = await Outbox(session).get(value["$message_of"])
+        if source is None or source.telegram_message_id is None:
+            raise _Dropped(f"message of outbox row {value['$message_of']} does not exist")
+        return source.telegram_message_id
+    resolved: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and "$topic_of" in item:
+            ticket = await session.get(Ticket, item["$topic_of"])
+            if ticket is not None and ticket.topic_id is not None:
+                resolved[key] = ticket.topic_id
+            continue
+        resolved[key] = await _resolve_value(session, item)
+    return resolved

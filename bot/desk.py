@@ -1,0 +1,411 @@
+"""The incident desk: the only place where tickets change.
+
+Every change appends a ticket_event (who, what, when, old -> new) and tells the
+people concerned through the notifier, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.callbacks import PickTicket
+from bot.clock import Clock
+from bot.config import DeskConfig
+from bot.notify import Actor, Content, Notifier
+from bot.outbox import PRIORITY_REPLY, button
+from storage.enums import Severity, TicketStatus
+from storage.models import Client, Ticket, TicketEvent, TicketMessage
+from storage.repos import Clients, TicketLog, Tickets, next_number
+
+SUBJECT_WORDS = 8
+# A burst of follow-ups gets one acknowledgement, not one per photo.
+FOLLOWUP_ACK_AFTER = timedelta(minutes=2)
+
+Classifier = Callable[[str], Severity]
+
+
+class DeskError(Exception):
+    """A request that cannot be done; `code` names the template that explains why."""
+
+    def __init__(self, code: str, **context: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.context = context
+
+
+@dataclass(frozen=True)
+class Person:
+    """A Telegram user as the desk knows them."""
+
+    user_id: int
+    chat_id: int
+    first_name: str
+    last_name: str | None
+    username: str | None
+    language_code: str | None
+
+
+@dataclass
+class Registration:
+    """What became of a client's message."""
+
+    outcome: str  # opened | appended | reopened | asked
+    ticket: Ticket | None = None
+    choices: list[Ticket] = field(default_factory=list)
+
+
+def subject_of(content: Content, fallback: str) -> str:
+    words = content.text.split()
+    if not words:
+        return fallback
+    subject = " ".join(words[:SUBJECT_WORDS])
+    return subject if len(words) <= SUBJECT_WORDS else subject + "…"
+
+
+class Desk:
+    def __init__(
+        self,
+        session: AsyncSession,
+        notifier: Notifier,
+        clock: Clock,
+        config: DeskConfig,
+        classify: Classifier,
+        language_for: Callable[[str | None], str],
+    ) -> None:
+        self.session = session
+        self.notify = notifier
+        self.clock = clock
+        self.config = config
+        self.classify = classify
+        self.language_for = language_for
+        self.clients = Clients(session)
+        self.tickets = Tickets(session)
+        self.log = TicketLog(session)
+
+    # -- clients --------------------------------------------------------------------
+
+    async def client_for(self, person: Person) -> tuple[Client, bool]:
+        """The client record of a person, created on first contact; returns (client, is_new)."""
+        now = self.clock()
+        client = await self.clients.by_user(person.user_id)
+        is_new = client is None
+        if client is None:
+            client = Client(
+                user_id=person.user_id, chat_id=person.chat_id,
+                language=self.language_for(person.language_code),
+                created_at=now, contact_asked=False, wants_new_ticket=False,
+            )
+        client.first_name = person.first_name
+        client.last_name = person.last_name
+        client.username = person.username
+        client.last_seen_at = now
+        # Writing to the bot means the client unblocked it: their held messages may flow again.
+        client.unreachable_since = None
+        if is_new:
+            await self.clients.add(client)
+        return client, is_new
+
+    async def save_phone(self, client: Client, phone: str) -> None:
+        client.phone = phone
+        client.contact_asked = True
+
+    # -- a client writes ------------------------------------------------------------
+
+    async def client_message(
+        self, client: Client, content: Content, reply_to: int | None
+    ) -> Registration:
+        if client.wants_new_ticket:
+            client.wants_new_ticket = False
+            return Registration("opened", await self.open_ticket(client, content))
+        if reply_to is not None:
+            replied = await self.tickets.by_message(client.chat_id, reply_to)
+            if replied is not None and replied.client_id == client.id:
+                if TicketStatus(replied.status).is_open:
+                    await self.append_from_client(replied, client, content)
+                    return Registration("appended", replied)
+                if self._may_reopen(replied):
+                    actor = Actor("client", client.user_id, client.display_name)
+                    await self._reopen(replied, client, actor, content.text)
+                    await self._record_client_message(replied, client, content)
+                    await self.notify.client_followup(replied, client, content)
+                    return Registration("reopened", replied)
+        open_tickets = list(await self.tickets.open_for_client(client.id))
+        if not open_tickets:
+            return Registration("opened", await self.open_ticket(client, content))
+        if len(open_tickets) == 1:
+            await self.append_from_client(open_tickets[0], client, content)
+            return Registration("appended", open_tickets[0])
+        await self._ask_which(client, content, open_tickets)
+        return Registration("asked", choices=open_tickets)
+
+    async def pick(self, client: Client, number: int, content: Content) -> Registration:
+        """The client answered "which incident is this about?"."""
+        if await self.log.has_message(content.chat_id, content.message_id):
+            raise DeskError("already_attached")
+        if number == 0:
+            return Registration("opened", await self.open_ticket(client, content))
+        ticket = await self._client_ticket(client, number)
+        if not TicketStatus(ticket.status).is_open:
+            raise DeskError("ticket_not_open", number=number)
+        await self.append_from_client(ticket, client, content)
+        return Registration("appended", ticket)
+
+    async def start_new(self, client: Client) -> None:
+        client.wants_new_ticket = True
+
+    async def open_ticket(self, client: Client, content: Content) -> Ticket:
+        now = self.clock()
+        severity = self.classify(content.text) if content.text else Severity.NORMAL
+        fallback = str(self.notify.texts.label(self.notify.texts.default_language, "kind_" + content.kind))
+        ticket = await self.tickets.add(
+            Ticket(
+                number=await next_number(self.session), client_id=client.id,
+                status=TicketStatus.NEW, severity=severity,
+                subject=subject_of(content, fallback), reopen_count=0,
+                opened_at=now, updated_at=now,
+            )
+        )
+        await self._event(ticket, Actor("client", client.user_id, client.display_name),
+                          "opened", None, TicketStatus.NEW)
+        await self._record_client_message(ticket, client, content)
+        await self.notify.ticket_opened(ticket, client, content)
+        return ticket
+
+    async def append_from_client(self, ticket: Ticket, client: Client, content: Content) -> None:
+        previous = await self.log.last_client_message_at(ticket.id)
+        await self._record_client_message(ticket, client, content)
+        await self.notify.client_followup(ticket, client, content)
+        if previous is None or self.clock() - previous > FOLLOWUP_ACK_AFTER:
+            await self.notify.to_client(ticket, client, "followup_added",
+                                        priority=PRIORITY_REPLY, reply_to=content.message_id)
+
+    async def client_edited(self, client: Client, content: Content) -> Ticket | None:
+        ticket = await self.tickets.by_message(content.chat_id, content.message_id)
+        if ticket is None or ticket.client_id != client.id:
+            return None
+        await self._record_client_message(ticket, client, content, kind="edit")
+        await self.notify.staff_line(ticket, "client_edited", client=client, text=content.text)
+        return ticket
+
+    async def _record_client_message(
+        self, ticket: Ticket, client: Client, content: Content, kind: str | None = None
+    ) -> None:
+        ticket.updated_at = self.clock()
+        message = TicketMessage(
+            ticket_id=ticket.id, author="client", author_user_id=client.user_id,
+            author_name=client.display_name, kind=kind or content.kind, text=content.text,
+            chat_id=content.chat_id, message_id=content.message_id, created_at=self.clock(),
+        )
+        if kind == "edit":
+            self.session.add(message)  # the original message is linked already
+        else:
+            await self.log.add_message(message)
+
+    async def _ask_which(self, client: Client, content: Content, tickets: Sequence[Ticket]) -> None:
+        label = self.notify.texts.label
+        rows = [
+            [button(label(client.language, "add_to").format(number=t.number),
+                    PickTicket(number=t.number, message_id=content.message_id).pack())]
+            for t in tickets[:6]
+        ]
+        rows.append([button(label(client.language, "new_incident"),
+                            PickTicket(number=0, message_id=content.message_id).pack())])
+        await self.notify.to_client(None, client, "choose_ticket", tickets=tickets,
+                                    priority=PRIORITY_REPLY, reply_to=content.message_id,
+                                    keyboard=rows)
+
+    def _may_reopen(self, ticket: Ticket) -> bool:
+        ended = ticket.closed_at or ticket.resolved_at
+        return ended is not None and self.clock() - ended <= timedelta(days=self.config.reopen_days)
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _client_ticket(self, client: Client, number: int) -> Ticket:
+        ticket = await self.tickets.by_number(number)
+        # Someone else's incident looks exactly like a missing one.
+        if ticket is None or ticket.client_id != client.id:
+            raise DeskError("not_found", number=number)
+        return ticket
+
+    async def client_history(
+        self, client: Client, number: int
+    ) -> tuple[Ticket, Sequence[TicketEvent]]:
+        ticket = await self._client_ticket(client, number)
+        return ticket, await self.log.events(ticket.id)
+
+    async def client_tickets(self, client: Client) -> tuple[Sequence[Ticket], int]:
+        tickets = await self.tickets.for_client(client.id, self.config.list_limit)
+        return tickets, await self.tickets.count_for_client(client.id)
+
+    async def ticket(self, number: int) -> Ticket:
+        ticket = await self.tickets.by_number(number)
+        if ticket is None:
+            raise DeskError("not_found", number=number)
+        return ticket
+
+    async def ticket_in_thread(self, topic_id: int | None, reply_to: int | None,
+                               staff_chat_id: int) -> Ticket | None:
+        """The incident a staff-group message is about: its topic, or the message it replies to."""
+        if reply_to is not None:
+            ticket = await self.tickets.by_message(staff_chat_id, reply_to)
+            if ticket is not None:
+                return ticket
+        if topic_id is not None:
+            return await self.tickets.by_topic(topic_id)
+        return None
+
+    # -- staff act ----------------------------------------------------------------------
+
+    async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
+        client = await self.clients.by_id(ticket.client_id)
+        now = self.clock()
+        await self.log.add_message(TicketMessage(
+            ticket_id=ticket.id, author="staff", author_user_id=actor.user_id or 0,
+            author_name=actor.name, kind=content.kind, text=content.text,
+            chat_id=content.chat_id, message_id=content.message_id, created_at=now,
+        ))
+        if ticket.first_response_at is None:
+            ticket.first_response_at = now
+        ticket.updated_at = now
+        await self.notify.staff_answer(ticket, client, actor, content)
+        if ticket.status == TicketStatus.NEW:
+            await self._change_status(ticket, client, actor, TicketStatus.IN_PROGRESS, None,
+                                      announce=False)
+
+    async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
+        await self.log.add_message(TicketMessage(
+            ticket_id=ticket.id, author="note", author_user_id=actor.user_id or 0,
+            author_name=actor.name, kind=content.kind, text=content.text,
+            chat_id=content.chat_id, message_id=content.message_id, created_at=self.clock(),
+        ))
+
+    async def take(self, number: int, actor: Actor) -> Ticket:
+        ticket = await self.ticket(number)
+        if not TicketStatus(ticket.status).is_open:
+            raise DeskError("ticket_not_open", number=number)
+        if ticket.assignee_id == actor.user_id:
+            raise DeskError("already_yours", number=number)
+        client = await self.clients.by_id(ticket.client_id)
+        await self._event(ticket, actor, "assigned", ticket.assignee_name, actor.name)
+        ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
+        await self._change_status(ticket, client, actor, TicketStatus.TAKEN, None)
+        return ticket
+
+    async def set_status(
+        self, number: int, actor: Actor, status: TicketStatus, text: str | None
+    ) -> Ticket:
+        if status == TicketStatus.CLOSED:
+            return await self.close(number, actor, text)
+        ticket = await self.ticket(number)
+        if not TicketStatus(ticket.status).is_open:
+            raise DeskError("ticket_not_open", number=number)
+        if ticket.status == status:
+            raise DeskError("same_status", number=number)
+        client = await self.clients.by_id(ticket.client_id)
+        if status == TicketStatus.RESOLVED:
+            ticket.resolution = text or ticket.resolution
+        await self._change_status(ticket, client, actor, status, text)
+        return ticket
+
+    async def close(self, number: int, actor: Actor, text: str | None) -> Ticket:
+        ticket = await self.ticket(number)
+        if ticket.status == TicketStatus.CLOSED:
+            raise DeskError("ticket_not_open", number=number)
+        client = await self.clients.by_id(ticket.client_id)
+        ticket.resolution = text or ticket.resolution
+        await self._change_status(ticket, client, actor, TicketStatus.CLOSED, text)
+        return ticket
+
+    async def reopen(self, number: int, actor: Actor, text: str | None = None,
+                     client: Client | None = None) -> Ticket:
+        ticket = await self._client_ticket(client, number) if client else await self.ticket(number)
+        if TicketStatus(ticket.status).is_open:
+            raise DeskError("ticket_open", number=number)
+        if client is not None and not self._may_reopen(ticket):
+            raise DeskError("reopen_expired", number=number, days=self.config.reopen_days)
+        await self._reopen(ticket, client or await self.clients.by_id(ticket.client_id), actor, text)
+        return ticket
+
+    async def _reopen(self, ticket: Ticket, client: Client, actor: Actor, text: str | None) -> None:
+        ticket.reopen_count += 1
+        ticket.resolved_at = ticket.closed_at = None
+        status = TicketStatus.TAKEN if ticket.assignee_id else TicketStatus.NEW
+        await self._event(ticket, actor, "reopened", ticket.status, status, text)
+        await self._change_status(ticket, client, actor, status, text, event=False,
+                                  reopened=True)
+
+    async def set_severity(self, number: int, actor: Actor, severity: Severity) -> Ticket:
+        ticket = await self.ticket(number)
+        if ticket.severity == severity:
+            raise DeskError("same_severity", number=number)
+        client = await self.clients.by_id(ticket.client_id)
+        old = ticket.severity
+        await self._event(ticket, actor, "severity", old, severity)
+        ticket.severity = severity
+        ticket.updated_at = self.clock()
+        await self.notify.to_client(ticket, client, "severity_changed", old=old)
+        await self.notify.staff_line(ticket, "severity_line", actor=actor, old=old)
+        await self._refresh_card(ticket, client)
+        return ticket
+
+    async def _change_status(
+        self,
+        ticket: Ticket,
+        client: Client,
+        actor: Actor,
+        status: TicketStatus,
+        text: str | None,
+        *,
+        announce: bool = True,
+        event: bool = True,
+        reopened: bool = False,
+    ) -> None:
+        old = ticket.status
+        now = self.clock()
+        if event:
+            await self._event(ticket, actor, "status", old, status, text)
+        ticket.status = status
+        ticket.updated_at = now
+        if status == TicketStatus.RESOLVED:
+            ticket.resolved_at = now
+        elif status == TicketStatus.CLOSED:
+            ticket.closed_at = now
+            ticket.resolved_at = ticket.resolved_at or now
+        if text and actor.kind == "staff" and ticket.first_response_at is None:
+            ticket.first_response_at = now  # the reply text reached the client with the news
+        if announce:
+            message = "reopened" if reopened else "status_changed"
+            await self.notify.status_changed(ticket, client, actor, old, text, message=message)
+            await self.notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
+                                         reopened=reopened)
+        await self._refresh_card(ticket, client)
+
+    async def _refresh_card(self, ticket: Ticket, client: Client) -> None:
+        first = await self.session.scalar(
+            select(TicketMessage.text)
+            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
+            .order_by(TicketMessage.id).limit(1)
+        )
+        await self.notify.refresh_card(ticket, client, first or "")
+
+    async def _event(
+        self,
+        ticket: Ticket,
+        actor: Actor,
+        kind: str,
+        old: str | None,
+        new: str | None,
+        note: str | None = None,
+    ) -> None:
+        await self.log.add_event(TicketEvent(
+            ticket_id=ticket.id, at=self.clock(), actor_kind=actor.kind, actor_id=actor.user_id,
+            actor_name=actor.name or None, kind=kind, old_value=old, new_value=new, note=note,
+        ))
+
+    async def open_tickets(self, limit: int = 50) -> Sequence[tuple[Ticket, Client]]:
+        return await self.tickets.open_oldest_first(limit)

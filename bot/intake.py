@@ -1,0 +1,151 @@
+"""The inbox: every update is recorded before it is handled, and handled exactly once.
+
+Telegram confirms polled updates when the next getUpdates asks for a higher
+offset, so a batch is written to the `inbox` table first and only then
+confirmed. The update's own transaction (see bot.middleware) marks it handled,
+so after a crash the unfinished ones are handled again and the finished ones
+never. A chat's updates are handled strictly in order; different chats in
+parallel, at most `concurrency` at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.methods import GetUpdates
+
+from bot.clock import Clock
+from storage.db import Database
+from storage.repos import Inbox
+
+log = logging.getLogger(__name__)
+
+FailureHandler = Callable[[dict[str, Any]], Awaitable[None]]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+
+def chat_of(update: dict[str, Any]) -> int | None:
+    for key in ("message", "edited_message", "my_chat_member", "chat_member"):
+        if key in update:
+            return int(update[key]["chat"]["id"])
+    callback = update.get("callback_query")
+    if callback:
+        message = callback.get("message")
+        return int(message["chat"]["id"]) if message else int(callback["from"]["id"])
+    return None
+
+
+class Intake:
+    def __init__(
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        clock: Clock,
+        *,
+        concurrency: int,
+        on_failure: FailureHandler | None = None,
+    ) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.clock = clock
+        self.on_failure = on_failure
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queues: dict[int, deque[dict[str, Any]]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def accept(self, updates: list[dict[str, Any]]) -> int:
+        """Record a batch durably, then schedule the updates not seen before."""
+        if not updates:
+            return 0
+        now = self.clock()
+        rows = [
+            {"update_id": u["update_id"], "chat_id": chat_of(u), "payload": u, "received_at": now}
+            for u in updates
+        ]
+        async with self.db.transaction() as session:
+            fresh = await Inbox(session).record(rows)
+        for update in updates:
+            if update["update_id"] in fresh:
+                self._schedule(update)
+        return len(fresh)
+
+    async def resume(self) -> int:
+        """Schedule updates recorded before a crash but never finished."""
+        async with self.db.transaction() as session:
+            pending = [dict(row.payload) for row in await Inbox(session).pending()]
+        for update in pending:
+            self._schedule(update)
+        if pending:
+            log.info("resuming %d updates left unfinished", len(pending))
+        return len(pending)
+
+    async def poll(self, timeout: int) -> None:
+        """Long polling until cancelled; network trouble is waited out, never fatal."""
+        async with self.db.transaction() as session:
+            last = await Inbox(session).max_update_id()
+        offset = last + 1 if last is not None else None
+        backoff = 1.0
+        while True:
+            try:
+                updates = await self.bot(
+                    GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES),
+                    request_timeout=timeout + 10,
+                )
+            except (TelegramNetworkError, TelegramAPIError) as exc:
+                log.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
+            if not updates:
+                continue
+            raw = [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in updates]
+            await self.accept(raw)
+            offset = updates[-1].update_id + 1
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def _schedule(self, update: dict[str, Any]) -> None:
+        key = chat_of(update)
+        if key is None:
+            key = -(10**15) - update["update_id"]  # no chat: a queue of its own
+        self._queues.setdefault(key, deque()).append(update)
+        if key not in self._workers:
+            self._idle.clear()
+            self._workers[key] = asyncio.create_task(self._drain(key))
+
+    async def _drain(self, key: int) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                update = queue.popleft()
+                async with self._slots:
+                    await self._handle(update)
+        finally:
+            del self._queues[key]
+            del self._workers[key]
+            if not self._workers:
+                self._idle.set()
+
+    async def _handle(self, update: dict[str, Any]) -> None:
+        try:
+            await self.dispatcher.feed_raw_update(self.bot, update)
+        except Exception as exc:
+            log.exception("update %s failed", update.get("update_id"))
+            async with self.db.transaction() as session:
+                await Inbox(session).mark_handled(
+                    update["update_id"], self.clock(), error=f"{type(exc).__name__}: {exc}"
+                )
+            if self.on_failure is not None:
+                await self.on_failure(update)

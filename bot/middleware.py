@@ -1,0 +1,97 @@
+"""The one outer middleware: a database transaction per update, and the services in it.
+
+Handlers receive `desk` (the incident service), `notifier`, `session` and
+`is_staff`. The update is marked handled in the same transaction, so a crash
+either keeps everything the update did or nothing of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+
+from bot.callbacks import TicketAction
+from bot.clock import Clock
+from bot.config import Config
+from bot.desk import Classifier, Desk
+from bot.notify import Notifier
+from bot.outbox import OutboxWriter
+from bot.staff import StaffDirectory
+from bot.texts import Texts
+from storage.db import Database
+from storage.repos import Inbox, Outbox
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+# Commands whose sender must be staff; asking Telegram costs a call, so only for these.
+STAFF_COMMANDS = frozenset({"take", "status", "close", "reopen", "sev", "tickets"})
+
+
+@dataclass
+class Services:
+    """Long-lived dependencies, shared by every update."""
+
+    config: Config
+    db: Database
+    texts: Texts
+    clock: Clock
+    classify: Classifier
+    staff: StaffDirectory
+    wake_delivery: Callable[[], None]
+    forum: bool = False
+
+
+def _staff_request(update: Update) -> tuple[int, int] | None:
+    """(chat, user) of a staff command or a staff button; None for everything else."""
+    message, callback = update.message, update.callback_query
+    if message and message.text and message.from_user:
+        word = message.text.split(maxsplit=1)[0]
+        if word.startswith("/") and word[1:].split("@")[0].lower() in STAFF_COMMANDS:
+            return message.chat.id, message.from_user.id
+    if callback and callback.data and callback.data.startswith(TicketAction.__prefix__ + ":"):
+        chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+        return chat_id, callback.from_user.id
+    return None
+
+
+class UnitOfWork(BaseMiddleware):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def __call__(
+        self, handler: Handler, event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        assert isinstance(event, Update)
+        s = self.services
+        staff_chat = s.config.telegram.staff_chat_id
+        # Decided before the transaction: it may ask Telegram, and a write lock must not wait on it.
+        # Only members can write or press buttons in the staff group itself.
+        request = _staff_request(event)
+        is_staff = request is not None and (
+            request[0] == staff_chat or await s.staff.is_staff(request[1])
+        )
+        async with s.db.transaction() as session:
+            now = s.clock()
+            out = OutboxWriter(Outbox(session), now)
+            notifier = Notifier(
+                out, s.texts, staff_chat_id=staff_chat, forum=s.forum,
+                signature=s.config.desk.signature,
+            )
+            data.update(
+                session=session,
+                notifier=notifier,
+                desk=Desk(session, notifier, s.clock, s.config.desk, s.classify,
+                          s.texts.language_for),
+                is_staff=is_staff,
+                texts=s.texts,
+                now=now,
+            )
+            result = await handler(event, data)
+            await Inbox(session).mark_handled(event.update_id, s.clock())
+        if out.wrote:
+            s.wake_delivery()
+        return result

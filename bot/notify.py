@@ -1,0 +1,218 @@
+"""What people are told when something happens to an incident: rendered, then written to the outbox.
+
+The staff side of an incident is a forum topic when the staff group has topics
+(the card is its first message), or a card message whose replies form the thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.callbacks import ClientAction, TicketAction
+from bot.outbox import (
+    PRIORITY_NOTICE,
+    PRIORITY_REPLY,
+    PRIORITY_STAFF,
+    Keyboard,
+    OutboxWriter,
+    button,
+)
+from bot.texts import Texts
+from storage.enums import TicketStatus
+from storage.models import Client, Ticket
+
+CARD_TEXT_LIMIT = 3000
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # client | staff | system
+    user_id: int | None
+    name: str
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system", None, "")
+
+
+@dataclass(frozen=True)
+class Content:
+    """A Telegram message reduced to what the desk keeps of it."""
+
+    kind: str  # text, photo, document, video, voice, audio, animation, video_note, sticker, contact...
+    text: str  # the text or the caption
+    chat_id: int
+    message_id: int
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind == "text"
+
+
+class Notifier:
+    def __init__(
+        self,
+        out: OutboxWriter,
+        texts: Texts,
+        *,
+        staff_chat_id: int,
+        forum: bool,
+        signature: str,
+    ) -> None:
+        self.out = out
+        self.texts = texts
+        self.staff_chat_id = staff_chat_id
+        self.forum = forum
+        self.signature = signature
+
+    # -- the staff side -------------------------------------------------------------
+
+    def _staff_thread(self, ticket: Ticket) -> dict[str, Any]:
+        if self.forum:
+            return {"topic_of": ticket.id}
+        if ticket.card_outbox_id is not None:
+            return {"reply_to": {"$message_of": ticket.card_outbox_id}}
+        return {}
+
+    def _card_keyboard(self, ticket: Ticket) -> Keyboard:
+        status = TicketStatus(ticket.status)
+        label = self.texts.label
+        lang = self.texts.default_language
+        row = []
+        if status.is_open and ticket.assignee_id is None:
+            row.append(button(label(lang, "take"), TicketAction(action="take", number=ticket.number).pack()))
+        if status != TicketStatus.CLOSED:
+            row.append(button(label(lang, "close"), TicketAction(action="close", number=ticket.number).pack()))
+        else:
+            row.append(button(label(lang, "reopen"), TicketAction(action="reopen", number=ticket.number).pack()))
+        return [row]
+
+    def _card(self, ticket: Ticket, client: Client, text: str) -> str:
+        return self.texts.staff(
+            "card", ticket=ticket, client=client, text=text[:CARD_TEXT_LIMIT],
+            cut=len(text) > CARD_TEXT_LIMIT,
+        )
+
+    async def ticket_opened(self, ticket: Ticket, client: Client, content: Content) -> None:
+        staff = self.staff_chat_id
+        if self.forum:
+            title = self.texts.staff("topic_title", ticket=ticket, client=client)
+            await self.out.create_topic(staff, title, ticket.id)
+        card = await self.out.send_text(
+            staff, self._card(ticket, client, content.text), priority=PRIORITY_STAFF,
+            ticket_id=ticket.id, keyboard=self._card_keyboard(ticket),
+            topic_of=ticket.id if self.forum else None,
+        )
+        ticket.card_outbox_id = card.id
+        if len(content.text) > CARD_TEXT_LIMIT:
+            await self.out.send_text(
+                staff, self.texts.staff("text_rest", text=content.text[CARD_TEXT_LIMIT:]),
+                priority=PRIORITY_STAFF, ticket_id=ticket.id, **self._staff_thread(ticket),
+            )
+        if not content.is_text:
+            await self.out.copy(
+                staff, content.chat_id, content.message_id, priority=PRIORITY_STAFF,
+                ticket_id=ticket.id, **self._staff_thread(ticket),
+            )
+        await self._ack_registered(ticket, client, content)
+
+    async def refresh_card(self, ticket: Ticket, client: Client, text: str) -> None:
+        if ticket.card_outbox_id is None:
+            return
+        await self.out.edit_text(
+            self.staff_chat_id, ticket.card_outbox_id, self._card(ticket, client, text),
+            keyboard=self._card_keyboard(ticket), ticket_id=ticket.id,
+        )
+
+    async def reply_staff(self, chat_id: int, thread_id: int | None, html: str) -> None:
+        """An answer to a staff member's command, where they typed it."""
+        await self.out.send_text(chat_id, html, priority=PRIORITY_REPLY, thread_id=thread_id)
+
+    async def staff_line(self, ticket: Ticket, message: str, **context: Any) -> None:
+        """A short line in the incident's thread (who did what)."""
+        await self.out.send_text(
+            self.staff_chat_id, self.texts.staff(message, ticket=ticket, **context),
+            priority=PRIORITY_STAFF, ticket_id=ticket.id, **self._staff_thread(ticket),
+        )
+
+    async def client_followup(self, ticket: Ticket, client: Client, content: Content) -> None:
+        header = self.texts.staff("from_client", ticket=ticket, client=client, text=content.text)
+        if content.is_text:
+            await self.out.send_text(
+                self.staff_chat_id, header, priority=PRIORITY_STAFF, ticket_id=ticket.id,
+                **self._staff_thread(ticket),
+            )
+        else:
+            await self.out.copy(
+                self.staff_chat_id, content.chat_id, content.message_id,
+                priority=PRIORITY_STAFF, ticket_id=ticket.id, caption_html=header,
+                **self._staff_thread(ticket),
+            )
+
+    # -- the client side ------------------------------------------------------------
+
+    async def to_client(
+        self,
+        ticket: Ticket | None,
+        client: Client,
+        message: str,
+        *,
+        priority: int = PRIORITY_NOTICE,
+        reply_to: int | None = None,
+        keyboard: Keyboard | dict[str, Any] | None = None,
+        **context: Any,
+    ) -> None:
+        html = self.texts.client(client.language, message, ticket=ticket, **context)
+        await self.out.send_text(
+            client.chat_id, html, priority=priority, ticket_id=ticket.id if ticket else None,
+            reply_to=reply_to, keyboard=keyboard,
+        )
+
+    async def _ack_registered(self, ticket: Ticket, client: Client, content: Content) -> None:
+        await self.to_client(
+            ticket, client, "registered", priority=PRIORITY_REPLY, reply_to=content.message_id,
+        )
+
+    def _signature(self, client: Client, actor: Actor) -> str:
+        if self.signature == "name" and actor.name:
+            return actor.name
+        return str(self.texts.label(client.language, "support_team"))
+
+    async def staff_answer(
+        self, ticket: Ticket, client: Client, actor: Actor, content: Content
+    ) -> None:
+        context = {"ticket": ticket, "signature": self._signature(client, actor)}
+        if content.is_text:
+            await self.to_client(
+                ticket, client, "staff_answer", text=content.text,
+                signature=context["signature"],
+            )
+        else:
+            caption = self.texts.client(client.language, "staff_answer", text=content.text,
+                                        **context)
+            await self.out.copy(
+                client.chat_id, content.chat_id, content.message_id, priority=PRIORITY_NOTICE,
+                ticket_id=ticket.id, caption_html=caption,
+            )
+
+    async def status_changed(
+        self,
+        ticket: Ticket,
+        client: Client,
+        actor: Actor,
+        old: str,
+        text: str | None,
+        *,
+        message: str = "status_changed",
+    ) -> None:
+        keyboard: Keyboard | None = None
+        if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+            keyboard = [[button(
+                self.texts.label(client.language, "not_fixed"),
+                ClientAction(action="notfixed", number=ticket.number).pack(),
+            )]]
+        await self.to_client(
+            ticket, client, message, old=old, text=text,
+            signature=self._signature(client, actor), keyboard=keyboard,
+        )

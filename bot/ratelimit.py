@@ -1,0 +1,89 @@
+"""Telegram's flood limits, kept on our side so the bot never provokes a 429.
+
+Three limits, all configurable: messages per second for the whole bot, per
+second to one chat, and per minute to one group. Windows are sliding and a
+little wider than nominal, so that jitter between our clock and the moment the
+request reaches Telegram never turns into a burst over the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+SAFETY = 1.05
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        global_per_second: float,
+        per_chat_per_second: float,
+        per_group_per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._global_count = max(1, int(global_per_second))
+        self._global_window = SAFETY * self._global_count / global_per_second
+        self._chat_interval = SAFETY / per_chat_per_second
+        self._group_count = max(1, int(per_group_per_minute))
+        self._group_window = SAFETY * 60.0 * self._group_count / per_group_per_minute
+        self._clock = clock
+        self._global: deque[float] = deque()
+        self._last_to_chat: dict[int, float] = {}
+        self._group: dict[int, deque[float]] = {}
+        self._paused_until = 0.0
+        self._chat_paused_until: dict[int, float] = {}
+
+    @staticmethod
+    def is_group(chat_id: int) -> bool:
+        return chat_id < 0
+
+    def global_wait(self) -> float:
+        now = self._clock()
+        wait = self._paused_until - now
+        while self._global and self._global[0] <= now - self._global_window:
+            self._global.popleft()
+        if len(self._global) >= self._global_count:
+            wait = max(wait, self._global[0] + self._global_window - now)
+        return max(0.0, wait)
+
+    def wait(self, chat_id: int) -> float:
+        """Seconds until a message to `chat_id` may go; 0 means now."""
+        now = self._clock()
+        waits = [self.global_wait(), self._chat_paused_until.get(chat_id, 0.0) - now]
+        last = self._last_to_chat.get(chat_id)
+        if last is not None:
+            waits.append(last + self._chat_interval - now)
+        if self.is_group(chat_id):
+            sent = self._group.get(chat_id)
+            if sent:
+                while sent and sent[0] <= now - self._group_window:
+                    sent.popleft()
+                if len(sent) >= self._group_count:
+                    waits.append(sent[0] + self._group_window - now)
+        return max(0.0, *waits)
+
+    def record(self, chat_id: int) -> None:
+        now = self._clock()
+        self._global.append(now)
+        self._last_to_chat[chat_id] = now
+        if self.is_group(chat_id):
+            self._group.setdefault(chat_id, deque()).append(now)
+        if len(self._last_to_chat) > 50_000:
+            self._forget_quiet_chats(now)
+
+    def pause_chat(self, chat_id: int, seconds: float) -> None:
+        self._chat_paused_until[chat_id] = max(
+            self._chat_paused_until.get(chat_id, 0.0), self._clock() + seconds
+        )
+
+    def pause_all(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _forget_quiet_chats(self, now: float) -> None:
+        horizon = now - max(self._chat_interval, self._group_window)
+        self._last_to_chat = {c: t for c, t in self._last_to_chat.items() if t > horizon}
+        self._chat_paused_until = {
+            c: t for c, t in self._chat_paused_until.items() if t > now
+        }

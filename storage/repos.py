@@ -1,0 +1,272 @@
+"""Repositories: queries over a session the caller owns. They flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.enums import TicketStatus
+from storage.models import (
+    Client,
+    Counter,
+    InboxUpdate,
+    MessageLink,
+    OutboxMessage,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+)
+
+OPEN_STATUSES = [s.value for s in TicketStatus if s.is_open]
+TICKET_COUNTER = "ticket"
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, model: type[Any]) -> Any:
+    dialect = session.bind.dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
+    return statement.on_conflict_do_nothing()
+
+
+async def next_number(session: AsyncSession, name: str = TICKET_COUNTER) -> int:
+    """The next value of a gapless counter; the row stays locked until the transaction ends."""
+    value = await session.scalar(
+        update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
+        .returning(Counter.value)
+    )
+    if value is None:
+        await session.execute(_insert_ignoring_duplicates(session, Counter).values(name=name))
+        value = await session.scalar(
+            update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
+            .returning(Counter.value)
+        )
+    assert value is not None
+    return value
+
+
+class Clients:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_user(self, user_id: int) -> Client | None:
+        return await self.session.scalar(select(Client).where(Client.user_id == user_id))
+
+    async def by_id(self, client_id: int) -> Client:
+        client = await self.session.get(Client, client_id)
+        assert client is not None
+        return client
+
+    async def add(self, client: Client) -> Client:
+        self.session.add(client)
+        await self.session.flush()
+        return client
+
+    async def unreachable_chats(self) -> set[int]:
+        rows = await self.session.scalars(
+            select(Client.chat_id).where(Client.unreachable_since.is_not(None))
+        )
+        return set(rows)
+
+    async def by_chat(self, chat_id: int) -> Client | None:
+        return await self.session.scalar(select(Client).where(Client.chat_id == chat_id))
+
+
+class Tickets:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        self.session.add(ticket)
+        await self.session.flush()
+        return ticket
+
+    async def by_id(self, ticket_id: int) -> Ticket:
+        ticket = await self.session.get(Ticket, ticket_id)
+        assert ticket is not None
+        return ticket
+
+    async def by_number(self, number: int) -> Ticket | None:
+        return await self.session.scalar(select(Ticket).where(Ticket.number == number))
+
+    async def by_topic(self, topic_id: int) -> Ticket | None:
+        return await self.session.scalar(select(Ticket).where(Ticket.topic_id == topic_id))
+
+    async def by_message(self, chat_id: int, message_id: int) -> Ticket | None:
+        return await self.session.scalar(
+            select(Ticket)
+            .join(MessageLink, MessageLink.ticket_id == Ticket.id)
+            .where(MessageLink.chat_id == chat_id, MessageLink.message_id == message_id)
+        )
+
+    async def open_for_client(self, client_id: int) -> Sequence[Ticket]:
+        result = await self.session.scalars(
+            select(Ticket)
+            .where(Ticket.client_id == client_id, Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+        )
+        return result.all()
+
+    async def for_client(self, client_id: int, limit: int) -> Sequence[Ticket]:
+        result = await self.session.scalars(
+            select(Ticket)
+            .where(Ticket.client_id == client_id)
+            .order_by(Ticket.id.desc())
+            .limit(limit)
+        )
+        return result.all()
+
+    async def count_for_client(self, client_id: int) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.client_id == client_id)
+        )
+        return count or 0
+
+    async def open_oldest_first(self, limit: int) -> Sequence[tuple[Ticket, Client]]:
+        result = await self.session.execute(
+            select(Ticket, Client)
+            .join(Client, Client.id == Ticket.client_id)
+            .where(Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.opened_at, Ticket.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.all()]
+
+    async def count_open(self) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.status.in_(OPEN_STATUSES))
+        )
+        return count or 0
+
+
+class TicketLog:
+    """Messages and events of tickets, and the message-id map used for reply routing."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_message(self, message: TicketMessage) -> None:
+        self.session.add(message)
+        await self.link(message.ticket_id, message.chat_id, message.message_id)
+
+    async def has_message(self, chat_id: int, message_id: int) -> bool:
+        found = await self.session.scalar(
+            select(TicketMessage.id).where(
+                TicketMessage.chat_id == chat_id, TicketMessage.message_id == message_id
+            )
+        )
+        return found is not None
+
+    async def last_client_message_at(self, ticket_id: int) -> datetime | None:
+        return await self.session.scalar(
+            select(func.max(TicketMessage.created_at)).where(
+                TicketMessage.ticket_id == ticket_id, TicketMessage.author == "client"
+            )
+        )
+
+    async def link(self, ticket_id: int, chat_id: int, message_id: int) -> None:
+        await self.session.execute(
+            _insert_ignoring_duplicates(self.session, MessageLink).values(
+                chat_id=chat_id, message_id=message_id, ticket_id=ticket_id
+            )
+        )
+
+    async def add_event(self, event: TicketEvent) -> None:
+        self.session.add(event)
+
+    async def events(self, ticket_id: int) -> Sequence[TicketEvent]:
+        result = await self.session.scalars(
+            select(TicketEvent)
+            .where(TicketEvent.ticket_id == ticket_id)
+            .order_by(TicketEvent.at, TicketEvent.id)
+        )
+        return result.all()
+
+
+class Inbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, rows: list[dict[str, Any]]) -> set[int]:
+        """Insert updates not seen before; returns the update ids that are new."""
+        if not rows:
+            return set()
+        ids = [row["update_id"] for row in rows]
+        existing = set(
+            await self.session.scalars(
+                select(InboxUpdate.update_id).where(InboxUpdate.update_id.in_(ids))
+            )
+        )
+        fresh = [row for row in rows if row["update_id"] not in existing]
+        if fresh:
+            await self.session.execute(
+                _insert_ignoring_duplicates(self.session, InboxUpdate), fresh
+            )
+        return {row["update_id"] for row in fresh}
+
+    async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
+        await self.session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id)
+            .values(handled_at=at, error=error)
+        )
+
+    async def pending(self, limit: int = 10_000) -> Sequence[InboxUpdate]:
+        result = await self.session.scalars(
+            select(InboxUpdate)
+            .where(InboxUpdate.handled_at.is_(None))
+            .order_by(InboxUpdate.update_id)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def max_update_id(self) -> int | None:
+        return await self.session.scalar(select(func.max(InboxUpdate.update_id)))
+
+    async def find_message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """The original payload of a message the bot received (to act on it later)."""
+        payloads = await self.session.scalars(
+            select(InboxUpdate.payload).where(InboxUpdate.chat_id == chat_id)
+            .order_by(InboxUpdate.update_id.desc()).limit(200)
+        )
+        for payload in payloads:
+            message = payload.get("message")
+            if message and message.get("message_id") == message_id:
+                return dict(message)
+        return None
+
+
+class Outbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: OutboxMessage) -> OutboxMessage:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        await self.session.execute(insert(OutboxMessage), rows)
+
+    async def get(self, row_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, row_id)
+
+    async def due(self, now: datetime, limit: int) -> Sequence[OutboxMessage]:
+        """The oldest pending row of each chat (chats stay in order), by priority."""
+        heads = (
+            select(func.min(OutboxMessage.id))
+            .where(OutboxMessage.status == "pending")
+            .group_by(OutboxMessage.chat_id)
+        )
+        result = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(heads))
+            .where((OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now))
+            .order_by(OutboxMessage.priority, OutboxMessage.id)
+            .limit(limit)
+        )
+        return result.all()

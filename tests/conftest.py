@@ -1,0 +1,18 @@
+"""Shared fixtures: a fixed clock for pure logic; e2e fixtures live in tests/e2e/conftest.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_EVAL = Path(os.environ.get("FRONTDESK_EVAL", ROOT.parent / "shared" / "eval"))
+
+
+@pytest.fixture
+def eval_dir() -> Path:
+    if not SHARED_EVAL.is_dir():
+        pytest.skip(f"no eval data at {SHARED_EVAL}")
+    return SHARED_EVAL

@@ -1,0 +1,91 @@
+"""End-to-end fixtures: the real bot (its real aiohttp session, dispatcher, intake and
+delivery worker) against the Telegram emulator on loopback, with a fresh SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import App
+from bot.config import Config, parse_config
+from bot.sandbox.emulator import FakeTelegram
+from storage.models import OutboxMessage
+
+TOKEN = "123456:TEST-TOKEN"
+STAFF_CHAT = -1001000
+CLIENT = 5001
+CLIENT_EN = 5002
+STAFF = 7001
+STAFF_2 = 7002
+ADMIN = 7100
+STRANGER = 9001
+
+# Limits far above what the tests produce, except where a test sets Telegram's own.
+FAST_DELIVERY = {"global_per_second": 1000, "per_chat_per_second": 1000,
+                 "per_group_per_minute": 100000}
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(TOKEN) as fake:
+        fake.add_user(CLIENT, "Анна", username="anna", language_code="ru")
+        fake.add_user(CLIENT_EN, "John", username="john", language_code="en")
+        fake.add_user(STAFF, "Иван", last_name="Петров", username="ivan", language_code="ru")
+        fake.add_user(STAFF_2, "Мария", language_code="ru")
+        fake.add_user(ADMIN, "Admin", language_code="ru")
+        fake.add_user(STRANGER, "Stranger", language_code="ru")
+        fake.add_group(STAFF_CHAT, "Поддержка", is_forum=True,
+                       members={STAFF: "member", STAFF_2: "administrator"})
+        yield fake
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, tg: FakeTelegram) -> Callable[..., Config]:
+    def make(**sections: dict[str, Any]) -> Config:
+        data: dict[str, Any] = {
+            "telegram": {"token": TOKEN, "api_base": tg.base_url, "staff_chat_id": STAFF_CHAT,
+                         "admins": [ADMIN], "poll_timeout": 1, "request_timeout": 5},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.db'}"},
+            "delivery": dict(FAST_DELIVERY),
+        }
+        for name, values in sections.items():
+            data[name] = {**data.get(name, {}), **values}
+        return parse_config(data)
+
+    return make
+
+
+@pytest.fixture
+async def app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
+    bot_app = App(make_config())
+    await bot_app.start()
+    yield bot_app
+    await bot_app.stop()
+
+
+async def pending_outbox(app: App) -> int:
+    async with app.db.transaction() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+        )
+    return count or 0
+
+
+async def settle(app: App, tg: FakeTelegram, timeout: float = 15.0) -> None:
+    """Wait until every update is handled and every due message delivered."""
+    for _ in range(int(timeout / 0.3)):
+        await tg.wait_idle(quiet=0.25, timeout=timeout)
+        await app.intake.wait_idle()
+        if await pending_outbox(app) == 0:
+            await tg.wait_idle(quiet=0.1, timeout=timeout)
+            return
+    raise TimeoutError(f"{await pending_outbox(app)} outbox rows still pending")
+
+
+def texts_to(tg: FakeTelegram, chat_id: int, thread_id: int | None = None) -> list[str]:
+    return [m.get("plain", "") for m in tg.sent(chat_id, thread_id)]
