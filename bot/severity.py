@@ -364,9 +364,16 @@ class SeverityClassifier:
             return None
         last, wildcards = start, []
         negation = self._vocabulary.negation_before
-        for element in term.elements[1:]:
-            # A negation binds to the next word: "не у всех" is not "не работает у всех".
-            bound = element.kind == "any" or positions[last].token in negation
+        for previous_element, element in itertools.pairwise(term.elements):
+            # Only content words may stand apart: a negation binds to the next word
+            # ("не у всех" is not "не работает у всех"), and so do "у", "all" and counts.
+            previous = positions[last].token
+            bound = (
+                element.kind == "any"
+                or previous_element.kind == "num"
+                or previous in negation
+                or previous in STOPWORDS
+            )
             reach = 0 if bound else self._vocabulary.phrase_gap
             for index in range(last + 1, min(last + 2 + reach, len(positions))):
                 if self._element_matches(element, positions[index]):
