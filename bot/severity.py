@@ -49,7 +49,9 @@ _CLAUSE_BREAK = re.compile(r"[.,;:!?()\n]+")
 _FUZZY_MIN_LENGTH = 7
 _FUZZY_SAME_PREFIX = 2
 _FUZZY_TWO_EDITS_LENGTH = 9
+_MANY_FROM = 3
 _MANY_FROM = 3  # "3 users" is many; "2 users" is not yet the whole office
+_INDEXED_PREFIX = 3  # prefix terms are indexed by up to this many first letters
 
 
 class SeverityVocabularyError(ValueError):
@@ -264,14 +266,23 @@ class SeverityClassifier:
     def __init__(self, vocabulary: _Vocabulary) -> None:
         self._vocabulary = vocabulary
         self._synonyms = default_synonyms()
+        # Terms indexed by what their first word needs, so a word only tries the few
+        # terms that can start at it: a stem, a form, or the prefix's first letters.
         self._by_first_stem: dict[str, list[_Term]] = {}
-        self._scan_terms: list[_Term] = []  # first element is not a plain stem
+        self._by_first_form: dict[str, list[_Term]] = {}
+        self._by_first_letters: dict[str, list[_Term]] = {}
+        self._count_first: list[_Term] = []
         for term in vocabulary.terms:
             first = term.elements[0]
             if first.kind == "stem":
                 self._by_first_stem.setdefault(first.value, []).append(term)
+            elif first.kind == "exact":
+                self._by_first_form.setdefault(first.value, []).append(term)
+            elif first.kind == "prefix":
+                letters = first.value[:_INDEXED_PREFIX]
+                self._by_first_letters.setdefault(letters, []).append(term)
             else:
-                self._scan_terms.append(term)
+                self._count_first.append(term)
         stems = {e.value for t in vocabulary.terms for e in t.elements if e.kind == "stem"}
         self._cue_stems = frozenset(stems)
         self._fuzzy_choices: dict[str, list[str]] = {}
@@ -402,7 +413,10 @@ class SeverityClassifier:
     def _matches(self, positions: Sequence[_Position]) -> list[_Match]:
         found: list[_Match] = []
         for start, position in enumerate(positions):
-            candidates = list(self._scan_terms)
+            candidates = list(self._count_first)
+            candidates.extend(self._by_first_form.get(position.token, ()))
+            for length in range(1, _INDEXED_PREFIX + 1):
+                candidates.extend(self._by_first_letters.get(position.token[:length], ()))
             for key in position.keys:
                 candidates.extend(self._by_first_stem.get(key, ()))
             for term in candidates:
