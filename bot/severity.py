@@ -49,7 +49,6 @@ _CLAUSE_BREAK = re.compile(r"[.,;:!?()\n]+")
 _FUZZY_MIN_LENGTH = 7
 _FUZZY_SAME_PREFIX = 2
 _FUZZY_TWO_EDITS_LENGTH = 9
-_MANY_FROM = 3
 _MANY_FROM = 3  # "3 users" is many; "2 users" is not yet the whole office
 _INDEXED_PREFIX = 3  # prefix terms are indexed by up to this many first letters
 
