@@ -14,6 +14,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
+    TelegramConflictError,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -27,6 +28,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     ReplyParameters,
 )
+from aiohttp import web
 
 from bot.sandbox.emulator import CallRecord, FakeTelegram, Fault, violations
 
@@ -343,3 +345,56 @@ def test_violations_after_the_fact() -> None:
     assert kinds.count("chat") == 1 and found[0].time == 0.5
     assert kinds.count("global") == 1
     assert kinds.count("group") == 1
+
+
+async def test_webhook_delivery_with_secret(tg: FakeTelegram, bot: Bot) -> None:
+    received: list[tuple[str | None, dict[str, object]]] = []
+    fail_first = [True]
+
+    async def hook(request: web.Request) -> web.Response:
+        if fail_first.pop() if fail_first else False:
+            return web.Response(status=500)  # Telegram retries
+        received.append(
+            (request.headers.get("X-Telegram-Bot-Api-Secret-Token"), await request.json())
+        )
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        assert await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cret")
+        with pytest.raises(TelegramConflictError):
+            await bot.get_updates(timeout=0)
+        tg.send_message(CLIENT, "via webhook")
+        await tg.wait_for(lambda: received, timeout=3)
+        secret, update = received[0]
+        assert secret == "s3cret"
+        assert update["message"]["text"] == "via webhook"  # type: ignore[index]
+        await tg.wait_idle(quiet=0.05, timeout=2)
+        assert tg.pending_updates == []
+        assert (await bot.get_webhook_info()).url.endswith("/hook")
+        assert await bot.delete_webhook()
+        tg.send_message(CLIENT, "polled again")
+        [upd] = await bot.get_updates(timeout=0)
+        assert upd.message is not None and upd.message.text == "polled again"
+    finally:
+        await runner.cleanup()
+
+
+async def test_disconnect_fault_and_prompt_stop(tg: FakeTelegram, bot: Bot) -> None:
+    tg.inject(Fault.disconnect(deliver=True), count=1)
+    with pytest.raises(TelegramNetworkError):
+        await bot.send_message(CLIENT, "lost answer")
+    assert [m["plain"] for m in tg.sent(CLIENT)] == ["lost answer"]
+    poll = asyncio.create_task(bot.get_updates(timeout=30))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await tg.stop()
+    assert time.monotonic() - started < 2
+    [result] = await asyncio.gather(poll, return_exceptions=True)
+    assert result == [] or isinstance(result, TelegramNetworkError)
