@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -40,7 +41,13 @@ from .emulator import MEDIA_KINDS, FakeTelegram
 
 __all__ = ["HELP", "Command", "parse_line", "render_message", "run_terminal", "where_label"]
 
-HELP = (__doc__ or "").split("Topics:")[0].split("::", 1)[1].rstrip() + "\n"
+_DOC = __doc__ or ""
+HELP = (
+    textwrap.dedent(_DOC.split("::", 1)[1].split("Topics:")[0]).strip("\n")
+    + "\n\nTopics:"
+    + _DOC.split("Topics:", 1)[1].split("After each input")[0].rstrip()
+    + "\n"
+)
 
 _LINE_RE = re.compile(
     r"^(?P<actor>client|staff)?\s*(?:#(?P<topic>\d+)|\[#(?P<topic2>\d+)\])?"
