@@ -273,7 +273,11 @@ class Desk:
             ticket.first_response_at = now
         ticket.updated_at = now
         await self.notify.staff_answer(ticket, client, actor, content)
-        if ticket.status == TicketStatus.NEW:
+        if ticket.assignee_id is None:
+            # Whoever answers an unassigned incident first has taken it.
+            await self._event(ticket, actor, "assigned", None, actor.name)
+            ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
+        if ticket.status in (TicketStatus.NEW, TicketStatus.TAKEN):
             await self._change_status(ticket, client, actor, TicketStatus.IN_PROGRESS, None,
                                       announce=False)
 
@@ -293,7 +297,12 @@ class Desk:
         client = await self.clients.by_id(ticket.client_id)
         await self._event(ticket, actor, "assigned", ticket.assignee_name, actor.name)
         ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
-        await self._change_status(ticket, client, actor, TicketStatus.TAKEN, None)
+        if ticket.status == TicketStatus.NEW:
+            await self._change_status(ticket, client, actor, TicketStatus.TAKEN, None)
+        else:  # work is under way already: only the person changes
+            await self.notify.to_client(ticket, client, "assigned", signature=actor.name)
+            await self.notify.staff_line(ticket, "assigned_line", actor=actor)
+            await self._refresh_card(ticket, client)
         return ticket
 
     async def set_status(
