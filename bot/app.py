@@ -27,9 +27,9 @@ from bot.staff import StaffDirectory
 from bot.texts import Texts
 from handlers import get_routers
 from storage.db import Database
+from storage.enums import Severity
 from storage.migrate import upgrade_async
 from storage.repos import Clients, Outbox, Tickets
-from storage.enums import Severity
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, methods
@@ -94,10 +96,8 @@ class DeliveryWorker:
         while not self._stopping:
             delay = await self._dispatch_due()
             self._wake.clear()
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def stop(self) -> None:
         self._stopping = True
@@ -145,10 +145,10 @@ class DeliveryWorker:
             self.limiter.record(row.chat_id)
             task = asyncio.create_task(self._deliver(row))
             self._in_flight[row.chat_id] = task
-            task.add_done_callback(lambda _t, chat=row.chat_id: self._finished(chat))
+            task.add_done_callback(partial(self._finished, row.chat_id))
         return delay
 
-    def _finished(self, chat_id: int) -> None:
+    def _finished(self, chat_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(chat_id, None)
         self._wake.set()
 
@@ -193,17 +193,20 @@ class DeliveryWorker:
 
     async def _resolve(self, row: _Row) -> dict[str, Any]:
         async with self.db.transaction() as session:
-            return await _resolve_value(session, row.payload)  # type: ignore[no-any-return]
+            resolved: dict[str, Any] = await _resolve_value(session, row.payload)
+            return resolved
 
-    async def _bad_request(self, row: _Row, payload: dict[str, Any], exc: TelegramBadRequest) -> None:
+    async def _bad_request(
+        self, row: _Row, payload: dict[str, Any], exc: TelegramBadRequest
+    ) -> None:
         message = exc.message.lower()
         if "not modified" in message:
             await self._finish(row, "sent", error=None)
         elif "thread not found" in message and "message_thread_id" in row.payload:
             # The topic was deleted: post to the group itself rather than lose the message.
-            await self._rewrite(row, {k: v for k, v in row.payload.items() if k != "message_thread_id"})
+            await self._rewrite(row, _without(row.payload, "message_thread_id"))
         elif "replied not found" in message and "reply_parameters" in row.payload:
-            await self._rewrite(row, {k: v for k, v in row.payload.items() if k != "reply_parameters"})
+            await self._rewrite(row, _without(row.payload, "reply_parameters"))
         elif "too long" in message and "text" in payload:
             parts = split_html(payload["text"], limit=TEXT_LIMIT // 2)
             result = None
@@ -286,6 +289,10 @@ class DeliveryWorker:
         await session.execute(
             update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
         )
+
+
+def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != key}
 
 
 async def _resolve_value(session: AsyncSession, value: Any) -> Any:

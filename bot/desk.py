@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +33,7 @@ Classifier = Callable[[str], Severity]
 class DeskError(Exception):
     """A request that cannot be done; `code` names the template that explains why."""
 
-    def __init__(self, code: str, **context: object) -> None:
+    def __init__(self, code: str, **context: Any) -> None:
         super().__init__(code)
         self.code = code
         self.context = context
@@ -161,7 +162,8 @@ class Desk:
     async def open_ticket(self, client: Client, content: Content) -> Ticket:
         now = self.clock()
         severity = self.classify(content.text) if content.text else Severity.NORMAL
-        fallback = str(self.notify.texts.label(self.notify.texts.default_language, "kind_" + content.kind))
+        texts = self.notify.texts
+        fallback = str(texts.label(texts.default_language, "kind_" + content.kind))
         ticket = await self.tickets.add(
             Ticket(
                 number=await next_number(self.session), client_id=client.id,
@@ -337,7 +339,8 @@ class Desk:
             raise DeskError("ticket_open", number=number)
         if client is not None and not self._may_reopen(ticket):
             raise DeskError("reopen_expired", number=number, days=self.config.reopen_days)
-        await self._reopen(ticket, client or await self.clients.by_id(ticket.client_id), actor, text)
+        owner = client or await self.clients.by_id(ticket.client_id)
+        await self._reopen(ticket, owner, actor, text)
         return ticket
 
     async def _reopen(self, ticket: Ticket, client: Client, actor: Actor, text: str | None) -> None:

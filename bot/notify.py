@@ -40,7 +40,7 @@ class Actor:
 class Content:
     """A Telegram message reduced to what the desk keeps of it."""
 
-    kind: str  # text, photo, document, video, voice, audio, animation, video_note, sticker, contact...
+    kind: str  # text, photo, document, video, voice, sticker, contact... (see handlers._parse)
     text: str  # the text or the caption
     chat_id: int
     message_id: int
@@ -77,16 +77,16 @@ class Notifier:
 
     def _card_keyboard(self, ticket: Ticket) -> Keyboard:
         status = TicketStatus(ticket.status)
-        label = self.texts.label
-        lang = self.texts.default_language
-        row = []
+        actions = []
         if status.is_open and ticket.assignee_id is None:
-            row.append(button(label(lang, "take"), TicketAction(action="take", number=ticket.number).pack()))
-        if status != TicketStatus.CLOSED:
-            row.append(button(label(lang, "close"), TicketAction(action="close", number=ticket.number).pack()))
-        else:
-            row.append(button(label(lang, "reopen"), TicketAction(action="reopen", number=ticket.number).pack()))
-        return [row]
+            actions.append("take")
+        actions.append("close" if status != TicketStatus.CLOSED else "reopen")
+        lang = self.texts.default_language
+        return [[
+            button(self.texts.label(lang, action),
+                   TicketAction(action=action, number=ticket.number).pack())
+            for action in actions
+        ]]
 
     def _card(self, ticket: Ticket, client: Client, text: str) -> str:
         return self.texts.staff(

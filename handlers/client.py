@@ -8,10 +8,9 @@ from aiogram.types import Message
 
 from bot.callbacks import ContactChoice
 from bot.desk import Desk, DeskError
-from bot.notify import Notifier
+from bot.notify import Content, Notifier
 from bot.outbox import PRIORITY_REPLY, button
 from bot.texts import Texts
-from bot.notify import Content
 from handlers._parse import person_of
 
 router = Router(name=__name__)

@@ -64,9 +64,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        async with self._write_lock or nullcontext():
-            async with self._sessions() as session, session.begin():
-                yield session
+        async with self._write_lock or nullcontext(), self._sessions() as session, session.begin():
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()

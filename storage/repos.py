@@ -28,7 +28,7 @@ TICKET_COUNTER = "ticket"
 
 
 def _insert_ignoring_duplicates(session: AsyncSession, model: type[Any]) -> Any:
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
     return statement.on_conflict_do_nothing()
 

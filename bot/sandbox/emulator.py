@@ -592,7 +592,7 @@ class FakeTelegram:
     async def wait_for(
         self,
         predicate: Callable[[], Any],
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked on every state change);
         returns its value; raises TimeoutError."""
@@ -613,7 +613,7 @@ class FakeTelegram:
         self,
         chat_id: int,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
         *,
         thread_id: int | None = None,
     ) -> list[Json]:
@@ -633,7 +633,7 @@ class FakeTelegram:
             ) from None
         return result
 
-    async def wait_idle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_idle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
         """Wait until every queued update was fetched, no call is in flight and no call
         (other than an empty getUpdates) came for ``quiet`` seconds."""
         loop = asyncio.get_running_loop()
