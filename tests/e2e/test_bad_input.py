@@ -1,0 +1,97 @@
+"""Bad input gets a clear answer, never a crash or a silent drop."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.app import App
+from bot.sandbox.emulator import FakeTelegram
+from storage.models import InboxUpdate, Ticket, TicketMessage
+from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
+
+
+async def count(app: App, model: type) -> int:
+    async with app.db.transaction() as session:
+        return await session.scalar(select(func.count()).select_from(model)) or 0
+
+
+async def test_sticker_alone_is_asked_about_and_kept_with_an_open_incident(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.send_message(CLIENT, sticker=True)
+    await settle(app, tg)
+    assert "Стикеры мы прочитать не можем" in texts_to(tg, CLIENT)[-1]
+    assert await count(app, Ticket) == 0
+    tg.send_message(CLIENT, "Не работает сканер")
+    await settle(app, tg)
+    tg.send_message(CLIENT, sticker=True)
+    await settle(app, tg)
+    assert await count(app, TicketMessage) == 2
+
+
+async def test_a_10000_character_text_is_registered_whole_and_shown_in_parts(
+    app: App, tg: FakeTelegram
+) -> None:
+    text = ("Лог ошибки <tag> & подробности. " * 320)[:10_000]
+    tg.send_message(CLIENT, text)
+    await settle(app, tg)
+    assert "#1" in texts_to(tg, CLIENT)[0]
+    async with app.db.transaction() as session:
+        stored = await session.scalar(select(TicketMessage.text))
+    assert stored == text
+    topic = int(tg.topics(STAFF_CHAT)[0]["message_thread_id"])
+    shown = "".join(m["plain"] for m in tg.sent(STAFF_CHAT, topic))
+    assert shown.count("Лог ошибки <tag> & подробности.") >= 300
+    assert all(len(m["plain"]) <= 4096 for m in tg.sent(STAFF_CHAT, topic))
+
+
+async def test_a_long_staff_answer_reaches_the_client_in_parts(app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Нужна инструкция")
+    await settle(app, tg)
+    topic = int(tg.topics(STAFF_CHAT)[0]["message_thread_id"])
+    tg.send_message(STAFF, "шаг " * 2500, chat_id=STAFF_CHAT, thread_id=topic)
+    await settle(app, tg)
+    parts = tg.sent(CLIENT)[1:]
+    assert len(parts) >= 3 and "".join(m["plain"] for m in parts).count("шаг") == 2500
+
+
+async def test_edited_message_is_passed_on(app: App, tg: FakeTelegram) -> None:
+    sent = tg.send_message(CLIENT, "Не работает принтер")
+    await settle(app, tg)
+    tg.edit_message(CLIENT, CLIENT, sent["message_id"], "Не работает принтер в бухгалтерии")
+    await settle(app, tg)
+    assert "Исправление передали" in texts_to(tg, CLIENT)[-1]
+    topic = int(tg.topics(STAFF_CHAT)[0]["message_thread_id"])
+    assert "в бухгалтерии" in texts_to(tg, STAFF_CHAT, topic)[-1]
+
+
+async def test_unknown_command_lists_the_real_ones(app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "/frobnicate now")
+    await settle(app, tg)
+    assert "Такой команды нет" in texts_to(tg, CLIENT)[-1]
+    assert await count(app, Ticket) == 0
+
+
+async def test_staff_group_chatter_is_left_alone(app: App, tg: FakeTelegram) -> None:
+    tg.send_message(STAFF, "коллеги, кто на обед?", chat_id=STAFF_CHAT)
+    tg.send_message(STAFF, "/weather", chat_id=STAFF_CHAT)
+    await settle(app, tg)
+    assert tg.sent(STAFF_CHAT) == [] and await count(app, Ticket) == 0
+    assert await count(app, InboxUpdate) == 2  # seen and recorded, deliberately not answered
+
+
+async def test_html_in_client_text_is_escaped(app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "<b>не жирный</b> & <script>alert(1)</script>")
+    await settle(app, tg)
+    topic = int(tg.topics(STAFF_CHAT)[0]["message_thread_id"])
+    card = tg.sent(STAFF_CHAT, topic)[0]
+    assert "<b>не жирный</b> & <script>" in card["plain"]
+
+
+async def test_duplicate_update_is_handled_once(app: App, tg: FakeTelegram) -> None:
+    sent = tg.send_message(CLIENT, "Не работает почта")
+    await settle(app, tg)
+    update = {"update_id": 1, "message": {k: v for k, v in sent.items() if k != "plain"}}
+    await app.intake.accept([update])
+    await settle(app, tg)
+    assert await count(app, Ticket) == 1 and len(tg.sent(CLIENT)) == 1
