@@ -3,18 +3,24 @@ delivery worker) against the Telegram emulator on loopback, with a fresh SQLite 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import App
 from bot.config import Config, parse_config
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import OutboxMessage
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-TOKEN"
 STAFF_CHAT = -1001000
 CLIENT = 5001
@@ -44,12 +50,31 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path, tg: FakeTelegram) -> Callable[..., Config]:
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh SQLite file, or a fresh PostgreSQL database when FRONTDESK_TEST_POSTGRES is set."""
+    server = os.environ.get("FRONTDESK_TEST_POSTGRES")
+    if not server:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.db'}"
+        return
+    name = f"frontdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
     def make(**sections: dict[str, Any]) -> Config:
         data: dict[str, Any] = {
             "telegram": {"token": TOKEN, "api_base": tg.base_url, "staff_chat_id": STAFF_CHAT,
                          "admins": [ADMIN], "poll_timeout": 1, "request_timeout": 5},
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.db'}"},
+            "database": {"url": database_url},
             "delivery": dict(FAST_DELIVERY),
         }
         for name, values in sections.items():
@@ -78,12 +103,15 @@ async def pending_outbox(app: App) -> int:
 
 async def settle(app: App, tg: FakeTelegram, timeout: float = 15.0) -> None:
     """Wait until every update is handled and every due message delivered."""
-    for _ in range(int(timeout / 0.3)):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
         await tg.wait_idle(quiet=0.25, timeout=timeout)
         await app.intake.wait_idle()
         if await pending_outbox(app) == 0:
             await tg.wait_idle(quiet=0.1, timeout=timeout)
             return
+        await asyncio.sleep(0.1)  # rows waiting for a limit or a retry: nothing to wait on
     raise TimeoutError(f"{await pending_outbox(app)} outbox rows still pending")
 
 
