@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -106,6 +107,8 @@ class Ticket(Base):
     card_outbox_id: Mapped[int | None]
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     resolution: Mapped[str | None] = mapped_column(Text)
+    # How the incident was resolved when not by staff: "faq" = the client's FAQ answer (deflected).
+    resolution_kind: Mapped[str | None] = mapped_column(String(16))
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     first_response_at: Mapped[datetime | None]
@@ -192,3 +195,54 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_outbox_pending", "status", "priority", "id"),)
+
+
+class FaqArticle(Base):
+    """An FAQ article written in chat (articles from YAML files live in the files)."""
+
+    __tablename__ = "faq_articles"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lang: Mapped[str] = mapped_column(String(8))
+    question: Mapped[str] = mapped_column(Text)
+    alt: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answer: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # "tg:<file_id>" (a screenshot sent in chat), an http(s) URL, or a file next to the KB.
+    image: Mapped[str | None] = mapped_column(String(300))
+    # A draft (e.g. made by "/close 42 faq") is not suggested until staff publish it.
+    draft: Mapped[bool] = mapped_column(default=False)
+    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    created_by: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class FaqStats(Base):
+    """Usage counters and freshness of every article, from a file or from the database."""
+
+    __tablename__ = "faq_stats"
+    article_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suggested: Mapped[int] = mapped_column(Integer, default=0)
+    solved: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)  # "Not that"
+    # When the article's content last changed (file articles: noticed by content_hash at start).
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Client phrasings accepted by staff for an article that lives in a file.
+    extra_alt: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class FaqSuggestion(Base):
+    """An article offered to a client for an incident; its buttons are checked against this row."""
+
+    __tablename__ = "faq_suggestions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    article_id: Mapped[str] = mapped_column(String(64), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    query: Mapped[str] = mapped_column(Text)  # the client's words
+    created_at: Mapped[datetime]
+    outcome: Mapped[str | None] = mapped_column(String(12))  # solved | rejected
+    answered_at: Mapped[datetime | None]
+    # The client's words offered to staff as a new phrasing: offered | accepted.
+    phrasing: Mapped[str | None] = mapped_column(String(12))
