@@ -3,24 +3,33 @@
 One chat's rows go strictly in order (only the oldest pending row of a chat is
 eligible), chats proceed in parallel within the rate limits, and each outcome is
 recorded on the row:
-  429          wait retry_after (for the chat; for everyone when the chat was quiet)
+  429          wait retry_after (for the chat; for everyone when the chat was quiet),
+               counted for /health
   5xx, network retry with exponential backoff and jitter; a timeout after the
                request went out may have delivered it: retried anyway (a duplicate
                beats a loss) and logged
-  403          the client blocked the bot: the row fails, the client is marked
-               unreachable and their chat is held until they write again
-  400          fixed where it can be (no topic, no reply, split) or failed for good
+  403          the client blocked the bot: the client is marked unreachable, staff
+               are told on the ticket, and the chat (this row included) is held
+               until they write again; a chat of no client fails the row
+  400          fixed where it can be, once (the ticket forgets a deleted topic, a
+               missing reply is dropped, a long text is sent in parts, each part a
+               send of its own through the limiter) or failed for good
+
+The worker asks the database only for rows it can send now: chats in flight,
+held or waiting for a limit are left out in the query, and it fetches no more
+rows than the global budget and the free send slots allow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -33,6 +42,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.types import FSInputFile
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +51,7 @@ from bot.outbox import TEXT_LIMIT, split_html
 from bot.ratelimit import RateLimiter
 from storage.db import Database
 from storage.models import OutboxMessage, Ticket
-from storage.repos import Clients, Outbox, TicketLog, Tickets
+from storage.repos import Clients, Outbox, TicketLog, Tickets, record_rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,7 @@ class _Row:
     ticket_id: int | None
     purpose: str | None
     attempts: int
+    quiet: bool = False  # nothing was sent to the chat in the second before this send
 
 
 class _Dropped(Exception):
@@ -87,15 +98,15 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # chat id -> its send
         self._stopping = False
-        self.rate_limited: list[datetime] = []  # 429s seen, for /health
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping:
-            delay = await self._dispatch_due()
+            # Cleared before looking, so a wake-up that comes while we look is not lost.
             self._wake.clear()
+            delay = await self._dispatch_due()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
@@ -124,15 +135,22 @@ class DeliveryWorker:
         global_wait = self.limiter.global_wait()
         if global_wait > 0:
             return global_wait
+        room = min(self.max_in_flight - len(self._in_flight), self.limiter.global_budget())
+        busy, first_free = self.limiter.busy_chats()
+        busy |= set(self._in_flight)
         async with self.db.transaction() as session:
-            due = await Outbox(session).due(self.clock(), limit=500)
-            held = await Clients(session).unreachable_chats() if due else set()
+            due = await Outbox(session).due(
+                self.clock(), limit=max(room, 1), exclude=busy, skip_unreachable=True
+            )
             rows = [
                 _Row(r.id, r.chat_id, r.method, dict(r.payload), r.ticket_id, r.purpose, r.attempts)
                 for r in due
-                if r.chat_id not in held and r.chat_id not in self._in_flight
             ]
-        delay = self.idle_poll
+        # A full batch means more is due: come back as soon as the limits allow; else
+        # when a chat left out for its limit may receive again (it may have more rows).
+        delay = self.idle_poll if len(rows) < room else 0.0
+        if first_free > 0:
+            delay = min(delay, first_free)
         for row in rows:
             if len(self._in_flight) >= self.max_in_flight:
                 return 0.05
@@ -142,6 +160,7 @@ class DeliveryWorker:
                 if self.limiter.global_wait() > 0:
                     break
                 continue
+            row = dataclasses.replace(row, quiet=self.limiter.quiet(row.chat_id, 1.0))
             self.limiter.record(row.chat_id)
             task = asyncio.create_task(self._deliver(row))
             self._in_flight[row.chat_id] = task
@@ -168,11 +187,18 @@ class DeliveryWorker:
         try:
             result = await self._call(row.method, payload)
         except TelegramRetryAfter as exc:
-            self.rate_limited.append(self.clock())
-            self.limiter.pause_chat(row.chat_id, exc.retry_after)
-            log.warning("429 for chat %s: retry after %ss", row.chat_id, exc.retry_after)
+            # A group has a limit of its own; a private chat we had left alone cannot be
+            # over its own limit, so Telegram means the bot as a whole.
+            everyone = row.quiet and not self.limiter.is_group(row.chat_id)
+            if everyone:
+                self.limiter.pause_all(exc.retry_after)
+            else:
+                self.limiter.pause_chat(row.chat_id, exc.retry_after)
+            log.warning("429 for chat %s: retry after %ss%s", row.chat_id, exc.retry_after,
+                        " (everyone waits)" if everyone else "")
             await self._retry_later(row, f"429 retry after {exc.retry_after}",
-                                    delay=exc.retry_after, count_attempt=False)
+                                    delay=exc.retry_after, count_attempt=False,
+                                    rate_limited=True)
         except TelegramForbiddenError as exc:
             await self._blocked(row, exc.message)
         except TelegramBadRequest as exc:
@@ -189,7 +215,8 @@ class DeliveryWorker:
 
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:
         method_class = getattr(methods, method[0].upper() + method[1:])
-        return await self.bot(method_class.model_validate(payload))
+        params = {k: v for k, v in payload.items() if not k.startswith("$")}  # our bookkeeping
+        return await self.bot(method_class.model_validate(params))
 
     async def _resolve(self, row: _Row) -> dict[str, Any]:
         async with self.db.transaction() as session:
@@ -203,24 +230,35 @@ class DeliveryWorker:
         if "not modified" in message:
             await self._finish(row, "sent", error=None)
         elif "thread not found" in message and "message_thread_id" in row.payload:
-            # The topic was deleted: post to the group itself rather than lose the message.
-            await self._rewrite(row, _without(row.payload, "message_thread_id"))
+            # The topic was deleted: post to the group itself rather than lose the message,
+            # and let the ticket forget the topic so its next lines go there straight away.
+            thread = row.payload["message_thread_id"]
+            topic_of = thread.get("$topic_of") if isinstance(thread, dict) else None
+            await self._rewrite(row, _without(row.payload, "message_thread_id"),
+                                forget_topic_of=topic_of)
         elif "replied not found" in message and "reply_parameters" in row.payload:
             await self._rewrite(row, _without(row.payload, "reply_parameters"))
-        elif "too long" in message and "text" in payload:
+        elif "too long" in message and "text" in payload and "$rest" not in row.payload:
+            # Telegram counts what it renders in UTF-16 units, we split by characters:
+            # send it in halves, one send each (the row stays the chat's head until done).
             parts = split_html(payload["text"], limit=TEXT_LIMIT // 2)
-            result = None
-            for part in parts:
-                result = await self._call(row.method, {**payload, "text": part})
-            await self._delivered(row, result)
+            log.warning("outbox row %s: too long, sent in %d parts", row.id, len(parts))
+            await self._rewrite(row, _first_part(row.payload, parts))
         else:
             log.error("outbox row %s failed for good: %s", row.id, exc.message)
             await self._finish(row, "failed", error=exc.message)
 
-    async def _rewrite(self, row: _Row, payload: dict[str, Any]) -> None:
+    async def _rewrite(
+        self, row: _Row, payload: dict[str, Any], *, forget_topic_of: int | None = None
+    ) -> None:
         async with self.db.transaction() as session:
+            if forget_topic_of is not None:
+                ticket = await session.get(Ticket, forget_topic_of)
+                if ticket is not None:
+                    ticket.topic_id = None
             await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id).values(payload=payload)
+                update(OutboxMessage).where(OutboxMessage.id == row.id)
+                .values(payload=payload, attempts=row.attempts + 1)
             )
         self.wake()
 
@@ -233,16 +271,32 @@ class DeliveryWorker:
                     ticket.topic_id = result.message_thread_id
                 elif message_id is not None:
                     await TicketLog(session).link(row.ticket_id, row.chat_id, message_id)
+            if row.payload.get("$rest"):  # a part of a long text; the next is the head now
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == row.id)
+                    .values(payload=_next_part(row.payload), not_before=None)
+                )
+                self.wake()
+                return
             await self._mark(session, row, "sent", error=None, message_id=message_id)
 
     async def _blocked(self, row: _Row, description: str) -> None:
         async with self.db.transaction() as session:
             client = await Clients(session).by_chat(row.chat_id)
-            if client is not None and client.unreachable_since is None:
+            if client is None:  # not a client's chat (a group that removed the bot, ...)
+                log.error("outbox row %s failed for good: 403 %s", row.id, description)
+                await self._mark(session, row, "failed", error=f"403 {description}")
+                return
+            if client.unreachable_since is None:
                 client.unreachable_since = self.clock()
+                log.warning("client %s blocked the bot: chat %s held", client.id, row.chat_id)
                 if self.on_blocked is not None:
                     await self.on_blocked(session, client.id, row.ticket_id)
-            await self._mark(session, row, "failed", error=f"403 {description}")
+            # Held with the rest of the chat: it goes out first when the client writes again.
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id)
+                .values(attempts=row.attempts + 1, last_error=f"403 {description}")
+            )
         self.wake()
 
     async def _retry_later(
@@ -253,6 +307,7 @@ class DeliveryWorker:
         delay: float | None = None,
         backoff: bool = False,
         count_attempt: bool = True,
+        rate_limited: bool = False,
     ) -> None:
         if backoff:
             delay = min(self.max_backoff, 0.5 * 2 ** min(row.attempts, 10))
@@ -267,6 +322,8 @@ class DeliveryWorker:
                     last_error=error,
                 )
             )
+            if rate_limited:
+                await record_rate_limited(session, self.clock())
 
     async def _finish(self, row: _Row, status: str, *, error: str | None) -> None:
         async with self.db.transaction() as session:
@@ -291,6 +348,30 @@ class DeliveryWorker:
         )
 
 
+def _first_part(payload: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """The payload of a long text's first part; the rest ride along under "$rest"."""
+    first = _without(payload, "reply_markup")
+    first.update({"text": parts[0], "$rest": parts[1:]})
+    if "reply_markup" in payload:  # the keyboard goes with the last part
+        first["$markup"] = payload["reply_markup"]
+    return first
+
+
+def _next_part(payload: dict[str, Any]) -> dict[str, Any]:
+    rest = list(payload["$rest"])
+    following = {k: v for k, v in payload.items()
+                 if k not in ("reply_parameters", "$rest", "$markup")}
+    following["text"] = rest.pop(0)
+    # Still marked as split when it is the last part, so a refusal of it fails for good.
+    following["$rest"] = rest
+    if "$markup" in payload:
+        if rest:
+            following["$markup"] = payload["$markup"]
+        else:
+            following["reply_markup"] = payload["$markup"]
+    return following
+
+
 def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != key}
 
@@ -305,6 +386,8 @@ async def _resolve_value(session: AsyncSession, value: Any) -> Any:
         if source is None or source.telegram_message_id is None:
             raise _Dropped(f"message of outbox row {value['$message_of']} does not exist")
         return source.telegram_message_id
+    if "$file" in value:  # a local file to upload (an FAQ screenshot next to the KB files)
+        return FSInputFile(value["$file"])
     resolved: dict[str, Any] = {}
     for key, item in value.items():
         if isinstance(item, dict) and "$topic_of" in item:

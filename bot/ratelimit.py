@@ -31,6 +31,7 @@ class RateLimiter:
         self._clock = clock
         self._global: deque[float] = deque()
         self._last_to_chat: dict[int, float] = {}
+        self._recent: deque[tuple[float, int]] = deque()  # sends within one chat interval
         self._group: dict[int, deque[float]] = {}
         self._paused_until = 0.0
         self._chat_paused_until: dict[int, float] = {}
@@ -48,6 +49,53 @@ class RateLimiter:
             wait = max(wait, self._global[0] + self._global_window - now)
         return max(0.0, wait)
 
+    def global_budget(self) -> int:
+        """How many messages may go right now before the global window is full."""
+        if self.global_wait() > 0:
+            return 0
+        return self._global_count - len(self._global)
+
+    def quiet(self, chat_id: int, seconds: float) -> bool:
+        """Nothing was sent to the chat in the last `seconds`."""
+        last = self._last_to_chat.get(chat_id)
+        return last is None or self._clock() - last > seconds
+
+    def busy_chats(self) -> tuple[set[int], float]:
+        """Chats that may not receive now (per-chat interval, pause, group window), and
+        the seconds until the first of them may.
+
+        Cheap whatever the number of chats: only recent sends, pauses and groups are
+        looked at. The delivery worker leaves these chats out of its query, so a
+        backlog of thousands never makes it fetch rows it cannot send.
+        """
+        now = self._clock()
+        while self._recent and self._recent[0][0] <= now - self._chat_interval:
+            self._recent.popleft()
+        busy = {chat for _, chat in self._recent}
+        frees = [self._recent[0][0] + self._chat_interval - now] if self._recent else []
+        for chat, until in list(self._chat_paused_until.items()):
+            if until > now:
+                busy.add(chat)
+                frees.append(until - now)
+            else:
+                del self._chat_paused_until[chat]
+        for chat in self._group:
+            wait = self.wait_for_group(chat, now)
+            if wait > 0:
+                busy.add(chat)
+                frees.append(wait)
+        return busy, max(0.0, min(frees, default=0.0))
+
+    def wait_for_group(self, chat_id: int, now: float) -> float:
+        sent = self._group.get(chat_id)
+        if not sent:
+            return 0.0
+        while sent and sent[0] <= now - self._group_window:
+            sent.popleft()
+        if len(sent) >= self._group_count:
+            return sent[0] + self._group_window - now
+        return 0.0
+
     def wait(self, chat_id: int) -> float:
         """Seconds until a message to `chat_id` may go; 0 means now."""
         now = self._clock()
@@ -56,18 +104,14 @@ class RateLimiter:
         if last is not None:
             waits.append(last + self._chat_interval - now)
         if self.is_group(chat_id):
-            sent = self._group.get(chat_id)
-            if sent:
-                while sent and sent[0] <= now - self._group_window:
-                    sent.popleft()
-                if len(sent) >= self._group_count:
-                    waits.append(sent[0] + self._group_window - now)
+            waits.append(self.wait_for_group(chat_id, now))
         return max(0.0, *waits)
 
     def record(self, chat_id: int) -> None:
         now = self._clock()
         self._global.append(now)
         self._last_to_chat[chat_id] = now
+        self._recent.append((now, chat_id))
         if self.is_group(chat_id):
             self._group.setdefault(chat_id, deque()).append(now)
         if len(self._last_to_chat) > 50_000:

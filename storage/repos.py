@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -255,18 +256,103 @@ class Outbox:
     async def get(self, row_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, row_id)
 
-    async def due(self, now: datetime, limit: int) -> Sequence[OutboxMessage]:
-        """The oldest pending row of each chat (chats stay in order), by priority."""
+    async def due(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        exclude: Collection[int] = (),
+        skip_unreachable: bool = False,
+    ) -> Sequence[OutboxMessage]:
+        """The oldest pending row of each chat (chats stay in order), by priority.
+
+        `exclude`: chats the caller cannot send to now (in flight, rate-limited);
+        `skip_unreachable`: leave out chats of clients who blocked the bot. Both are
+        filtered here, so a long queue of waiting chats never fills up `limit`.
+        """
         heads = (
             select(func.min(OutboxMessage.id))
             .where(OutboxMessage.status == "pending")
             .group_by(OutboxMessage.chat_id)
         )
-        result = await self.session.scalars(
+        query = (
             select(OutboxMessage)
             .where(OutboxMessage.id.in_(heads))
             .where((OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now))
-            .order_by(OutboxMessage.priority, OutboxMessage.id)
-            .limit(limit)
+        )
+        if exclude:
+            query = query.where(OutboxMessage.chat_id.not_in(list(exclude)))
+        if skip_unreachable:
+            query = query.where(OutboxMessage.chat_id.not_in(
+                select(Client.chat_id).where(Client.unreachable_since.is_not(None))
+            ))
+        result = await self.session.scalars(
+            query.order_by(OutboxMessage.priority, OutboxMessage.id).limit(limit)
         )
         return result.all()
+
+
+
+# -- delivery health (/health) ------------------------------------------------------
+
+# 429 answers are counted per minute in `counters` ("429@202611231405"), so "in the
+# last hour" is exact to the minute without a table of its own; buckets older than a
+# day are pruned when a new one starts.
+RATE_LIMITED_PREFIX = "429@"
+
+
+def _minute_bucket(at: datetime) -> str:
+    return f"{RATE_LIMITED_PREFIX}{at:%Y%m%d%H%M}"
+
+
+async def record_rate_limited(session: AsyncSession, at: datetime) -> None:
+    """Count one 429 answer from Telegram at `at`."""
+    if await next_number(session, _minute_bucket(at)) == 1:
+        await session.execute(
+            delete(Counter).where(
+                Counter.name.startswith(RATE_LIMITED_PREFIX),
+                Counter.name < _minute_bucket(at - timedelta(days=1)),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    depth: int  # rows waiting to be sent
+    oldest_pending_at: datetime | None
+    failed: int  # rows given up on (Telegram refused them for good)
+    # The newest unresolved error: of a row still pending, or of a failed one.
+    last_error: str | None
+    last_error_chat: int | None
+    rate_limited_last_hour: int  # 429 answers
+
+
+async def delivery_health(session: AsyncSession, now: datetime) -> DeliveryHealth:
+    depth, oldest = (await session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at))
+        .where(OutboxMessage.status == "pending")
+    )).one()
+    failed = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "failed")
+    )
+    last = (await session.execute(
+        select(OutboxMessage.last_error, OutboxMessage.chat_id)
+        .where(OutboxMessage.status.in_(["pending", "failed"]),
+               OutboxMessage.last_error.is_not(None))
+        .order_by(OutboxMessage.id.desc()).limit(1)
+    )).first()
+    rate_limited = await session.scalar(
+        select(func.coalesce(func.sum(Counter.value), 0)).where(
+            Counter.name.startswith(RATE_LIMITED_PREFIX),
+            Counter.name > _minute_bucket(now - timedelta(hours=1)),
+            Counter.name <= _minute_bucket(now),
+        )
+    )
+    return DeliveryHealth(
+        depth=depth or 0,
+        oldest_pending_at=oldest,
+        failed=failed or 0,
+        last_error=last[0] if last else None,
+        last_error_chat=last[1] if last else None,
+        rate_limited_last_hour=int(rate_limited or 0),
+    )
