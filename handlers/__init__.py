@@ -2,6 +2,8 @@
 
 `get_routers` fixes the order, which matters because the first matching handler wins:
   1. staff_commands  /take /status /close /reopen /sev /tickets from staff, anywhere
+  1b. health         /health in the staff group: the delivery queue (before the staff
+                     group's catch-all for other commands)
   2. staff_group     the staff group: help, answers to clients, internal notes
   3. buttons         inline buttons (staff and client), forged data refused
   4. client          a client's commands in the private chat
@@ -14,7 +16,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from bot.config import Config
-from handlers import buttons, client, client_messages, staff_commands, staff_group
+from handlers import buttons, client, client_messages, health, staff_commands, staff_group
 
 
 def _detached(router: Router) -> Router:
@@ -31,6 +33,7 @@ def get_routers(config: Config) -> list[Router]:
     """The routers in the order they must be included; `config` is for optional features."""
     routers = [
         staff_commands.router,
+        health.router,
         staff_group.router,
         buttons.router,
         client.router,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -264,16 +264,20 @@ class Outbox:
         exclude: Collection[int] = (),
         skip_unreachable: bool = False,
     ) -> Sequence[OutboxMessage]:
-        """The oldest pending row of each chat (chats stay in order), by priority.
+        """The next row of each chat, by priority: a private chat's oldest pending row
+        (a client reads everything in order); a group's oldest row of its most urgent
+        priority (an answer to a staff command does not wait behind hours of cards
+        during a mass outage; rows of one priority keep their order).
 
         `exclude`: chats the caller cannot send to now (in flight, rate-limited);
         `skip_unreachable`: leave out chats of clients who blocked the bot. Both are
         filtered here, so a long queue of waiting chats never fills up `limit`.
         """
+        lane = case((OutboxMessage.chat_id < 0, OutboxMessage.priority), else_=0)
         heads = (
             select(func.min(OutboxMessage.id))
             .where(OutboxMessage.status == "pending")
-            .group_by(OutboxMessage.chat_id)
+            .group_by(OutboxMessage.chat_id, lane)
         )
         query = (
             select(OutboxMessage)
@@ -289,8 +293,12 @@ class Outbox:
         result = await self.session.scalars(
             query.order_by(OutboxMessage.priority, OutboxMessage.id).limit(limit)
         )
-        return result.all()
-
+        rows, seen = [], set()
+        for row in result:
+            if row.chat_id not in seen:  # a group's later lanes wait for the first
+                seen.add(row.chat_id)
+                rows.append(row)
+        return rows
 
 
 # -- delivery health (/health) ------------------------------------------------------
