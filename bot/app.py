@@ -18,6 +18,7 @@ from bot.clock import Clock, utc_now
 from bot.config import Config
 from bot.delivery import DeliveryWorker
 from bot.desk import Classifier
+from bot.faq import FaqService
 from bot.intake import Intake, chat_of
 from bot.middleware import Services, UnitOfWork
 from bot.notify import Notifier
@@ -36,19 +37,21 @@ log = logging.getLogger(__name__)
 COMMANDS = {
     "ru": {
         "client": [("new", "Новое обращение"), ("my", "Мои обращения"),
-                   ("status", "Состояние обращения: /status 42"), ("help", "Как пользоваться")],
+                   ("status", "Состояние обращения: /status 42"),
+                   ("faq", "Частые вопросы: /faq принтер"), ("help", "Как пользоваться")],
         "staff": [("tickets", "Открытые обращения"), ("take", "Взять: /take 42"),
                   ("status", "Статус: /status 42 waiting"), ("close", "Закрыть: /close 42"),
                   ("reopen", "Открыть снова"), ("sev", "Важность: /sev 42 critical"),
-                  ("help", "Справка")],
+                  ("kb", "База знаний: /kb, /kb add, /kb stale"), ("help", "Справка")],
     },
     "en": {
         "client": [("new", "New incident"), ("my", "My incidents"),
-                   ("status", "Incident status: /status 42"), ("help", "How to use")],
+                   ("status", "Incident status: /status 42"),
+                   ("faq", "Common questions: /faq printer"), ("help", "How to use")],
         "staff": [("tickets", "Open incidents"), ("take", "Take: /take 42"),
                   ("status", "Status: /status 42 waiting"), ("close", "Close: /close 42"),
                   ("reopen", "Reopen"), ("sev", "Severity: /sev 42 critical"),
-                  ("help", "Help")],
+                  ("kb", "Knowledge base: /kb, /kb add, /kb stale"), ("help", "Help")],
     },
 }
 
@@ -73,6 +76,9 @@ class App:
     ) -> None:
         self.config = config
         self.clock = clock
+        # The FAQ files are read now: a broken file stops start-up before anything runs.
+        self.faq = FaqService(config.kb, clock)
+        self.faq.load_files()
         self.db = Database(config.database.url, echo=config.database.echo)
         self.texts = Texts(config.desk.language, config.desk.timezone)
         self.bot = Bot(
@@ -92,7 +98,7 @@ class App:
             config=config, db=self.db, texts=self.texts, clock=clock,
             classify=classify or default_classifier(),
             staff=StaffDirectory(self.bot, config.telegram.staff_chat_id, config.telegram.admins),
-            wake_delivery=self.delivery.wake,
+            wake_delivery=self.delivery.wake, faq=self.faq,
         )
         self.dispatcher = Dispatcher(config=config)
         self.dispatcher.update.outer_middleware(UnitOfWork(self.services))
@@ -106,6 +112,7 @@ class App:
     async def prepare(self) -> None:
         """Migrate the database and learn what the staff group is."""
         await upgrade_async(self.config.database.url)
+        await self.faq.load(self.db)
         forum = self.config.telegram.staff_forum
         if forum is None:
             try:

@@ -26,3 +26,23 @@ class PickTicket(CallbackData, prefix="p"):
 
 class ContactChoice(CallbackData, prefix="c"):
     action: str  # skip
+
+
+class FaqAction(CallbackData, prefix="fq"):
+    """A client's answer to an FAQ suggestion: ok (this solved it) or no (not that)."""
+
+    action: str
+    suggestion: int
+
+
+class FaqShow(CallbackData, prefix="fs"):
+    """Show one FAQ article to a client (from the /faq lists)."""
+
+    article: str
+
+
+class KbAction(CallbackData, prefix="kb"):
+    """A staff button about the FAQ: alt (accept a client's phrasing of suggestion `ref`)."""
+
+    action: str
+    ref: int

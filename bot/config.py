@@ -84,6 +84,16 @@ class DeliveryConfig(_Section):
 
 class KBConfig(_Section):
     path: Path | None = None
+    # Search score (0-1) from which an article is suggested; below it, nothing is.
+    min_score: Annotated[float, Field(ge=0, le=1)] = 0.45
+    # /kb stale: articles not updated for this many days...
+    stale_days: Annotated[int, Field(ge=1)] = 180
+    # ...or rejected with "Not that" in at least this share of suggestions, once suggested
+    # at least reject_min_suggested times.
+    reject_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    reject_min_suggested: Annotated[int, Field(ge=1)] = 5
+    # Indexes with more articles than this are searched in a worker thread (event loop stays free).
+    thread_above: Annotated[int, Field(ge=0)] = 2000
 
 
 class Config(_Section):

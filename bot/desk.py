@@ -6,7 +6,7 @@ people concerned through the notifier, all in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,6 +28,8 @@ SUBJECT_WORDS = 8
 FOLLOWUP_ACK_AFTER = timedelta(minutes=2)
 
 Classifier = Callable[[str], Severity]
+# Called after an incident is registered (the FAQ suggestion follows the confirmation).
+OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
 
 
 class DeskError(Exception):
@@ -77,8 +79,10 @@ class Desk:
         config: DeskConfig,
         classify: Classifier,
         language_for: Callable[[str | None], str],
+        on_opened: OnOpened | None = None,
     ) -> None:
         self.session = session
+        self.on_opened = on_opened
         self.notify = notifier
         self.clock = clock
         self.config = config
@@ -176,6 +180,8 @@ class Desk:
                           "opened", None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content)
         await self.notify.ticket_opened(ticket, client, content)
+        if self.on_opened is not None:
+            await self.on_opened(ticket, client, content)
         return ticket
 
     async def append_from_client(self, ticket: Ticket, client: Client, content: Content) -> None:
@@ -345,11 +351,23 @@ class Desk:
 
     async def _reopen(self, ticket: Ticket, client: Client, actor: Actor, text: str | None) -> None:
         ticket.reopen_count += 1
+        ticket.resolution_kind = None  # an FAQ answer that did not hold is no deflection
         ticket.resolved_at = ticket.closed_at = None
         status = TicketStatus.TAKEN if ticket.assignee_id else TicketStatus.NEW
         await self._event(ticket, actor, "reopened", ticket.status, status, text)
         await self._change_status(ticket, client, actor, status, text, event=False,
                                   reopened=True)
+
+    async def resolve_by_faq(self, ticket: Ticket, client: Client, article_id: str) -> None:
+        """The client pressed "This solved it" on an FAQ article: resolved, counted as
+        deflected (`resolution_kind` "faq"); the client can still reopen it."""
+        if ticket.client_id != client.id or not TicketStatus(ticket.status).is_open:
+            raise DeskError("ticket_not_open", number=ticket.number)
+        actor = Actor("client", client.user_id, client.display_name)
+        await self._event(ticket, actor, "faq_solved", None, article_id[:64])
+        ticket.resolution_kind = "faq"
+        ticket.resolution = ticket.resolution or f"FAQ: {article_id}"
+        await self._change_status(ticket, client, actor, TicketStatus.RESOLVED, None)
 
     async def set_severity(self, number: int, actor: Actor, severity: Severity) -> Ticket:
         ticket = await self.ticket(number)

@@ -1,7 +1,8 @@
 """The one outer middleware: a database transaction per update, and the services in it.
 
-Handlers receive `desk` (the incident service), `notifier`, `session` and
-`is_staff`. The update is marked handled in the same transaction, so a crash
+Handlers receive `desk` (the incident service), `notifier`, `session`,
+`is_staff` and `faq` (the FAQ; None only when Services has none). The update
+is marked handled in the same transaction, so a crash
 either keeps everything the update did or nothing of it.
 """
 
@@ -14,10 +15,11 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
-from bot.callbacks import TicketAction
+from bot.callbacks import KbAction, TicketAction
 from bot.clock import Clock
 from bot.config import Config
 from bot.desk import Classifier, Desk
+from bot.faq import FaqService
 from bot.notify import Notifier
 from bot.outbox import OutboxWriter
 from bot.staff import StaffDirectory
@@ -28,7 +30,9 @@ from storage.repos import Inbox, Outbox
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 # Commands whose sender must be staff; asking Telegram costs a call, so only for these.
-STAFF_COMMANDS = frozenset({"take", "status", "close", "reopen", "sev", "tickets"})
+STAFF_COMMANDS = frozenset({"take", "status", "close", "reopen", "sev", "tickets", "kb"})
+# Callback data prefixes of staff-only buttons.
+STAFF_BUTTONS = tuple(prefix + ":" for prefix in (TicketAction.__prefix__, KbAction.__prefix__))
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Services:
     staff: StaffDirectory
     wake_delivery: Callable[[], None]
     forum: bool = False
+    faq: FaqService | None = None
 
 
 def _staff_request(update: Update) -> tuple[int, int] | None:
@@ -52,7 +57,7 @@ def _staff_request(update: Update) -> tuple[int, int] | None:
         word = message.text.split(maxsplit=1)[0]
         if word.startswith("/") and word[1:].split("@")[0].lower() in STAFF_COMMANDS:
             return message.chat.id, message.from_user.id
-    if callback and callback.data and callback.data.startswith(TicketAction.__prefix__ + ":"):
+    if callback and callback.data and callback.data.startswith(STAFF_BUTTONS):
         chat_id = callback.message.chat.id if callback.message else callback.from_user.id
         return chat_id, callback.from_user.id
     return None
@@ -81,11 +86,13 @@ class UnitOfWork(BaseMiddleware):
                 out, s.texts, staff_chat_id=staff_chat, forum=s.forum,
                 signature=s.config.desk.signature,
             )
+            faq = s.faq.bind(session, notifier) if s.faq is not None else None
             data.update(
                 session=session,
                 notifier=notifier,
                 desk=Desk(session, notifier, s.clock, s.config.desk, s.classify,
-                          s.texts.language_for),
+                          s.texts.language_for, on_opened=faq.suggest if faq else None),
+                faq=faq,
                 is_staff=is_staff,
                 texts=s.texts,
                 now=now,

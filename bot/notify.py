@@ -129,11 +129,14 @@ class Notifier:
         """An answer to a staff member's command, where they typed it."""
         await self.out.send_text(chat_id, html, priority=PRIORITY_REPLY, thread_id=thread_id)
 
-    async def staff_line(self, ticket: Ticket, message: str, **context: Any) -> None:
-        """A short line in the incident's thread (who did what)."""
+    async def staff_line(
+        self, ticket: Ticket, message: str, *, keyboard: Keyboard | None = None, **context: Any
+    ) -> None:
+        """A short line in the incident's thread (who did what), with buttons if given."""
         await self.out.send_text(
             self.staff_chat_id, self.texts.staff(message, ticket=ticket, **context),
-            priority=PRIORITY_STAFF, ticket_id=ticket.id, **self._staff_thread(ticket),
+            priority=PRIORITY_STAFF, ticket_id=ticket.id, keyboard=keyboard,
+            **self._staff_thread(ticket),
         )
 
     async def client_followup(self, ticket: Ticket, client: Client, content: Content) -> None:

@@ -1,10 +1,11 @@
 """Writing Bot API calls to the outbox, in the caller's transaction.
 
-Payloads are plain Bot API parameters. Two placeholders are resolved by the
+Payloads are plain Bot API parameters. Placeholders are resolved by the
 delivery worker at send time, because their values exist only after an earlier
-row of the same chat was delivered:
+row of the same chat was delivered (or cannot be stored as JSON):
   {"$topic_of": ticket_id}   the forum topic of the ticket (the key is dropped if none)
   {"$message_of": outbox_id} the Telegram message id that row produced
+  {"$file": path}            a local file to upload (FAQ screenshots kept next to the KB)
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """aiogram routers: parse an update, call a service, render a template.
 
 `get_routers` fixes the order, which matters because the first matching handler wins:
+  0. kb_admin        staff FAQ management: /kb, its add/edit dialog (before anything else,
+                     so dialog answers typed in a topic don't go to the client), `/close N faq`
   1. staff_commands  /take /status /close /reopen /sev /tickets from staff, anywhere
   1b. health         /health in the staff group: the delivery queue (before the staff
                      group's catch-all for other commands)
   2. staff_group     the staff group: help, answers to clients, internal notes
+  2a. faq            /faq for clients and the FAQ buttons (before buttons' catch-all)
   3. buttons         inline buttons (staff and client), forged data refused
   4. client          a client's commands in the private chat
   5. client_messages everything else a client sends in private: lands in an incident
@@ -16,7 +19,16 @@ from __future__ import annotations
 from aiogram import Router
 
 from bot.config import Config
-from handlers import buttons, client, client_messages, health, staff_commands, staff_group
+from handlers import (
+    buttons,
+    client,
+    client_messages,
+    faq,
+    health,
+    kb_admin,
+    staff_commands,
+    staff_group,
+)
 
 
 def _detached(router: Router) -> Router:
@@ -32,9 +44,11 @@ def _detached(router: Router) -> Router:
 def get_routers(config: Config) -> list[Router]:
     """The routers in the order they must be included; `config` is for optional features."""
     routers = [
+        kb_admin.router,
         staff_commands.router,
         health.router,
         staff_group.router,
+        faq.router,
         buttons.router,
         client.router,
         client_messages.router,

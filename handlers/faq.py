@@ -1,0 +1,124 @@
+"""The FAQ for clients: /faq in the private chat and the buttons of FAQ messages.
+
+"This solved it" / "Not that" act only for the client the suggestion was made
+to, only once (checked against `faq_suggestions`); the incident is resolved
+through `Desk`, like every other ticket change.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from bot.callbacks import FaqAction, FaqShow
+from bot.desk import Desk, DeskError
+from bot.faq import ID_LIMIT, FaqDesk, FaqError
+from bot.notify import Notifier
+from bot.outbox import PRIORITY_REPLY, Keyboard, button
+from bot.texts import Texts
+from handlers._parse import person_of
+from kb.articles import Article
+from storage.models import Client
+
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+
+FOUND_LIMIT = 4
+
+
+def _buttons(articles: list[Article]) -> Keyboard:
+    return [
+        [button(a.question[:60], FaqShow(article=a.id).pack())]
+        for a in articles if len(a.id) <= ID_LIMIT
+    ]
+
+
+@router.message(Command("faq"))
+async def faq_command(
+    message: Message, command: CommandObject, desk: Desk, notifier: Notifier,
+    faq: FaqDesk | None,
+) -> None:
+    """/faq alone: the most useful articles; /faq words: the best answers to them."""
+    assert message.from_user is not None
+    client, _ = await desk.client_for(person_of(message.from_user, message.chat.id))
+    query = (command.args or "").strip()
+    if faq is None or not query:
+        top = await faq.top(client.language) if faq is not None else []
+        await notifier.to_client(None, client, "faq_top", priority=PRIORITY_REPLY,
+                                 articles=top, keyboard=_buttons(top) or None)
+        return
+    exact = faq.service.article(query.lower())
+    found = [exact] if exact else await faq.best(query, client.language, FOUND_LIMIT)
+    if not found:
+        await notifier.to_client(None, client, "faq_nothing", priority=PRIORITY_REPLY,
+                                 query=query)
+        return
+    more = found[1:]
+    await faq.send_article(client, found[0], "faq_found", more=bool(more),
+                           keyboard=_buttons(more) or None)
+
+
+@router.callback_query(FaqShow.filter())
+async def show_article(
+    callback: CallbackQuery, callback_data: FaqShow, desk: Desk, faq: FaqDesk | None,
+    texts: Texts,
+) -> None:
+    client = await _client(callback, desk)
+    article = faq.service.article(callback_data.article) if faq is not None else None
+    if client is None or faq is None or article is None or (
+        callback_data.article in faq.service.drafts
+    ):
+        await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
+        return
+    await faq.send_article(client, article, "faq_article")
+    await callback.answer()
+
+
+@router.callback_query(FaqAction.filter())
+async def suggestion_answer(
+    callback: CallbackQuery, callback_data: FaqAction, desk: Desk, notifier: Notifier,
+    faq: FaqDesk | None, texts: Texts,
+) -> None:
+    client = await _client(callback, desk)
+    if client is None or faq is None or callback_data.action not in ("ok", "no"):
+        await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
+        return
+    solved = callback_data.action == "ok"
+    try:
+        suggestion, ticket = await faq.client_answer(client, callback_data.suggestion, solved)
+    except FaqError as error:
+        await _refuse(callback, texts, client.language, error.code)
+        return
+    if solved:
+        # Resolved or closed by staff meanwhile: the thanks still counts for the article.
+        with suppress(DeskError):
+            await desk.resolve_by_faq(ticket, client, suggestion.article_id)
+        await faq.offer_phrasing(suggestion, ticket)
+    else:
+        await faq.not_that(suggestion, ticket, client)
+    if callback.message is not None:  # the buttons are used up
+        await notifier.out.call(
+            client.chat_id, "editMessageReplyMarkup",
+            {"message_id": callback.message.message_id, "reply_markup": {"inline_keyboard": []}},
+            priority=PRIORITY_REPLY,
+        )
+    await callback.answer()
+
+
+async def _client(callback: CallbackQuery, desk: Desk) -> Client | None:
+    """The client pressing a button in their private chat (None anywhere else)."""
+    if callback.message is None or callback.message.chat.type != "private":
+        return None
+    client, _ = await desk.client_for(person_of(callback.from_user, callback.message.chat.id))
+    return client
+
+
+def _language(callback: CallbackQuery, texts: Texts, client: Client | None) -> str:
+    return client.language if client else texts.language_for(callback.from_user.language_code)
+
+
+async def _refuse(callback: CallbackQuery, texts: Texts, language: str, code: str) -> None:
+    await callback.answer(texts.client(language, "faq_error", code=code), show_alert=True)

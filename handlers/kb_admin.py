@@ -1,0 +1,289 @@
+"""Staff manage the FAQ: /kb (list, add, edit, del, publish, stale), `/close 42 faq`,
+the "add this phrasing" button.
+
+`/kb add` and `/kb edit <id>` are a short dialog (aiogram FSM, per user and
+chat): question, other phrasings, answer, optional screenshot; /cancel stops
+it. Other commands typed meanwhile are left to their routers. The router comes
+first (see handlers/__init__.py) so that dialog answers typed in an incident's
+topic are not taken for answers to the client, and `/close N faq` is seen
+before the ordinary /close.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+
+from bot.callbacks import KbAction
+from bot.desk import Desk, DeskError
+from bot.faq import FaqDesk, FaqError
+from bot.notify import Notifier
+from bot.outbox import PRIORITY_REPLY
+from bot.texts import Texts
+from handlers._parse import reply_to_id, staff_actor
+from storage.models import Ticket
+
+router = Router(name=__name__)
+
+SKIP = {"-", "—", "нет", "no", "skip"}
+
+
+class KbDialog(StatesGroup):
+    question = State()
+    alt = State()
+    answer = State()
+    image = State()
+
+
+def _from_staff(_: Message, is_staff: bool) -> bool:
+    return is_staff
+
+
+def _not_a_command(message: Message) -> bool:
+    return not (message.text or "").startswith("/")
+
+
+def _close_faq(message: Message) -> bool:
+    """/close 42 faq [text], or /close faq [text] inside an incident's topic."""
+    words = (message.text or "").split()[1:3]
+    if words and words[0].lstrip("#").isdigit():
+        words = words[1:]
+    return bool(words) and words[0].lower() == "faq"
+
+
+async def _reply(message: Message, notifier: Notifier, html: str) -> None:
+    thread = message.message_thread_id if message.is_topic_message else None
+    await notifier.reply_staff(message.chat.id, thread, html)
+
+
+# -- /kb ------------------------------------------------------------------------------
+
+
+@router.message(Command("kb"), _from_staff)
+async def kb_command(
+    message: Message, command: CommandObject, faq: FaqDesk | None, notifier: Notifier,
+    texts: Texts, state: FSMContext,
+) -> None:
+    if faq is None:
+        return
+    words = (command.args or "").split()
+    sub = words[0].lower() if words else ""
+    target = words[1] if len(words) > 1 else ""
+    try:
+        if not sub:
+            await _reply(message, notifier, texts.staff("kb_list", infos=await faq.infos()))
+        elif sub == "add":
+            await state.set_state(KbDialog.question)
+            await state.set_data({"id": None})
+            await _reply(message, notifier, texts.staff("kb_prompt", step="question"))
+        elif sub == "edit" and target:
+            article = await faq.editable(target)
+            await state.set_state(KbDialog.question)
+            await state.set_data({"id": article.id, "current": {
+                "question": article.question, "alt": list(article.alt),
+                "answer": article.answer, "image": article.image,
+            }})
+            await _reply(message, notifier, texts.staff("kb_edit_start", article=article) + "\n\n"
+                         + texts.staff("kb_prompt", step="question", current=article.question))
+        elif sub in ("del", "delete") and target:
+            await faq.delete(target)
+            await _reply(message, notifier, texts.staff("kb_deleted", id=target))
+        elif sub == "publish" and target:
+            article = await faq.publish(target)
+            await _reply(message, notifier, texts.staff("kb_published", article=article))
+        elif sub == "stale":
+            await _reply(message, notifier, texts.staff(
+                "kb_stale", rows=await faq.stale(), days=faq.service.config.stale_days))
+        else:
+            await _reply(message, notifier, texts.staff("kb_usage"))
+    except FaqError as error:
+        await _reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
+
+
+# -- the dialog -------------------------------------------------------------------------
+
+
+@router.message(Command("cancel"), StateFilter(KbDialog))
+async def cancel(message: Message, notifier: Notifier, texts: Texts, state: FSMContext) -> None:
+    await state.clear()
+    await _reply(message, notifier, texts.staff("kb_cancelled"))
+
+
+def _current(data: dict[str, Any], field: str) -> Any:
+    return (data.get("current") or {}).get(field)
+
+
+def _show(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "; ".join(value) or None
+    return value or None
+
+
+async def _next(
+    message: Message, notifier: Notifier, texts: Texts, state: FSMContext, step: State,
+    data: dict[str, Any],
+) -> None:
+    await state.set_state(step)
+    name = (step.state or "").split(":")[-1]
+    await _reply(message, notifier, texts.staff(
+        "kb_prompt", step=name, current=_show(_current(data, name))))
+
+
+@router.message(KbDialog.question, _not_a_command)
+async def got_question(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
+                       ) -> None:
+    data = await state.get_data()
+    text = (message.text or "").strip()
+    if text in SKIP and _current(data, "question"):
+        text = _current(data, "question")
+    if not text or text in SKIP:
+        await _reply(message, notifier, texts.staff("kb_error", code="need_text"))
+        return
+    data["question"] = text
+    await state.set_data(data)
+    await _next(message, notifier, texts, state, KbDialog.alt, data)
+
+
+@router.message(KbDialog.alt, _not_a_command)
+async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSMContext) -> None:
+    data = await state.get_data()
+    text = (message.text or "").strip()
+    if text in SKIP:
+        alt = _current(data, "alt") or []
+    else:
+        alt = [line.strip(" -•;") for line in text.splitlines() if line.strip(" -•;")]
+    data["alt"] = alt
+    await state.set_data(data)
+    await _next(message, notifier, texts, state, KbDialog.answer, data)
+
+
+@router.message(KbDialog.answer, _not_a_command)
+async def got_answer(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
+                     ) -> None:
+    data = await state.get_data()
+    text = (message.text or message.caption or "").strip()
+    if text in SKIP and _current(data, "answer"):
+        text = _current(data, "answer")
+    if not text or text in SKIP:
+        await _reply(message, notifier, texts.staff("kb_error", code="need_text"))
+        return
+    data["answer"] = text
+    await state.set_data(data)
+    await _next(message, notifier, texts, state, KbDialog.image, data)
+
+
+@router.message(KbDialog.image, _not_a_command)
+async def got_image(
+    message: Message, notifier: Notifier, texts: Texts, state: FSMContext, faq: FaqDesk | None,
+) -> None:
+    data = await state.get_data()
+    if message.photo:
+        image = "tg:" + message.photo[-1].file_id
+    elif (message.text or "").strip() in SKIP:
+        image = _current(data, "image")
+    else:
+        await _reply(message, notifier, texts.staff("kb_prompt", step="image"))
+        return
+    await state.clear()
+    if faq is None:
+        return
+    assert message.from_user is not None
+    try:
+        article = await faq.save(
+            article_id=data.get("id"), question=data["question"], alt=data["alt"],
+            answer=data["answer"], image=image, author=message.from_user.id,
+        )
+    except FaqError as error:
+        await _reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
+        return
+    await _reply(message, notifier, texts.staff(
+        "kb_saved", article=article, created=data.get("id") is None,
+        draft=article.id in faq.service.drafts))
+
+
+# -- /close 42 faq ----------------------------------------------------------------------
+
+
+async def _ticket(message: Message, words: list[str], desk: Desk, notifier: Notifier
+                  ) -> tuple[Ticket, list[str]]:
+    if words and words[0].lstrip("#").isdigit():
+        return await desk.ticket(int(words[0].lstrip("#"))), words[1:]
+    ticket = await desk.ticket_in_thread(
+        message.message_thread_id if message.is_topic_message else None,
+        reply_to_id(message), notifier.staff_chat_id,
+    )
+    if ticket is None:
+        raise DeskError("need_number", command="close")
+    return ticket, words
+
+
+@router.message(Command("close"), _from_staff, _close_faq)
+async def close_as_faq(
+    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
+    faq: FaqDesk | None,
+) -> None:
+    """Close the incident, then turn its resolution into a draft article."""
+    assert message.from_user is not None
+    actor = staff_actor(message.from_user)
+    args = command.args or ""
+    try:
+        ticket, words = await _ticket(message, args.split(), desk, notifier)
+        after = args[args.lower().find("faq") + 3:].strip() or None  # "faq" is words[0]
+        assert words and words[0].lower() == "faq"
+        try:
+            await desk.close(ticket.number, actor, after)
+        except DeskError as error:
+            if error.code != "ticket_not_open":  # closed already: the draft is still wanted
+                raise
+            if after:
+                ticket.resolution = after
+    except DeskError as error:
+        await _reply(message, notifier, texts.staff("error", code=error.code, **error.context))
+        return
+    if faq is None:
+        return
+    try:
+        article = await faq.draft_from_ticket(ticket, actor.user_id)
+    except FaqError as error:
+        await _reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
+        return
+    await _reply(message, notifier, texts.staff("kb_draft", ticket=ticket, article=article))
+
+
+# -- buttons ----------------------------------------------------------------------------
+
+
+@router.callback_query(KbAction.filter())
+async def kb_button(
+    callback: CallbackQuery, callback_data: KbAction, is_staff: bool, faq: FaqDesk | None,
+    notifier: Notifier, texts: Texts,
+) -> None:
+    language = texts.language_for(callback.from_user.language_code)
+    if not is_staff:
+        await callback.answer(texts.client(language, "error", code="staff_only"), show_alert=True)
+        return
+    try:
+        if faq is None or callback_data.action != "alt":
+            raise FaqError("button_invalid")
+        article, words = await faq.accept_phrasing(callback_data.ref)
+    except FaqError as error:
+        await callback.answer(texts.staff("kb_error", code=error.code, **error.context),
+                              show_alert=True)
+        return
+    message = callback.message
+    if isinstance(message, Message):
+        await notifier.out.call(
+            message.chat.id, "editMessageReplyMarkup",
+            {"message_id": message.message_id, "reply_markup": {"inline_keyboard": []}},
+            priority=PRIORITY_REPLY,
+        )
+        thread = message.message_thread_id if message.is_topic_message else None
+        await notifier.reply_staff(message.chat.id, thread,
+                                   texts.staff("kb_phrasing_added", article=article, text=words))
+    await callback.answer()
+
