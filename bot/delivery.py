@@ -98,6 +98,10 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # chat id -> its send
         self._stopping = False
+        # Rows fetched but not sent yet: heads of distinct chats, none of them in flight.
+        self._buffer: list[_Row] = []
+        self._buffered_at = 0.0
+        self._batch = max(8, min(200, int(limiter.global_per_second) + 8))
 
     def wake(self) -> None:
         self._wake.set()
@@ -129,43 +133,66 @@ class DeliveryWorker:
             await asyncio.sleep(min(delay, 0.05) if not self._in_flight else 0.01)
 
     async def _dispatch_due(self) -> float:
-        """Start sends for every chat that may receive now; returns how long to sleep."""
+        """Start sends for every chat that may receive now; returns how long to sleep.
+
+        Rows come from a small buffer (about a second of sends), refilled by one query
+        when it runs dry, holds nothing sendable or is a second old. Sends are thus not
+        held up by the database lock that the intake holds during a rush, and sends
+        reserved in the limiter go out at once: a send that waited for the database
+        after its reservation would reach Telegram bunched up with later ones.
+        """
         if len(self._in_flight) >= self.max_in_flight:
             return 0.05
         global_wait = self.limiter.global_wait()
         if global_wait > 0:
             return global_wait
-        room = min(self.max_in_flight - len(self._in_flight), self.limiter.global_budget())
-        busy, first_free = self.limiter.busy_chats()
-        busy |= set(self._in_flight)
-        async with self.db.transaction() as session:
-            due = await Outbox(session).due(
-                self.clock(), limit=max(room, 1), exclude=busy, skip_unreachable=True
-            )
-            rows = [
-                _Row(r.id, r.chat_id, r.method, dict(r.payload), r.ticket_id, r.purpose, r.attempts)
-                for r in due
-            ]
-        # A full batch means more is due: come back as soon as the limits allow; else
-        # when a chat left out for its limit may receive again (it may have more rows).
-        delay = self.idle_poll if len(rows) < room else 0.0
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - self._buffered_at > 1.0
+        if stale or not any(self._sendable(row) for row in self._buffer):
+            await self._refill()
+        delay = self.idle_poll if len(self._buffer) < self._batch else 0.0
+        _, first_free = self.limiter.busy_chats()
         if first_free > 0:
             delay = min(delay, first_free)
-        for row in rows:
-            if len(self._in_flight) >= self.max_in_flight:
-                return 0.05
+        kept: list[_Row] = []
+        for index, row in enumerate(self._buffer):
+            if len(self._in_flight) >= self.max_in_flight or self.limiter.global_wait() > 0:
+                kept.extend(self._buffer[index:])
+                break
+            if row.chat_id in self._in_flight:
+                kept.append(row)
+                continue
             wait = self.limiter.wait(row.chat_id)
             if wait > 0:
                 delay = min(delay, wait)
-                if self.limiter.global_wait() > 0:
-                    break
+                kept.append(row)
                 continue
             row = dataclasses.replace(row, quiet=self.limiter.quiet(row.chat_id, 1.0))
             self.limiter.record(row.chat_id)
             task = asyncio.create_task(self._deliver(row))
             self._in_flight[row.chat_id] = task
             task.add_done_callback(partial(self._finished, row.chat_id))
+        self._buffer = kept
+        if self.limiter.global_wait() > 0:
+            delay = min(delay, self.limiter.global_wait())
         return delay
+
+    def _sendable(self, row: _Row) -> bool:
+        return row.chat_id not in self._in_flight and self.limiter.wait(row.chat_id) == 0
+
+    async def _refill(self) -> None:
+        """The next rows of chats that may receive now, at most a batch."""
+        busy, _ = self.limiter.busy_chats()
+        busy |= set(self._in_flight)
+        async with self.db.transaction() as session:
+            due = await Outbox(session).due(
+                self.clock(), limit=self._batch, exclude=busy, skip_unreachable=True
+            )
+            self._buffer = [
+                _Row(r.id, r.chat_id, r.method, dict(r.payload), r.ticket_id, r.purpose, r.attempts)
+                for r in due
+            ]
+        self._buffered_at = asyncio.get_running_loop().time()
 
     def _finished(self, chat_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(chat_id, None)
@@ -216,9 +243,13 @@ class DeliveryWorker:
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:
         method_class = getattr(methods, method[0].upper() + method[1:])
         params = {k: v for k, v in payload.items() if not k.startswith("$")}  # our bookkeeping
-        return await self.bot(method_class.model_validate(params))
+        request = method_class.model_validate(params)
+        self.limiter.resend(payload["chat_id"])
+        return await self.bot(request)
 
     async def _resolve(self, row: _Row) -> dict[str, Any]:
+        if not _has_placeholder(row.payload):  # most rows: no database on the way out
+            return row.payload
         async with self.db.transaction() as session:
             resolved: dict[str, Any] = await _resolve_value(session, row.payload)
             return resolved
@@ -374,6 +405,15 @@ def _next_part(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _without(payload: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != key}
+
+
+def _has_placeholder(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "$message_of" in value or "$topic_of" in value or "$file" in value or any(
+            _has_placeholder(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_placeholder(item) for item in value)
+    return False
 
 
 async def _resolve_value(session: AsyncSession, value: Any) -> Any:

@@ -1,0 +1,305 @@
+"""Mass outage: thousands of clients write within a minute. Does every one get a number, fast?
+
+    .venv/bin/python tests/bench/outage.py                       # 5,000 clients in 60 s
+    .venv/bin/python tests/bench/outage.py --clients 1000 --seconds 20
+    .venv/bin/python tests/bench/outage.py --quick               # a smoke run
+
+The real bot runs as a subprocess (`python -m bot run --config <tmp>`, SQLite in a
+temporary folder) against the Telegram emulator in this process. Clients' first
+messages are queued at a steady rate over `--seconds`; the emulator enforces
+Telegram's limits on sends (30/s, 1/s per chat, 20/min per group) and answers 429
+beyond them, while the bot keeps its configured limits (defaults: 25/s, 1/s, 20/min).
+
+Measured:
+  registration   per update, from the moment it was queued at the emulator to the
+                 moment the bot committed its handling (inbox.handled_at: the incident,
+                 its number and the confirmation row exist). Target p99 < 1 s.
+  peak RSS       the bot process's high-water mark (VmHWM). Target < 300 MB.
+  delivery       all confirmations: time from the first to the last, and the send rate
+                 while there was a backlog, against the configured global limit.
+                 Target >= 95 % of it, and zero 429s provoked.
+Also reported: what is left for the staff group (topic + card per incident at 20/min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bot.sandbox.emulator import SEND_METHODS, FakeTelegram  # noqa: E402
+
+TOKEN = "123456:BENCH-TOKEN"
+STAFF_CHAT = -1001000
+STAFF = 7001
+FIRST_CLIENT = 1_000_000
+TELEGRAM = {"global_per_second": 30, "per_chat_per_second": 1, "per_group_per_minute": 20}
+MESSAGES = [
+    "Не работает интернет",
+    "Нет связи с утра, весь офис без интернета",
+    "Интернет пропал, роутер мигает красным",
+    "No internet since 9am, please help",
+    "Очень медленно грузятся страницы, потом совсем пропало",
+]
+
+
+@dataclass
+class Report:
+    clients: int
+    seconds: float
+    global_limit: float
+    register_all: float  # first queued -> last handled
+    latency_p50: float
+    latency_p99: float
+    latency_max: float
+    peak_rss_mb: float
+    deliver_all: float  # first confirmation -> last confirmation
+    delivered: int
+    backlog_rate: float  # sends per second while confirmations were queued
+    provoked_429: int
+    staff_pending: int
+
+    @property
+    def arrival_rate(self) -> float:
+        return self.clients / self.seconds if self.seconds else float("inf")
+
+
+def _config(folder: Path, tg: FakeTelegram, global_limit: float) -> Path:
+    path = folder / "config.toml"
+    path.write_text(
+        f"""
+[telegram]
+token = "{TOKEN}"
+api_base = "{tg.base_url}"
+staff_chat_id = {STAFF_CHAT}
+staff_forum = true
+poll_timeout = 1
+request_timeout = 10
+
+[database]
+url = "sqlite+aiosqlite:///{folder / 'frontdesk.db'}"
+
+[delivery]
+global_per_second = {global_limit}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    if not db.exists():
+        return []
+    connection = sqlite3.connect(db, timeout=30)
+    try:
+        return connection.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        connection.close()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).memory_info().rss) / 2**20
+    except Exception:  # noqa: BLE001 - best effort on other systems
+        return float("nan")
+
+
+def _utc_seconds(value: object) -> float:
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+async def _wait(condition: object, timeout: float, what: str, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(every)
+    raise TimeoutError(what)
+
+
+async def run(
+    clients: int, seconds: float, global_limit: float = 25.0, *, verbose: bool = False
+) -> Report:
+    folder = Path(tempfile.mkdtemp(prefix="frontdesk-outage-"))
+    db = folder / "frontdesk.db"
+    async with FakeTelegram(TOKEN) as tg:
+        tg.add_group(STAFF_CHAT, "Поддержка", is_forum=True, members={STAFF: "administrator"})
+        ids = [FIRST_CLIENT + i for i in range(clients)]
+        for user_id in ids:
+            tg.add_user(user_id, f"Клиент{user_id}", language_code="ru")
+        tg.enforce_limits(**TELEGRAM)
+        env = {k: v for k, v in os.environ.items() if k != "FRONTDESK_TELEGRAM_TOKEN"}
+        log = (folder / "bot.log").open("wb")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--config", str(_config(folder, tg, global_limit)),
+            cwd=ROOT, env=env, stdout=log, stderr=log,
+        )
+        try:
+            await _wait(lambda: tg.calls_to("getUpdates"), 60, "the bot did not start polling")
+            queued: dict[int, float] = {}
+            start = time.monotonic()
+            for index, user_id in enumerate(ids):
+                due = start + seconds * index / clients
+                if due > time.monotonic():
+                    await asyncio.sleep(due - time.monotonic())
+                update_id = tg.send_message(user_id, MESSAGES[index % len(MESSAGES)])
+                queued[int(tg.pending_updates[-1]["update_id"])] = time.time()
+                del update_id
+            if verbose:
+                print(f"queued {clients} in {time.monotonic() - start:.1f}s", file=sys.stderr)
+
+            def handled() -> bool:
+                rows = _query(db, "SELECT count(*) FROM inbox WHERE handled_at IS NOT NULL")
+                return bool(rows) and rows[0][0] == clients
+
+            await _wait(handled, 120 + seconds, "not every update was handled")
+            rss = _peak_rss_mb(process.pid)
+            pending_to = set(ids)
+
+            def confirmed() -> bool:
+                for call in tg.calls[-2000:] if len(pending_to) < 2000 else tg.calls:
+                    if call.ok and call.method == "sendMessage" and call.chat_id in pending_to:
+                        pending_to.discard(call.chat_id)  # type: ignore[arg-type]
+                return not pending_to
+
+            await _wait(confirmed, 120 + clients / global_limit * 1.5, "confirmations missing", 1.0)
+            rss = max(rss, _peak_rss_mb(process.pid))
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
+            log.close()
+
+        if verbose:
+            for violation in tg.limit_violation_log[:10]:
+                print("limit exceeded:", violation, file=sys.stderr)
+        rows = _query(db, "SELECT update_id, handled_at FROM inbox")
+        handled_at = {int(u): _utc_seconds(h) for u, h in rows}  # type: ignore[call-overload]
+        latencies = sorted(handled_at[u] - queued[u] for u in queued)
+        first_queued = min(queued.values())
+        client_ids = set(ids)
+        confirmations = sorted(
+            c.time for c in tg.calls
+            if c.ok and c.method == "sendMessage" and c.chat_id in client_ids
+        )
+        sends = sorted(c.time for c in tg.calls if c.ok and c.method in SEND_METHODS)
+        # The backlog: from when the queue of confirmations formed (sends reached the
+        # limit) to the last confirmation. With arrivals slower than the limit there is
+        # none to speak of, and the rate is the arrival rate.
+        window_start = confirmations[0]
+        if clients / seconds > global_limit:
+            window_start = confirmations[0] + 1.0
+        window = [t for t in sends if window_start <= t <= confirmations[-1]]
+        span = confirmations[-1] - window_start
+        staff_pending = _query(
+            db, f"SELECT count(*) FROM outbox WHERE status = 'pending' AND chat_id = {STAFF_CHAT}"
+        )
+        return Report(
+            clients=clients,
+            seconds=seconds,
+            global_limit=global_limit,
+            register_all=max(handled_at.values()) - first_queued,
+            latency_p50=statistics.median(latencies),
+            latency_p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            latency_max=latencies[-1],
+            peak_rss_mb=rss,
+            deliver_all=confirmations[-1] - confirmations[0],
+            delivered=len(set(c.chat_id for c in tg.calls
+                              if c.ok and c.method == "sendMessage" and c.chat_id in client_ids)),
+            backlog_rate=len(window) / span if span > 0 else float("nan"),
+            provoked_429=tg.limit_violations,
+            staff_pending=int(staff_pending[0][0]) if staff_pending else 0,  # type: ignore[call-overload]
+        )
+
+
+def render(report: Report) -> str:
+    r = report
+    saturated = r.arrival_rate > r.global_limit
+    rate_target = 0.95 * r.global_limit
+
+    def row(name: str, value: str, target: str, ratio: str, ok: bool | None) -> str:
+        verdict = "" if ok is None else ("ok" if ok else "MISSED")
+        return f"{name:<34} {value:>14} {target:>12} {ratio:>9}  {verdict}"
+
+    lines = [
+        f"Outage: {r.clients} clients in {r.seconds:g} s ({r.arrival_rate:.1f}/s); bot limits "
+        f"{r.global_limit:g}/s, 1/s per chat, 20/min per group; emulator enforces 30/s, 1/s, 20/min",
+        "",
+        f"{'measure':<34} {'value':>14} {'target':>12} {'ratio':>9}",
+        row("time to register all", f"{r.register_all:.1f} s", "", "", None),
+        row("registration latency p50", f"{r.latency_p50 * 1000:.0f} ms", "", "", None),
+        row("registration latency p99", f"{r.latency_p99 * 1000:.0f} ms", "< 1000 ms",
+            f"{r.latency_p99:.2f}", r.latency_p99 < 1.0),
+        row("registration latency max", f"{r.latency_max * 1000:.0f} ms", "", "", None),
+        row("peak RSS of the bot", f"{r.peak_rss_mb:.0f} MB", "< 300 MB",
+            f"{r.peak_rss_mb / 300:.2f}", r.peak_rss_mb < 300),
+        row("confirmations delivered", f"{r.delivered}/{r.clients}", "all",
+            f"{r.delivered / r.clients:.2f}", r.delivered == r.clients),
+        row("time to deliver all confirmations", f"{r.deliver_all:.1f} s",
+            f"{r.clients / r.global_limit:.1f} s" if saturated else "", "", None),
+        row("send rate during the backlog", f"{r.backlog_rate:.1f}/s",
+            f">= {rate_target:.2f}/s" if saturated else "n/a",
+            f"{r.backlog_rate / r.global_limit:.2f}" if saturated else "",
+            r.backlog_rate >= rate_target if saturated else None),
+        row("429s provoked (limits exceeded)", str(r.provoked_429), "0", "",
+            r.provoked_429 == 0),
+        "",
+    ]
+    if not saturated:
+        lines.append("(arrivals were slower than the global limit: no delivery backlog formed, "
+                     "so the rate target does not apply)")
+    lines.append(
+        f"staff group: {r.staff_pending} messages still queued (topic + card per incident at "
+        f"20/min: {r.staff_pending / 20:.0f} min more)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--global-limit", type=float, default=25.0,
+                        help="the bot's [delivery] global_per_second")
+    parser.add_argument("--quick", action="store_true", help="300 clients in 5 s")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clients, args.seconds = 300, 5.0
+    report = asyncio.run(run(args.clients, args.seconds, args.global_limit, verbose=args.verbose))
+    print(render(report))
+    good = (report.latency_p99 < 1.0 and report.peak_rss_mb < 300
+            and report.delivered == report.clients and report.provoked_429 == 0)
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
