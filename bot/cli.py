@@ -14,6 +14,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from bot.config import ConfigError, load_config
+from kb.articles import KBError
 
 EXIT_BAD_INPUT = 2
 
@@ -42,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--kb", type=Path, required=True, help="a YAML file or a folder")
     search.add_argument("--json", action="store_true", help="JSON lines output (the default)")
     search.add_argument("--limit", type=int, default=3)
+    kb_import = kb_commands.add_parser(
+        "import", help="articles from a YAML file or folder into the database")
+    kb_import.add_argument("path", type=Path)
+    kb_import.add_argument("--config", type=Path, default=Path("config.toml"))
+    kb_export = kb_commands.add_parser(
+        "export", help="the database's articles into one YAML file")
+    kb_export.add_argument("path", type=Path)
+    kb_export.add_argument("--config", type=Path, default=Path("config.toml"))
+    kb_export.add_argument("--drafts", action="store_true", help="drafts too")
+    kb_export.add_argument("--all", action="store_true", dest="with_files",
+                           help="the [kb] path articles too, with phrasings learned in chat")
 
     classify = commands.add_parser("classify", help="severity of messages read from stdin")
     classify.add_argument("--json", action="store_true", help="JSON lines output (the default)")
@@ -84,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
 
             logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
             return asyncio.run(run_sandbox(script=args.script, db_path=args.db))
+        if args.command == "kb" and args.kb_command in ("import", "export"):
+            from bot.kb_cli import export_command, import_command
+
+            config = load_config(args.config)
+            if args.kb_command == "import":
+                return import_command(config, args.path)
+            return export_command(config, args.path, drafts=args.drafts,
+                                  with_files=args.with_files)
         if args.command == "kb":
             from kb.cli import search_command
 
@@ -92,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             from bot.classify_cli import classify_command
 
             return classify_command(sys.stdin, sys.stdout, args.vocabulary)
-    except ConfigError as error:
+    except (ConfigError, KBError) as error:
+        # KBError: a broken FAQ file (named with the line, the article and the field).
         print(f"frontdesk: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
