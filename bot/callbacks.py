@@ -46,3 +46,11 @@ class KbAction(CallbackData, prefix="kb"):
 
     action: str
     ref: int
+
+
+class RateAction(CallbackData, prefix="rt"):
+    """A client's rating of closed incident `number`: score 5 (Excellent) ... 1 (Terrible);
+    0 = "no comment" on the follow-up question."""
+
+    number: int
+    score: int

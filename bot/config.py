@@ -96,12 +96,34 @@ class KBConfig(_Section):
     thread_above: Annotated[int, Field(ge=0)] = 2000
 
 
+class RatingsConfig(_Section):
+    """The rating request after closure (bot/ratings.py)."""
+
+    enabled: bool = True
+    # 0: the request goes out with the closure message; otherwise this many minutes later.
+    request_delay_minutes: Annotated[float, Field(ge=0)] = 0
+    # How long after the first rating the client may change it.
+    change_hours: Annotated[float, Field(ge=0)] = 24
+    # One reminder for an unanswered request after this long; 0 turns reminders off.
+    remind_after_hours: Annotated[float, Field(ge=0)] = 24
+    # After "what went wrong?" / "anything to add?", the client's next text message within
+    # this many minutes is taken as the comment (not as a new incident).
+    comment_minutes: Annotated[float, Field(gt=0)] = 30
+    # Offer "anything to add?" after a good rating (once; never a reminder).
+    ask_good_comment: bool = True
+    # Incidents closed this way get no request: "faq" (solved by an FAQ article), "merged".
+    exclude: list[str] = ["faq", "merged"]
+    # How often the reminder / delayed-request sweep runs.
+    sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
     desk: DeskConfig = DeskConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()
+    ratings: RatingsConfig = RatingsConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @property

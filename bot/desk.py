@@ -30,6 +30,8 @@ FOLLOWUP_ACK_AFTER = timedelta(minutes=2)
 Classifier = Callable[[str], Severity]
 # Called after an incident is registered (the FAQ suggestion follows the confirmation).
 OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
+# Called when an incident becomes closed, after the client was told (the rating request).
+OnClosed = Callable[[Ticket, Client], Awaitable[None]]
 
 
 class DeskError(Exception):
@@ -91,6 +93,8 @@ class Desk:
         self.clients = Clients(session)
         self.tickets = Tickets(session)
         self.log = TicketLog(session)
+        # The rating request after closure (bot/ratings.py; set by the middleware).
+        self.on_closed: OnClosed | None = None
 
     # -- clients --------------------------------------------------------------------
 
@@ -414,6 +418,8 @@ class Desk:
             await self.notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
                                          reopened=reopened)
         await self._refresh_card(ticket, client)
+        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self.on_closed:
+            await self.on_closed(ticket, client)
 
     async def _refresh_card(self, ticket: Ticket, client: Client) -> None:
         first = await self.session.scalar(

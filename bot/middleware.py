@@ -15,13 +15,14 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
-from bot.callbacks import KbAction, TicketAction
+from bot.callbacks import KbAction, RateAction, TicketAction
 from bot.clock import Clock
 from bot.config import Config
 from bot.desk import Classifier, Desk
 from bot.faq import FaqService
 from bot.notify import Notifier
 from bot.outbox import OutboxWriter
+from bot.ratings import RatingDesk
 from bot.staff import StaffDirectory
 from bot.texts import Texts
 from storage.db import Database
@@ -33,6 +34,9 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 STAFF_COMMANDS = frozenset({"take", "status", "close", "reopen", "sev", "tickets", "kb"})
 # Callback data prefixes of staff-only buttons.
 STAFF_BUTTONS = tuple(prefix + ":" for prefix in (TicketAction.__prefix__, KbAction.__prefix__))
+# Buttons anyone may press whose presser must still be known as staff or not: a staff
+# member's rating is recorded but not counted.
+STAFF_CHECKED_BUTTONS = (RateAction.__prefix__ + ":",)
 
 
 @dataclass
@@ -57,7 +61,8 @@ def _staff_request(update: Update) -> tuple[int, int] | None:
         word = message.text.split(maxsplit=1)[0]
         if word.startswith("/") and word[1:].split("@")[0].lower() in STAFF_COMMANDS:
             return message.chat.id, message.from_user.id
-    if callback and callback.data and callback.data.startswith(STAFF_BUTTONS):
+    if callback and callback.data and callback.data.startswith(
+            STAFF_BUTTONS + STAFF_CHECKED_BUTTONS):
         chat_id = callback.message.chat.id if callback.message else callback.from_user.id
         return chat_id, callback.from_user.id
     return None
@@ -97,6 +102,8 @@ class UnitOfWork(BaseMiddleware):
                 texts=s.texts,
                 now=now,
             )
+            data["desk"].on_closed = RatingDesk(s.config.ratings, session, notifier,
+                                                s.clock).on_closed
             result = await handler(event, data)
             await Inbox(session).mark_handled(event.update_id, s.clock())
         if out.wrote:

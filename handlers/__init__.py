@@ -8,6 +8,9 @@
                      group's catch-all for other commands)
   2. staff_group     the staff group: help, answers to clients, internal notes
   2a. faq            /faq for clients and the FAQ buttons (before buttons' catch-all)
+  2b. ratings        rating buttons (before buttons' catch-all); a client's plain text while
+                     a rating question is open is the comment (before client commands and
+                     messages; everything else passes through: see bot/ratings.py)
   3. buttons         inline buttons (staff and client), forged data refused
   4. client          a client's commands in the private chat
   5. client_messages everything else a client sends in private: lands in an incident
@@ -26,6 +29,7 @@ from handlers import (
     faq,
     health,
     kb_admin,
+    ratings,
     staff_commands,
     staff_group,
 )
@@ -49,6 +53,7 @@ def get_routers(config: Config) -> list[Router]:
         health.router,
         staff_group.router,
         faq.router,
+        ratings.router,
         buttons.router,
         client.router,
         client_messages.router,

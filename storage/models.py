@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -109,6 +110,9 @@ class Ticket(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     # How the incident was resolved when not by staff: "faq" = the client's FAQ answer (deflected).
     resolution_kind: Mapped[str | None] = mapped_column(String(16))
+    # Where the incident came from when not a client's message: "quality_callback" (the client
+    # pressed "Let's talk" on a quarterly quality check). None for ordinary incidents.
+    origin: Mapped[str | None] = mapped_column(String(24))
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     first_response_at: Mapped[datetime | None]
@@ -246,3 +250,94 @@ class FaqSuggestion(Base):
     answered_at: Mapped[datetime | None]
     # The client's words offered to staff as a new phrasing: offered | accepted.
     phrasing: Mapped[str | None] = mapped_column(String(12))
+
+
+# -- ratings and the quarterly quality check (bot/ratings.py, bot/quality.py) -------------
+
+
+class Rating(Base):
+    """The client's rating of one incident (one row per incident), and the request for it.
+
+    Scores: 5 Excellent (Отлично) ... 1 Terrible (Ужас). A rating by a staff member is kept
+    with `counted` False and left out of every statistic.
+    """
+
+    __tablename__ = "ratings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    # scheduled (a delayed request) | requested | cancelled (reopened before it went out)
+    state: Mapped[str] = mapped_column(String(12))
+    send_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime | None]
+    # The outbox rows of the request and of its reminder: only their buttons are taken.
+    request_outbox_id: Mapped[int | None]
+    reminder_outbox_id: Mapped[int | None]
+    reminded_at: Mapped[datetime | None]
+    score: Mapped[int | None] = mapped_column(Integer)
+    counted: Mapped[bool] = mapped_column(default=True)
+    rated_at: Mapped[datetime | None] = mapped_column(index=True)  # the first rating
+    changed_at: Mapped[datetime | None]
+    # The follow-up question: "bad" (what went wrong?) or "good" (anything to add?); while
+    # `question_open`, the client's next text message is the comment.
+    question: Mapped[str | None] = mapped_column(String(8))
+    question_at: Mapped[datetime | None]
+    question_open: Mapped[bool] = mapped_column(default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    comment_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_ratings_state_send_at", "state", "send_at"),)
+
+
+class RatingAgent(Base):
+    """Who a rating is attributed to: every staff member the incident was assigned to."""
+
+    __tablename__ = "rating_agents"
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    agent_name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class QualityCampaign(Base):
+    """One quarterly quality check: a row per quarter, so it is never started twice."""
+
+    __tablename__ = "quality_campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(8), unique=True)  # "2026Q1": the quarter summarised
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12))  # running | done
+    started_by: Mapped[int | None]  # the admin who pressed /quality send; None: the schedule
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class QualityDelivery(Base):
+    """One client's quality check in one campaign: written once, sent once, answered here.
+
+    `status`: pending (not yet written to the outbox), queued (its outbox row is
+    `outbox_id`; sent/failed/blocked is read from that row and the client), blocked (the
+    client had blocked the bot when its turn came: nothing was sent). The summary numbers
+    are kept, so a client's quarters can be compared (the trend).
+    """
+
+    __tablename__ = "quality_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("quality_campaigns.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    outbox_id: Mapped[int | None]
+    queued_at: Mapped[datetime | None]
+    incidents: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    avg_response_seconds: Mapped[int | None]
+    sla_kept: Mapped[int | None] = mapped_column(Integer)
+    sla_total: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[int | None] = mapped_column(Integer)
+    answered_at: Mapped[datetime | None]
+    talk_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "client_id"),
+        Index("ix_quality_deliveries_campaign_status", "campaign_id", "status"),
+    )
