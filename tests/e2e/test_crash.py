@@ -21,6 +21,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,7 @@ async def start_bot(config: Path, log: Path) -> asyncio.subprocess.Process:
         )
 
 
-def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     if not db.exists():
         return []
     connection = sqlite3.connect(db, timeout=10)
@@ -83,7 +84,7 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 def handled(db: Path) -> int:
     rows = query(db, "SELECT count(*) FROM inbox WHERE handled_at IS NOT NULL")
-    return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+    return int(rows[0][0]) if rows else 0
 
 
 async def wait_until(condition: object, timeout: float, what: str) -> None:
@@ -152,7 +153,7 @@ async def test_kill_9_mid_rush_then_restart(tmp_path: Path) -> None:
 
     # The inbox: every update once, all handled, none failed.
     inbox = query(db, "SELECT update_id, handled_at, error FROM inbox")
-    assert sorted(row[0] for row in inbox) == sorted(queued)  # type: ignore[type-var]
+    assert sorted(row[0] for row in inbox) == sorted(queued)
     assert all(row[1] is not None and row[2] is None for row in inbox)
     # Handled exactly once: each client message is in its incident once, one incident each.
     said = query(db, "SELECT chat_id, message_id FROM ticket_messages WHERE author = 'client'")
@@ -162,7 +163,7 @@ async def test_kill_9_mid_rush_then_restart(tmp_path: Path) -> None:
     assert len({row[1] for row in numbers}) == CLIENTS
     # Every confirmation delivered, with the client's own number; duplicates only from
     # sends in flight at the kill.
-    by_client = dict(query(db, "SELECT c.chat_id, t.number FROM tickets t "
+    by_client: dict[int, int] = dict(query(db, "SELECT c.chat_id, t.number FROM tickets t "
                                "JOIN clients c ON c.id = t.client_id"))
     got = confirmations(tg, clients)
     assert all(set(got[client]) == {by_client[client]} for client in clients)

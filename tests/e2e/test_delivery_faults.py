@@ -29,7 +29,9 @@ from storage.models import Client, OutboxMessage
 from storage.repos import Outbox
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
 
-TELEGRAM_LIMITS = {"global_per_second": 30, "per_chat_per_second": 1, "per_group_per_minute": 20}
+TELEGRAM_LIMITS: dict[str, Any] = {
+    "global_per_second": 30, "per_chat_per_second": 1, "per_group_per_minute": 20,
+}
 FIRST_USER = 60_000
 
 
