@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -12,10 +14,12 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import jobs
 from bot.clock import Clock, utc_now
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
 from bot.desk import Classifier
 from bot.faq import FaqService
@@ -24,6 +28,7 @@ from bot.middleware import Services, UnitOfWork
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY, OutboxWriter
 from bot.ratelimit import RateLimiter
+from bot.sla import SlaPolicy
 from bot.staff import StaffDirectory
 from bot.texts import Texts
 from handlers import get_routers
@@ -64,6 +69,22 @@ def default_classifier() -> Classifier:
     return SeverityClassifier.from_files().classify
 
 
+def configured_classifier(config: Config) -> Classifier:
+    """The classifier with the desk's `[severity] vocabulary` files (relative to the config
+    file); a broken file stops start-up with a ConfigError naming the file and the key."""
+    if not config.severity.vocabulary:
+        return default_classifier()
+    from bot.severity import SeverityClassifier, SeverityVocabularyError
+
+    base = config.source.parent if config.source is not None else Path.cwd()
+    paths = [path if path.is_absolute() else base / path for path in config.severity.vocabulary]
+    try:
+        return SeverityClassifier.from_files(*paths).classify
+    except SeverityVocabularyError as error:
+        where = config.source or "config"
+        raise ConfigError(f"{where}: [severity.vocabulary] {error}") from None
+
+
 class App:
     """The running bot: database, Telegram session, dispatcher, intake and delivery."""
 
@@ -96,10 +117,14 @@ class App:
         )
         self.services = Services(
             config=config, db=self.db, texts=self.texts, clock=clock,
-            classify=classify or default_classifier(),
+            classify=classify or configured_classifier(config),
             staff=StaffDirectory(self.bot, config.telegram.staff_chat_id, config.telegram.admins),
             wake_delivery=self.delivery.wake, faq=self.faq,
         )
+        self.services.sla = SlaPolicy(config.desk, config.sla)
+        # The scheduler only ticks; the jobs' state is in the database (bot/jobs.py).
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._jobs_running = asyncio.Lock()
         self.dispatcher = Dispatcher(config=config)
         self.dispatcher.update.outer_middleware(UnitOfWork(self.services))
         self.dispatcher.include_routers(*get_routers(config))
@@ -143,13 +168,36 @@ class App:
         await self.prepare()
         await self.intake.resume()
         self._tasks = [asyncio.create_task(self.delivery.run(), name="delivery")]
+        self.scheduler.add_job(
+            self.run_jobs, "interval", seconds=self.config.sla.sweep_seconds, id="sla",
+            max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.start()
         if self.config.telegram.mode == "polling":
             with suppress(TelegramAPIError):
                 await self.bot.delete_webhook()
             self._tasks.append(asyncio.create_task(
                 self.intake.poll(self.config.telegram.poll_timeout), name="polling"))
 
+    async def run_jobs(self) -> None:
+        """One tick of the scheduled jobs: SLA warnings and breaches, status reminders."""
+        try:
+            async with self._jobs_running:
+                wrote = await jobs.run_all(self.db, self.notifier_for, self.config, self.clock())
+        except Exception:  # the next tick tries again; the state is in the database
+            log.exception("scheduled jobs failed")
+            return
+        if wrote:
+            self.delivery.wake()
+
+    def notifier_for(self, session: AsyncSession) -> Notifier:
+        return self._writer(session)[1]
+
     async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        async with self._jobs_running:  # let a tick under way finish before the database closes
+            pass
         for task in self._tasks:
             if task.get_name() != "delivery":
                 task.cancel()

@@ -17,6 +17,12 @@ class ClientAction(CallbackData, prefix="ca"):
     number: int
 
 
+class UrgentAction(CallbackData, prefix="u"):
+    """A client's "This is urgent" on the registration message of incident `number`."""
+
+    number: int
+
+
 class PickTicket(CallbackData, prefix="p"):
     """Which open incident a client's message belongs to; number 0 means a new one."""
 

@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="JSON lines output (the default)")
     classify.add_argument("--vocabulary", type=Path, action="append", default=[],
                           help="an extra vocabulary file (may be repeated)")
+    classify.add_argument("--config", type=Path, default=None,
+                          help="use its [severity] vocabulary; with --export-corrections, its "
+                               "database (default config.toml)")
+    classify.add_argument("--export-corrections", action="store_true",
+                          help="write staff's severity overrides as JSONL in the eval format")
+    classify.add_argument("--out", type=Path, default=None,
+                          help="with --export-corrections: the file to write (default stdout)")
     return parser
 
 
@@ -109,9 +116,12 @@ def main(argv: list[str] | None = None) -> int:
 
             return search_command(args.kb, sys.stdin, sys.stdout, limit=args.limit)
         if args.command == "classify":
-            from bot.classify_cli import classify_command
+            from bot.classify_cli import classify_command, export_corrections_command
 
-            return classify_command(sys.stdin, sys.stdout, args.vocabulary)
+            if args.export_corrections:
+                return export_corrections_command(args.config or Path("config.toml"), args.out,
+                                                  sys.stdout)
+            return classify_command(sys.stdin, sys.stdout, args.vocabulary, args.config)
     except (ConfigError, KBError) as error:
         # KBError: a broken FAQ file (named with the line, the article and the field).
         print(f"frontdesk: {error}", file=sys.stderr)

@@ -8,15 +8,28 @@ environment so that it never has to be written into a file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 TOKEN_ENV = "FRONTDESK_TELEGRAM_TOKEN"
 OFFICIAL_API = "https://api.telegram.org"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class ConfigError(Exception):
@@ -62,6 +75,11 @@ class DeskConfig(_Section):
     reopen_days: Annotated[int, Field(ge=0)] = 7
     # Incidents per client before /my starts paging.
     list_limit: Annotated[int, Field(ge=1, le=50)] = 10
+    # Working time in `timezone`, for SLA targets measured in business hours.
+    workdays: Annotated[list[Weekday], Field(min_length=1)] = ["mon", "tue", "wed", "thu", "fri"]
+    work_start: time = time(9)
+    work_end: time = time(18)
+    holidays: list[date] = []
 
     @field_validator("timezone")
     @classmethod
@@ -71,6 +89,17 @@ class DeskConfig(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> DeskConfig:
+        if self.work_end <= self.work_start:
+            raise ValueError(f"work_end ({self.work_end:%H:%M}) must be later than work_start "
+                             f"({self.work_start:%H:%M}); overnight shifts are not supported")
+        return self
+
+    @property
+    def workday_numbers(self) -> list[int]:
+        return [WEEKDAYS.index(day) for day in self.workdays]
 
 
 class DeliveryConfig(_Section):
@@ -117,12 +146,102 @@ class RatingsConfig(_Section):
     sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
 
 
+class SeverityConfig(_Section):
+    # Extra cue vocabulary files (same format as bot/data/severity.yaml), relative to the
+    # config file; they extend the bundled vocabulary.
+    vocabulary: list[Path] = []
+
+
+class SlaTarget(_Section):
+    """Promised times for one severity: each as hours or as days (a business day is
+    work_end - work_start when `business`, 24 hours otherwise)."""
+
+    response_hours: Annotated[float, Field(gt=0)] | None = None
+    response_days: Annotated[float, Field(gt=0)] | None = None
+    resolution_hours: Annotated[float, Field(gt=0)] | None = None
+    resolution_days: Annotated[float, Field(gt=0)] | None = None
+    # True: measured in working hours of [desk]; False: around the clock.
+    business: bool = True
+
+    @model_validator(mode="after")
+    def _one_unit_each(self) -> SlaTarget:
+        for name in ("response", "resolution"):
+            hours, days = getattr(self, f"{name}_hours"), getattr(self, f"{name}_days")
+            if (hours is None) == (days is None):
+                raise ValueError(f"set exactly one of {name}_hours and {name}_days")
+        return self
+
+
+DEFAULT_SLA_TARGETS: dict[str, dict[str, object]] = {
+    "critical": {"response_hours": 2, "resolution_hours": 8, "business": False},
+    "normal": {"response_hours": 4, "resolution_days": 3, "business": True},
+    "low": {"response_days": 1, "resolution_days": 5, "business": True},
+}
+
+_USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+
+def _mention(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"{value} is not a user id")
+        return value
+    if value.isdigit():
+        return int(value)
+    if not _USERNAME.match(value):
+        raise ValueError(f"{value!r} is neither a user id nor an @username")
+    return value
+
+
+Mention = Annotated[int | str, AfterValidator(_mention)]
+
+
+class SlaConfig(_Section):
+    critical: SlaTarget
+    normal: SlaTarget
+    low: SlaTarget
+    # Share of a target after which the staff group is warned (once per target).
+    warn_at: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    # Mentioned in the staff group when a target is breached.
+    escalation: list[Mention] = []
+    # Mentioned when a client presses "This is urgent" (and reminded of unassigned incidents).
+    on_duty: list[Mention] = []
+    # An open critical incident with no message to the client for this long gets an
+    # automatic status update to the client and a reminder to the assignee; 0 turns it off.
+    status_reminder_hours: Annotated[float, Field(ge=0)] = 2.0
+    # How often the SLA sweep runs.
+    sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_targets(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for severity, defaults in DEFAULT_SLA_TARGETS.items():
+            given = merged.get(severity, {})
+            if not isinstance(given, dict):
+                continue
+            target = dict(defaults)
+            for name in ("response", "resolution"):
+                if f"{name}_hours" in given or f"{name}_days" in given:
+                    target.pop(f"{name}_hours", None)
+                    target.pop(f"{name}_days", None)
+            merged[severity] = {**target, **given}
+        return merged
+
+    def target(self, severity: str) -> SlaTarget:
+        return {"critical": self.critical, "normal": self.normal, "low": self.low}[severity]
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
     desk: DeskConfig = DeskConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()
+    severity: SeverityConfig = SeverityConfig()
+    sla: SlaConfig = Field(default_factory=lambda: SlaConfig.model_validate({}))
     ratings: RatingsConfig = RatingsConfig()
     source: Path | None = Field(default=None, exclude=True)
 

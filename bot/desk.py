@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.business_hours import Pause
 from bot.callbacks import PickTicket
 from bot.clock import Clock
 from bot.config import DeskConfig
 from bot.notify import Actor, Content, Notifier
 from bot.outbox import PRIORITY_REPLY, button
+from bot.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from storage.enums import Severity, TicketStatus
 from storage.models import Client, Ticket, TicketEvent, TicketMessage
 from storage.repos import Clients, TicketLog, Tickets, next_number
@@ -93,6 +95,9 @@ class Desk:
         self.clients = Clients(session)
         self.tickets = Tickets(session)
         self.log = TicketLog(session)
+        # SLA targets and timers (set by the composition root; without them incidents
+        # carry no due times and the registration message makes no promise).
+        self.sla: SlaPolicy | None = None
         # The rating request after closure (bot/ratings.py; set by the middleware).
         self.on_closed: OnClosed | None = None
 
@@ -183,12 +188,22 @@ class Desk:
         await self._event(ticket, Actor("client", client.user_id, client.display_name),
                           "opened", None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content)
-        await self.notify.ticket_opened(ticket, client, content)
+        promise = None
+        if self.sla is not None:
+            self.sla.schedule(ticket, [], now)
+            ticket.client_updated_at = now
+            promise = self.sla.promise(ticket.severity, now)
+        await self.notify.ticket_opened(ticket, client, content, promise)
         if self.on_opened is not None:
             await self.on_opened(ticket, client, content)
         return ticket
 
     async def append_from_client(self, ticket: Ticket, client: Client, content: Content) -> None:
+        if ticket.status == TicketStatus.WAITING:
+            # The client answered: the ball is ours again and the SLA clock runs.
+            await self._change_status(ticket, client,
+                                      Actor("client", client.user_id, client.display_name),
+                                      TicketStatus.IN_PROGRESS, None, announce=False)
         previous = await self.log.last_client_message_at(ticket.id)
         await self._record_client_message(ticket, client, content)
         await self.notify.client_followup(ticket, client, content)
@@ -283,7 +298,9 @@ class Desk:
         ))
         if ticket.first_response_at is None:
             ticket.first_response_at = now
+            await self._sla_record(ticket, "first_response")
         ticket.updated_at = now
+        ticket.client_updated_at = now
         await self.notify.staff_answer(ticket, client, actor, content)
         if ticket.assignee_id is None:
             # Whoever answers an unassigned incident first has taken it.
@@ -381,11 +398,76 @@ class Desk:
         old = ticket.severity
         await self._event(ticket, actor, "severity", old, severity)
         ticket.severity = severity
-        ticket.updated_at = self.clock()
-        await self.notify.to_client(ticket, client, "severity_changed", old=old)
+        ticket.severity_source = actor.kind
+        ticket.updated_at = ticket.client_updated_at = self.clock()
+        await self._sla_reschedule(ticket, new_target=True)
+        await self.notify.to_client(ticket, client, "severity_changed", old=old,
+                                    promise=self._promise(ticket))
         await self.notify.staff_line(ticket, "severity_line", actor=actor, old=old)
         await self._refresh_card(ticket, client)
         return ticket
+
+    async def client_urgent(self, client: Client, number: int) -> Ticket:
+        """The client pressed "This is urgent": raised to critical, on-duty staff alerted.
+
+        Only the incident's own client, only while it is open, and once per incident.
+        """
+        ticket = await self._client_ticket(client, number)
+        if not TicketStatus(ticket.status).is_open:
+            raise DeskError("ticket_not_open", number=number)
+        pressed = await self.session.scalar(
+            select(TicketEvent.id)
+            .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "urgent").limit(1)
+        )
+        if pressed is not None:
+            raise DeskError("already_urgent", number=number)
+        actor = Actor("client", client.user_id, client.display_name)
+        old = ticket.severity
+        await self._event(ticket, actor, "urgent", old, Severity.CRITICAL)
+        if old != Severity.CRITICAL:
+            await self._event(ticket, actor, "severity", old, Severity.CRITICAL)
+            ticket.severity = Severity.CRITICAL
+            ticket.severity_source = "client"
+            await self._sla_reschedule(ticket, new_target=True)
+        ticket.updated_at = ticket.client_updated_at = self.clock()
+        await self.notify.to_client(ticket, client, "urgent_accepted", old=old,
+                                    promise=self._promise(ticket))
+        on_duty = list(self.sla.config.on_duty) if self.sla is not None else []
+        await self.notify.staff_line(ticket, "urgent_line", client=client, old=old,
+                                     mentions=on_duty)
+        await self._refresh_card(ticket, client)
+        return ticket
+
+    # -- SLA timers (bot/sla.py) ----------------------------------------------------------
+
+    def _promise(self, ticket: Ticket) -> Promise | None:
+        return self.sla.promise(ticket.severity, self.clock()) if self.sla is not None else None
+
+    async def _sla_pauses(self, ticket: Ticket) -> list[Pause]:
+        return pauses_from_events(await self.log.events(ticket.id))
+
+    async def _sla_reschedule(self, ticket: Ticket, *, new_target: bool = False) -> None:
+        if self.sla is not None:
+            self.sla.schedule(ticket, await self._sla_pauses(ticket), self.clock(),
+                              new_target=new_target)
+
+    async def _sla_record(self, ticket: Ticket, target: str) -> None:
+        """First response given / resolved: the SLA time spent and whether it was met."""
+        if self.sla is not None and getattr(ticket, f"{target}_met") is None:
+            self.sla.record(ticket, target, await self._sla_pauses(ticket), self.clock())
+
+    async def _sla_status(self, ticket: Ticket, old: TicketStatus, new: TicketStatus) -> None:
+        """Pause, resume, resolution and reopening, as the status changes."""
+        if self.sla is None or old == new:
+            return
+        ticket.paused_since = (ticket.paused_since or self.clock()
+                               if new == TicketStatus.WAITING else None)
+        if not new.is_open:
+            await self._sla_record(ticket, "resolution")
+        elif not old.is_open:  # reopened: the resolution did not hold
+            ticket.resolution_met = ticket.resolution_seconds = None
+        if (old in PAUSED_STATUSES) != (new in PAUSED_STATUSES):
+            await self._sla_reschedule(ticket)
 
     async def _change_status(
         self,
@@ -412,7 +494,10 @@ class Desk:
             ticket.resolved_at = ticket.resolved_at or now
         if text and actor.kind == "staff" and ticket.first_response_at is None:
             ticket.first_response_at = now  # the reply text reached the client with the news
+            await self._sla_record(ticket, "first_response")
+        await self._sla_status(ticket, TicketStatus(old), status)
         if announce:
+            ticket.client_updated_at = now
             message = "reopened" if reopened else "status_changed"
             await self.notify.status_changed(ticket, client, actor, old, text, message=message)
             await self.notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
@@ -442,6 +527,15 @@ class Desk:
             ticket_id=ticket.id, at=self.clock(), actor_kind=actor.kind, actor_id=actor.user_id,
             actor_name=actor.name or None, kind=kind, old_value=old, new_value=new, note=note,
         ))
+
+    async def open_tickets_by_due(
+        self, limit: int = 50
+    ) -> list[tuple[Ticket, Client, tuple[str, timedelta] | None]]:
+        """Open incidents, soonest SLA due first, each with (target, time left or overdue)."""
+        now = self.clock()
+        rows = await self.tickets.open_soonest_due_first(limit)
+        return [(t, c, self.sla.remaining(t, now) if self.sla is not None else None)
+                for t, c in rows]
 
     async def open_tickets(self, limit: int = 50) -> Sequence[tuple[Ticket, Client]]:
         return await self.tickets.open_oldest_first(limit)

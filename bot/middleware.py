@@ -23,6 +23,7 @@ from bot.faq import FaqService
 from bot.notify import Notifier
 from bot.outbox import OutboxWriter
 from bot.ratings import RatingDesk
+from bot.sla import SlaPolicy
 from bot.staff import StaffDirectory
 from bot.texts import Texts
 from storage.db import Database
@@ -51,6 +52,7 @@ class Services:
     staff: StaffDirectory
     wake_delivery: Callable[[], None]
     forum: bool = False
+    sla: SlaPolicy | None = None
     faq: FaqService | None = None
 
 
@@ -104,6 +106,7 @@ class UnitOfWork(BaseMiddleware):
             )
             data["desk"].on_closed = RatingDesk(s.config.ratings, session, notifier,
                                                 s.clock).on_closed
+            data["desk"].sla = s.sla
             result = await handler(event, data)
             await Inbox(session).mark_handled(event.update_id, s.clock())
         if out.wrote:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.callbacks import ClientAction, TicketAction
+from bot.callbacks import ClientAction, TicketAction, UrgentAction
 from bot.outbox import (
     PRIORITY_NOTICE,
     PRIORITY_REPLY,
@@ -18,6 +18,7 @@ from bot.outbox import (
     OutboxWriter,
     button,
 )
+from bot.sla import Promise
 from bot.texts import Texts
 from storage.enums import TicketStatus
 from storage.models import Client, Ticket
@@ -82,11 +83,19 @@ class Notifier:
             actions.append("take")
         actions.append("close" if status != TicketStatus.CLOSED else "reopen")
         lang = self.texts.default_language
-        return [[
+        rows = [[
             button(self.texts.label(lang, action),
                    TicketAction(action=action, number=ticket.number).pack())
             for action in actions
         ]]
+        if status.is_open:  # severity override: the two other levels
+            names = self.texts.label(lang, "set_severity")
+            rows.append([
+                button(names[level], TicketAction(action="sev_" + level,
+                                                  number=ticket.number).pack())
+                for level in ("critical", "normal", "low") if level != ticket.severity
+            ])
+        return rows
 
     def _card(self, ticket: Ticket, client: Client, text: str) -> str:
         return self.texts.staff(
@@ -94,7 +103,9 @@ class Notifier:
             cut=len(text) > CARD_TEXT_LIMIT,
         )
 
-    async def ticket_opened(self, ticket: Ticket, client: Client, content: Content) -> None:
+    async def ticket_opened(
+        self, ticket: Ticket, client: Client, content: Content, promise: Promise | None = None
+    ) -> None:
         staff = self.staff_chat_id
         if self.forum:
             title = self.texts.staff("topic_title", ticket=ticket, client=client)
@@ -115,7 +126,7 @@ class Notifier:
                 staff, content.chat_id, content.message_id, priority=PRIORITY_STAFF,
                 ticket_id=ticket.id, **self._staff_thread(ticket),
             )
-        await self._ack_registered(ticket, client, content)
+        await self._ack_registered(ticket, client, content, promise)
 
     async def refresh_card(self, ticket: Ticket, client: Client, text: str) -> None:
         if ticket.card_outbox_id is None:
@@ -172,9 +183,17 @@ class Notifier:
             reply_to=reply_to, keyboard=keyboard,
         )
 
-    async def _ack_registered(self, ticket: Ticket, client: Client, content: Content) -> None:
+    async def _ack_registered(
+        self, ticket: Ticket, client: Client, content: Content, promise: Promise | None = None
+    ) -> None:
+        # With SLA targets: the promise in plain words and the "This is urgent" button.
+        keyboard: Keyboard | None = None
+        if promise is not None:
+            keyboard = [[button(self.texts.label(client.language, "urgent"),
+                                UrgentAction(number=ticket.number).pack())]]
         await self.to_client(
             ticket, client, "registered", priority=PRIORITY_REPLY, reply_to=content.message_id,
+            promise=promise, keyboard=keyboard,
         )
 
     def _signature(self, client: Client, actor: Actor) -> str:

@@ -10,16 +10,18 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
-from bot.callbacks import ClientAction, ContactChoice, PickTicket, TicketAction
+from bot.callbacks import ClientAction, ContactChoice, PickTicket, TicketAction, UrgentAction
 from bot.desk import Desk, DeskError
 from bot.notify import Actor, Content, Notifier
 from bot.outbox import PRIORITY_REPLY
 from bot.texts import Texts
 from handlers._parse import MEDIA_KINDS, person_of, staff_actor
 from handlers.client import REMOVE_KEYBOARD
+from storage.enums import Severity
 from storage.repos import Inbox
 
 router = Router(name=__name__)
+SEVERITIES = frozenset(s.value for s in Severity)
 
 
 async def _refuse(callback: CallbackQuery, texts: Texts, language: str) -> None:
@@ -43,6 +45,9 @@ async def staff_button(
             await desk.close(callback_data.number, actor, None)
         elif callback_data.action == "reopen":
             await desk.reopen(callback_data.number, actor)
+        elif callback_data.action.startswith("sev_") and callback_data.action[4:] in SEVERITIES:
+            await desk.set_severity(callback_data.number, actor,
+                                    Severity(callback_data.action[4:]))
         else:
             raise DeskError("button_invalid")
     except DeskError as error:
@@ -110,6 +115,27 @@ async def skip_contact(
     client, _ = await desk.client_for(person_of(callback.from_user, chat_id))
     await notifier.to_client(None, client, "contact_skipped", priority=PRIORITY_REPLY,
                              keyboard=REMOVE_KEYBOARD)
+    await callback.answer()
+
+
+@router.callback_query(UrgentAction.filter())
+async def urgent_button(
+    callback: CallbackQuery, callback_data: UrgentAction, desk: Desk, texts: Texts
+) -> None:
+    """"This is urgent" on a registration message: only the incident's client, once."""
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    if chat_id != callback.from_user.id:  # a client's button lives in their private chat
+        await _refuse(callback, texts, texts.language_for(callback.from_user.language_code))
+        return
+    client, _ = await desk.client_for(person_of(callback.from_user, chat_id))
+    try:
+        await desk.client_urgent(client, callback_data.number)
+    except DeskError as error:
+        await callback.answer(
+            texts.client(client.language, "error", code=error.code, **error.context),
+            show_alert=True,
+        )
+        return
     await callback.answer()
 
 

@@ -96,5 +96,5 @@ async def ticket_command(
 
 @router.message(Command("tickets"))
 async def open_tickets(message: Message, desk: Desk, notifier: Notifier, texts: Texts) -> None:
-    rows = await desk.open_tickets()
-    await reply(message, notifier, texts.staff("tickets", rows=rows, now=desk.clock()))
+    rows = await desk.open_tickets_by_due()
+    await reply(message, notifier, texts.staff("tickets_sla", rows=rows, now=desk.clock()))

@@ -118,6 +118,29 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # -- SLA (see bot/sla.py) --
+    # Who set the severity: auto (the classifier), staff (/sev, card buttons), client (urgent).
+    severity_source: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    # When each target falls due and when to warn (warn_at of it); None while paused, met,
+    # or when the incident predates SLA tracking. The sweep reads only these columns.
+    first_response_due: Mapped[datetime | None]
+    first_response_warn_due: Mapped[datetime | None]
+    resolution_due: Mapped[datetime | None]
+    resolution_warn_due: Mapped[datetime | None]
+    # When the staff group was warned / told of a breach: each fires once.
+    first_response_warned_at: Mapped[datetime | None]
+    first_response_breached_at: Mapped[datetime | None]
+    resolution_warned_at: Mapped[datetime | None]
+    resolution_breached_at: Mapped[datetime | None]
+    # Stored when it happens: SLA time spent (business time, pauses excluded) and the verdict.
+    first_response_seconds: Mapped[int | None]
+    first_response_met: Mapped[bool | None]
+    resolution_seconds: Mapped[int | None]
+    resolution_met: Mapped[bool | None]
+    # Set while the incident waits for the client (the SLA clock is stopped).
+    paused_since: Mapped[datetime | None]
+    # The last message about the incident to the client (status reminders count from it).
+    client_updated_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_tickets_client_status", "client_id", "status"),)
 

@@ -137,6 +137,18 @@ class Tickets:
         )
         return [(row[0], row[1]) for row in result.all()]
 
+    async def open_soonest_due_first(self, limit: int) -> Sequence[tuple[Ticket, Client]]:
+        """Open incidents by their nearest SLA due time; paused and untimed ones last."""
+        nearest = func.coalesce(Ticket.first_response_due, Ticket.resolution_due)
+        result = await self.session.execute(
+            select(Ticket, Client)
+            .join(Client, Client.id == Ticket.client_id)
+            .where(Ticket.status.in_(OPEN_STATUSES))
+            .order_by(nearest.is_(None), nearest, Ticket.opened_at, Ticket.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.all()]
+
     async def count_open(self) -> int:
         count = await self.session.scalar(
             select(func.count()).select_from(Ticket).where(Ticket.status.in_(OPEN_STATUSES))

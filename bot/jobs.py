@@ -1,0 +1,177 @@
+"""Scheduled jobs: plain async functions over the database, run by APScheduler every minute.
+
+The scheduler only ticks; durable state lives in the incident rows. Each job
+selects what is due *and not yet done* (a flag or a timestamp on the incident),
+does it, and sets the flag in the same transaction as the outbox rows it writes,
+so running a job twice, many times, or again after a restart changes nothing.
+Tests call the functions directly with a fixed `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config
+from bot.notify import Notifier
+from bot.outbox import PRIORITY_STAFF
+from storage.db import Database
+from storage.enums import Severity, TicketStatus
+from storage.models import Client, Ticket, TicketEvent
+from storage.repos import OPEN_STATUSES
+
+NotifierFactory = Callable[[AsyncSession], Notifier]
+
+# Above this many notices in one run (a mass outage) staff get one summary message
+# instead of a line in each incident's thread: the group's rate limit is 20 a minute.
+DETAIL_LIMIT = 10
+BATCH = 500
+
+
+@dataclass
+class SweepResult:
+    warned: list[tuple[int, str]] = field(default_factory=list)  # (ticket number, target)
+    breached: list[tuple[int, str]] = field(default_factory=list)
+    reminded: list[int] = field(default_factory=list)
+
+    @property
+    def wrote(self) -> bool:
+        return bool(self.warned or self.breached or self.reminded)
+
+
+# (moment, told) column pairs: the moment has come and nobody was told yet.
+_MOMENTS = [
+    (f"{target}_{moment}", f"{target}_{told}")
+    for target in ("first_response", "resolution")
+    for moment, told in (("warn_due", "warned_at"), ("due", "breached_at"))
+]
+
+
+async def sla_sweep(
+    db: Database, notifier_for: NotifierFactory, config: Config, now: datetime
+) -> SweepResult:
+    """Warn the staff group at `warn_at` of a target and escalate at its breach, once each."""
+    result = SweepResult()
+    pending = or_(*(
+        and_(getattr(Ticket, moment) <= now, getattr(Ticket, told).is_(None))
+        for moment, told in _MOMENTS
+    ))
+    async with db.transaction() as session:
+        tickets = (await session.scalars(
+            select(Ticket)
+            .where(Ticket.status.in_(OPEN_STATUSES), Ticket.paused_since.is_(None), pending)
+            .order_by(Ticket.id).limit(BATCH)
+        )).all()
+        if not tickets:
+            return result
+        notices: list[tuple[Ticket, str, str, datetime]] = []
+        for ticket in tickets:
+            for target in ("first_response", "resolution"):
+                due = getattr(ticket, f"{target}_due")
+                warn_due = getattr(ticket, f"{target}_warn_due")
+                breached = getattr(ticket, f"{target}_breached_at") is not None
+                if due is not None and due <= now and not breached:
+                    setattr(ticket, f"{target}_breached_at", now)
+                    # A breach found first (e.g. after downtime) makes the warning moot.
+                    if getattr(ticket, f"{target}_warned_at") is None:
+                        setattr(ticket, f"{target}_warned_at", now)
+                    notices.append((ticket, target, "breach", due))
+                    result.breached.append((ticket.number, target))
+                elif (warn_due is not None and warn_due <= now
+                      and getattr(ticket, f"{target}_warned_at") is None):
+                    setattr(ticket, f"{target}_warned_at", now)
+                    notices.append((ticket, target, "warn", due))
+                    result.warned.append((ticket.number, target))
+        for ticket, target, kind, _due_at in notices:
+            session.add(TicketEvent(
+                ticket_id=ticket.id, at=now, actor_kind="system", actor_id=None,
+                actor_name=None, kind="sla_breach" if kind == "breach" else "sla_warning",
+                old_value=None, new_value=target,
+            ))
+        notifier = notifier_for(session)
+        escalation = list(config.sla.escalation)
+        if len(notices) > DETAIL_LIMIT:
+            await _summary(notifier, "sla_summary", notices, escalation)
+            return result
+        for ticket, target, kind, due_at in notices:
+            if kind == "breach":
+                await notifier.staff_line(ticket, "sla_breach", target=target, due=due_at,
+                                          mentions=escalation)
+            else:
+                await notifier.staff_line(ticket, "sla_warning", target=target, due=due_at,
+                                          left=due_at - now if due_at else timedelta(0))
+    return result
+
+
+async def _summary(
+    notifier: Notifier, message: str, notices: Sequence[tuple[Ticket, str, str, datetime]],
+    mentions: list[int | str],
+) -> None:
+    rows = [(ticket.number, target, kind) for ticket, target, kind, _ in notices]
+    await notifier.out.send_text(
+        notifier.staff_chat_id,
+        notifier.texts.staff(message, rows=rows, mentions=mentions),
+        priority=PRIORITY_STAFF,
+    )
+
+
+async def status_reminders(
+    db: Database, notifier_for: NotifierFactory, config: Config, now: datetime
+) -> SweepResult:
+    """An open critical incident with no message to its client for the configured interval:
+    the client gets a status update and the assignee a reminder, once per interval."""
+    result = SweepResult()
+    hours = config.sla.status_reminder_hours
+    if hours <= 0:
+        return result
+    quiet_since = now - timedelta(hours=hours)
+    running = [s for s in OPEN_STATUSES if s != TicketStatus.WAITING]
+    async with db.transaction() as session:
+        rows = (await session.execute(
+            select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
+            .where(Ticket.status.in_(running), Ticket.severity == Severity.CRITICAL,
+                   Ticket.client_updated_at.is_not(None),
+                   Ticket.client_updated_at <= quiet_since)
+            .order_by(Ticket.id).limit(BATCH)
+        )).all()
+        if not rows:
+            return result
+        notifier = notifier_for(session)
+        detailed = len(rows) <= DETAIL_LIMIT
+        on_duty = list(config.sla.on_duty)
+        hours_text = f"{hours:g}"
+        for ticket, client in rows:
+            ticket.client_updated_at = now
+            session.add(TicketEvent(
+                ticket_id=ticket.id, at=now, actor_kind="system", actor_id=None,
+                actor_name=None, kind="status_reminder", old_value=None, new_value=ticket.status,
+            ))
+            signature = (ticket.assignee_name if notifier.signature == "name" else None)
+            await notifier.to_client(ticket, client, "status_reminder", signature=signature)
+            if detailed:
+                await notifier.staff_line(
+                    ticket, "reminder_line", assignee_id=ticket.assignee_id,
+                    assignee_name=ticket.assignee_name, hours=hours_text, mentions=on_duty,
+                )
+            result.reminded.append(ticket.number)
+        if not detailed:
+            await notifier.out.send_text(
+                notifier.staff_chat_id,
+                notifier.texts.staff("reminder_summary", numbers=result.reminded,
+                                     hours=hours_text, mentions=on_duty),
+                priority=PRIORITY_STAFF,
+            )
+    return result
+
+
+async def run_all(
+    db: Database, notifier_for: NotifierFactory, config: Config, now: datetime
+) -> bool:
+    """One tick of every job; True when something was written to the outbox."""
+    sweep = await sla_sweep(db, notifier_for, config, now)
+    reminders = await status_reminders(db, notifier_for, config, now)
+    return sweep.wrote or reminders.wrote
