@@ -1,0 +1,83 @@
+"""FaqService: the index follows committed changes only, big indexes are searched in a
+thread, ids are unique across files and database."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import pytest
+
+from bot.config import KBConfig
+from bot.faq import FaqService, slug_for
+from kb.articles import KBError
+from storage.db import Database
+from storage.migrate import upgrade_async
+from storage.models import FaqArticle
+
+KB = Path(__file__).parents[1] / "data" / "kb"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Database:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'faq.db'}"
+    await upgrade_async(url)
+    return Database(url)
+
+
+async def service(db: Database, **config: object) -> FaqService:
+    faq = FaqService(KBConfig(path=KB, **config), lambda: NOW)  # type: ignore[arg-type]
+    faq.load_files()
+    await faq.load(db)
+    return faq
+
+
+async def test_changes_reach_the_index_after_commit_only(db: Database) -> None:
+    faq = await service(db)
+    question = "Как заказать новый картридж для принтера"
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await faq.bind(session, MagicMock()).save(
+                article_id=None, question=question, alt=[], answer="Напишите завхозу.",
+                image=None, author=1)
+            raise RuntimeError("rolled back")
+    assert await faq.search(question) == []
+    async with db.transaction() as session:
+        article = await faq.bind(session, MagicMock()).save(
+            article_id=None, question=question, alt=[], answer="Напишите завхозу.",
+            image=None, author=1)
+    assert [h.id for h in await faq.search(question)][:1] == [article.id]
+    await db.dispose()
+
+
+async def test_big_indexes_are_searched_in_a_thread(db: Database) -> None:
+    faq = await service(db, thread_above=1)
+    threads: list[str] = []
+    search = faq.index.search
+
+    def spy(query: str, limit: int = 3):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return search(query, limit)
+
+    faq.index.search = spy  # type: ignore[method-assign]
+    hits = await faq.search("принтер не печатает, висит очередь")
+    assert hits and hits[0].id == "printer-queue"
+    assert threads and threads[0] != threading.main_thread().name
+    await db.dispose()
+
+
+async def test_an_id_in_both_a_file_and_the_database_stops_start_up(db: Database) -> None:
+    async with db.transaction() as session:
+        session.add(FaqArticle(id="vpn-home", lang="ru", question="q", alt=[], answer="a",
+                               tags=[], draft=False, created_at=NOW))
+    with pytest.raises(KBError, match=r"vpn-home.*'id'"):
+        await service(db)
+    await db.dispose()
+
+
+def test_article_ids_are_readable_slugs() -> None:
+    assert slug_for("Не работает VPN!") == "ne-rabotaet-vpn"
+    assert slug_for("???") == "article"
