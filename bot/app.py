@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,9 @@ from bot.intake import Intake, chat_of
 from bot.middleware import Services, UnitOfWork
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY, OutboxWriter
+from bot.quality import quality_tick
 from bot.ratelimit import RateLimiter
+from bot.ratings import rating_sweep
 from bot.sla import SlaPolicy
 from bot.staff import StaffDirectory
 from bot.texts import Texts
@@ -172,6 +175,16 @@ class App:
             self.run_jobs, "interval", seconds=self.config.sla.sweep_seconds, id="sla",
             max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
         )
+        # Rating requests and reminders, the quarterly quality check: bot/ratings.py, quality.py.
+        self.scheduler.add_job(
+            self.run_rating_jobs, "interval", seconds=self.config.ratings.sweep_seconds,
+            id="ratings", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+        )
+        if self.config.quality.enabled:
+            self.scheduler.add_job(
+                self.run_quality_jobs, "interval", seconds=self.config.quality.sweep_seconds,
+                id="quality", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            )
         self.scheduler.start()
         if self.config.telegram.mode == "polling":
             with suppress(TelegramAPIError):
@@ -186,6 +199,26 @@ class App:
                 wrote = await jobs.run_all(self.db, self.notifier_for, self.config, self.clock())
         except Exception:  # the next tick tries again; the state is in the database
             log.exception("scheduled jobs failed")
+            return
+        if wrote:
+            self.delivery.wake()
+
+    async def run_rating_jobs(self) -> None:
+        """Delayed rating requests and the one reminder (bot/ratings.py)."""
+        await self._tick("ratings", rating_sweep(self.db, self.notifier_for,
+                                                 self.config.ratings, self.clock()))
+
+    async def run_quality_jobs(self) -> None:
+        """Start the quarter's quality check when due; resume writing a campaign under way."""
+        await self._tick("quality", quality_tick(self.db, self.notifier_for, self.config,
+                                                 self.clock()))
+
+    async def _tick(self, name: str, job: Coroutine[Any, Any, int]) -> None:
+        try:
+            async with self._jobs_running:
+                wrote = await job
+        except Exception:  # the next tick tries again; the state is in the database
+            log.exception("%s jobs failed", name)
             return
         if wrote:
             self.delivery.wake()

@@ -60,3 +60,11 @@ class RateAction(CallbackData, prefix="rt"):
 
     number: int
     score: int
+
+
+class QualityAnswer(CallbackData, prefix="qc"):
+    """An answer to quarterly check `delivery` (a quality_deliveries row): "1".."5" or
+    "talk" (Let's talk: a call-back incident). Delivery 0 is an admin's /quality test."""
+
+    delivery: int
+    answer: str

@@ -234,6 +234,75 @@ class SlaConfig(_Section):
         return {"critical": self.critical, "normal": self.normal, "low": self.low}[severity]
 
 
+class QualityConfig(_Section):
+    """The quarterly quality check (bot/quality.py)."""
+
+    enabled: bool = True
+    # When the check goes out: crontab (minute hour day month weekday) in [desk] timezone.
+    schedule: str = "0 11 * 1,4,7,10 *"
+    # Of the days the schedule matches in a month, only the first working day of [desk]
+    # (workdays, holidays) counts: the default is the first working day of each quarter.
+    first_workday_only: bool = True
+    # Who gets it: "recent" = clients with an incident in the last recent_months months,
+    # "all" = everyone who ever started the bot.
+    audience: Literal["recent", "all"] = "recent"
+    recent_months: Annotated[int, Field(ge=1, le=60)] = 6
+    # Scheduled maintenance notes shown in the summary, as written.
+    maintenance: list[str] = []
+    # A missed check (the bot was down) is still sent this many days after its time.
+    catch_up_days: Annotated[int, Field(ge=0, le=60)] = 7
+    # Deliveries written to the outbox per transaction, and how often the sender runs.
+    batch: Annotated[int, Field(ge=1, le=1000)] = 100
+    sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid crontab expression {value!r}: {exc}") from exc
+        return value
+
+
+PERIODICITIES = ("daily", "weekly", "monthly", "quarterly", "yearly")
+
+
+class MaintenanceWork(_Section):
+    """A planned maintenance work of a contract: what, and how often."""
+
+    work: Annotated[str, Field(min_length=1, max_length=200)]
+    every: Literal["daily", "weekly", "monthly", "quarterly", "yearly"] = "monthly"
+
+
+class CompanyConfig(_Section):
+    """A `[[companies]]` table: a client organisation and its contract notes. Created at
+    start-up when missing; its notes here replace those set from chat."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    services: list[str] = []
+    maintenance: list[MaintenanceWork] = []
+
+
+class ReportsConfig(_Section):
+    """/stats, /report and the monthly acts of performed work (bot/reports.py)."""
+
+    # Where act files and charts are written before they are sent (relative paths: to the
+    # config file's folder).
+    directory: Path = Path("reports")
+    # A desk's own act template (Jinja2 HTML; see bot/templates/reports/); relative paths:
+    # to the config file's folder. Empty: the bundled one in [desk] language.
+    act_template: Path | None = None
+    # Send last month's acts to the staff group on the first working day of the month.
+    monthly_acts: bool = False
+    # ...at this hour ([desk] timezone), or later that month if the bot was down.
+    send_hour: Annotated[int, Field(ge=0, le=23)] = 10
+    # Companies in /stats top lists.
+    top: Annotated[int, Field(ge=1, le=50)] = 5
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
@@ -243,6 +312,7 @@ class Config(_Section):
     severity: SeverityConfig = SeverityConfig()
     sla: SlaConfig = Field(default_factory=lambda: SlaConfig.model_validate({}))
     ratings: RatingsConfig = RatingsConfig()
+    quality: QualityConfig = QualityConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @property

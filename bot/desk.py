@@ -172,9 +172,15 @@ class Desk:
     async def start_new(self, client: Client) -> None:
         client.wants_new_ticket = True
 
-    async def open_ticket(self, client: Client, content: Content) -> Ticket:
+    async def open_ticket(
+        self, client: Client, content: Content, *, severity: Severity | None = None,
+        origin: str | None = None,
+    ) -> Ticket:
+        """Register an incident; `severity` overrides the classifier and `origin` marks one
+        the desk opened on the client's behalf (e.g. "quality_callback")."""
         now = self.clock()
-        severity = self.classify(content.text) if content.text else Severity.NORMAL
+        if severity is None:
+            severity = self.classify(content.text) if content.text else Severity.NORMAL
         texts = self.notify.texts
         fallback = str(texts.label(texts.default_language, "kind_" + content.kind))
         ticket = await self.tickets.add(
@@ -182,7 +188,7 @@ class Desk:
                 number=await next_number(self.session), client_id=client.id,
                 status=TicketStatus.NEW, severity=severity,
                 subject=subject_of(content, fallback), reopen_count=0,
-                opened_at=now, updated_at=now,
+                opened_at=now, updated_at=now, origin=origin,
             )
         )
         await self._event(ticket, Actor("client", client.user_id, client.display_name),

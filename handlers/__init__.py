@@ -4,6 +4,8 @@
   0. kb_admin        staff FAQ management: /kb, its add/edit dialog (before anything else,
                      so dialog answers typed in a topic don't go to the client), `/close N faq`
   1. staff_commands  /take /status /close /reopen /sev /tickets from staff, anywhere
+  1a. quality        /quality (admins) and the quarterly check's buttons (before the staff
+                     group's catch-all for other commands and before buttons' catch-all)
   1b. health         /health in the staff group: the delivery queue (before the staff
                      group's catch-all for other commands)
   2. staff_group     the staff group: help, answers to clients, internal notes
@@ -29,6 +31,7 @@ from handlers import (
     faq,
     health,
     kb_admin,
+    quality,
     ratings,
     staff_commands,
     staff_group,
@@ -50,6 +53,7 @@ def get_routers(config: Config) -> list[Router]:
     routers = [
         kb_admin.router,
         staff_commands.router,
+        quality.router,
         health.router,
         staff_group.router,
         faq.router,

@@ -172,3 +172,14 @@ def test_dev_set_accuracy_and_critical_recall(classifier: SeverityClassifier) ->
     criticals = [got for gold, got in predicted if gold == CRITICAL]
     assert accuracy >= 0.85
     assert criticals.count(CRITICAL) / len(criticals) >= 0.95
+
+
+@pytest.mark.parametrize("text", [
+    "Не работает интернет во всём офисе, никто не может работать",
+    "Mail server is down, nobody in the office can work",
+])
+def test_being_unable_to_work_is_not_a_partial_outage(
+    classifier: SeverityClassifier, text: str
+) -> None:
+    # "работать" / "work" once matched the partial cue "работаем" and lowered these.
+    assert classifier.classify(text) == CRITICAL

@@ -1,0 +1,463 @@
+"""The quarterly quality check: "is everything all right?", with what was done for the client.
+
+Durable by construction:
+- A campaign row per quarter (`quality_campaigns.period` is unique), created with one
+  delivery row per active client in the same transaction, so it is started once, by the
+  schedule or by `/quality send`, never twice.
+- The sender writes deliveries to the outbox in batches; each batch commits its outbox
+  rows together with the deliveries' status change (pending -> queued), so a crash
+  loses at most an uncommitted batch, which the next run writes again: nobody gets the
+  check twice and nobody is skipped. The outbox (PRIORITY_BROADCAST) does the rest: a
+  broadcast never delays the replies to clients who are writing.
+- The summary numbers are stored on the delivery, and the client's answer with them, so a
+  client's quarters can be compared (`client_trend`).
+
+Timing: `[quality] schedule` is a crontab in the desk's time zone; with
+`first_workday_only` only its first match on a working day of [desk] in each month counts
+(default: the first working day of January, April, July and October at 11:00). A check
+missed because the bot was down is still started within `catch_up_days`. The check sent
+in a quarter's first month summarises the quarter before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.callbacks import QualityAnswer
+from bot.config import Config
+from bot.notify import Notifier
+from bot.outbox import PRIORITY_BROADCAST, Keyboard, button
+from bot.ratings import SCORES, Distribution
+from bot.texts import Texts
+from storage.db import Database
+from storage.models import Client, OutboxMessage, QualityCampaign, QualityDelivery, Ticket
+
+TALK = "talk"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar quarter in the desk's time zone, as UTC bounds [start, end)."""
+
+    year: int
+    quarter: int
+    start: datetime
+    end: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}Q{self.quarter}"
+
+
+def quarter(year: int, number: int, zone: ZoneInfo) -> Period:
+    first = date(year, 3 * number - 2, 1)
+    after = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
+    return Period(year, number, _utc(first, zone), _utc(after, zone))
+
+
+def period_from_label(label: str, zone: ZoneInfo) -> Period:
+    year, number = label.split("Q")
+    return quarter(int(year), int(number), zone)
+
+
+def previous_quarter(moment: datetime, zone: ZoneInfo) -> Period:
+    """The last complete quarter before `moment` (what a check sent then summarises)."""
+    local = moment.astimezone(zone)
+    number = (local.month - 1) // 3 + 1
+    if number == 1:
+        return quarter(local.year - 1, 4, zone)
+    return quarter(local.year, number - 1, zone)
+
+
+def _utc(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), zone).astimezone(ZoneInfo("UTC"))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the checks go out (the [quality] schedule with the desk's working days)."""
+
+    crontab: str
+    first_workday_only: bool
+    zone: ZoneInfo
+    workdays: Sequence[int]
+    holidays: Sequence[date]
+    catch_up: timedelta
+
+    @classmethod
+    def from_config(cls, config: Config) -> Schedule:
+        desk = config.desk
+        # Working days come with the business-hours settings of [desk]; Mon-Fri without them.
+        workdays = getattr(desk, "workday_numbers", [0, 1, 2, 3, 4])
+        return cls(config.quality.schedule, config.quality.first_workday_only,
+                   ZoneInfo(desk.timezone), workdays, getattr(desk, "holidays", []),
+                   timedelta(days=config.quality.catch_up_days))
+
+    def _workday(self, day: date) -> bool:
+        return day.weekday() in self.workdays and day not in self.holidays
+
+    def in_month(self, year: int, month: int) -> datetime | None:
+        """The moment the check goes out in this month, or None if the schedule skips it."""
+        trigger = CronTrigger.from_crontab(self.crontab, timezone=self.zone)
+        start = datetime(year, month, 1, tzinfo=self.zone)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=self.zone)
+        fire = trigger.get_next_fire_time(None, start)
+        while fire is not None and fire < end:
+            local = fire.astimezone(self.zone)
+            if not self.first_workday_only or self._workday(local.date()):
+                return fire
+            next_day = datetime.combine(local.date() + timedelta(days=1), time(0), self.zone)
+            fire = trigger.get_next_fire_time(None, next_day)
+        return None
+
+    def due(self, now: datetime) -> datetime | None:
+        """The latest scheduled moment at or before `now` within the catch-up window."""
+        local = now.astimezone(self.zone)
+        year, month = local.year, local.month
+        for _ in range(3):  # this month and the two before (catch_up is at most 60 days)
+            fire = self.in_month(year, month)
+            if fire is not None and fire <= now:
+                return fire if now - fire <= self.catch_up else None
+            year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        return None
+
+    def next_after(self, now: datetime) -> datetime | None:
+        local = now.astimezone(self.zone)
+        year, month = local.year, local.month
+        for _ in range(24):
+            fire = self.in_month(year, month)
+            if fire is not None and fire > now:
+                return fire
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return None
+
+
+# -- what was done for the client ---------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    incidents: int = 0
+    closed: int = 0
+    avg_response: timedelta | None = None
+    sla_kept: int | None = None
+    sla_total: int | None = None
+
+
+HAS_SLA = hasattr(Ticket, "first_response_met") and hasattr(Ticket, "resolution_met")
+
+
+async def summaries(
+    session: AsyncSession, client_ids: Sequence[int], period: Period
+) -> dict[int, Summary]:
+    """Per client: incidents opened in the quarter, incidents resolved or closed in it, the
+    average time to the first response (`first_response_at - opened_at`, incidents opened
+    in the quarter that got one) and, with SLA tracking, in how many of the quarter's
+    incidents with an SLA verdict every verdict was "met"."""
+    result = {client_id: Summary() for client_id in client_ids}
+    if not client_ids:
+        return result
+    start, end = period.start, period.end
+    tickets = await session.scalars(
+        select(Ticket).where(
+            Ticket.client_id.in_(client_ids),
+            or_(Ticket.opened_at.between(start, end), Ticket.resolved_at.between(start, end)),
+        )
+    )
+    waits: dict[int, list[timedelta]] = {}
+    for t in tickets:
+        summary = result[t.client_id]
+        opened_in = start <= t.opened_at < end
+        if t.resolved_at is not None and start <= t.resolved_at < end:
+            summary.closed += 1
+        if not opened_in:
+            continue
+        summary.incidents += 1
+        if t.first_response_at is not None:
+            waits.setdefault(t.client_id, []).append(t.first_response_at - t.opened_at)
+        if HAS_SLA:
+            verdicts = [v for v in (getattr(t, "first_response_met", None),
+                                    getattr(t, "resolution_met", None)) if v is not None]
+            if verdicts:
+                summary.sla_total = (summary.sla_total or 0) + 1
+                summary.sla_kept = (summary.sla_kept or 0) + (1 if all(verdicts) else 0)
+    for client_id, spans in waits.items():
+        result[client_id].avg_response = sum(spans, timedelta()) / len(spans)
+    return result
+
+
+async def audience(session: AsyncSession, config: Config, now: datetime) -> list[int]:
+    """The clients a check goes to: with an incident in the last `recent_months` months, or
+    everyone who ever started the bot. Admins are not asked."""
+    admins = config.telegram.admins
+    if config.quality.audience == "all":
+        query = select(Client.id)
+    else:
+        since = _months_before(now, config.quality.recent_months)
+        query = (select(Client.id).join(Ticket, Ticket.client_id == Client.id)
+                 .where(Ticket.opened_at >= since).distinct())
+    if admins:
+        query = query.where(Client.user_id.not_in(admins))
+    return list(await session.scalars(query.order_by(Client.id)))
+
+
+def _months_before(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    day = min(moment.day, 28)
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def render_check(
+    texts: Texts, language: str, period: Period, summary: Summary, config: Config
+) -> str:
+    return texts.client(language, "quality_check", period=period, summary=summary,
+                        maintenance=config.quality.maintenance)
+
+
+def check_keyboard(texts: Texts, language: str, delivery_id: int) -> Keyboard:
+    names = texts.label(language, "rating")
+
+    def one(answer: str, text: str) -> dict[str, str]:
+        return button(text, QualityAnswer(delivery=delivery_id, answer=answer).pack())
+
+    return [
+        [one(str(s), names[s]) for s in (5, 4, 3)],
+        [one(str(s), names[s]) for s in (2, 1)],
+        [one(TALK, texts.label(language, "lets_talk"))],
+    ]
+
+
+def summary_of(delivery: QualityDelivery) -> Summary:
+    avg = delivery.avg_response_seconds
+    return Summary(delivery.incidents, delivery.closed,
+                   timedelta(seconds=avg) if avg is not None else None,
+                   delivery.sla_kept, delivery.sla_total)
+
+
+# -- campaigns ------------------------------------------------------------------------------
+
+
+async def campaign_of(session: AsyncSession, label: str) -> QualityCampaign | None:
+    return await session.scalar(select(QualityCampaign).where(QualityCampaign.period == label))
+
+
+async def latest_campaign(session: AsyncSession) -> QualityCampaign | None:
+    return await session.scalar(select(QualityCampaign).order_by(QualityCampaign.id.desc())
+                                .limit(1))
+
+
+async def start_campaign(
+    session: AsyncSession, config: Config, period: Period, now: datetime,
+    started_by: int | None = None,
+) -> tuple[QualityCampaign, bool]:
+    """The campaign of `period` with a delivery row per active client; (campaign, created).
+    An existing campaign is returned as it is: a quarter's check is never started twice."""
+    existing = await campaign_of(session, period.label)
+    if existing is not None:
+        return existing, False
+    campaign = QualityCampaign(period=period.label, period_start=period.start,
+                               period_end=period.end, status="running",
+                               started_by=started_by, created_at=now)
+    session.add(campaign)
+    await session.flush()
+    clients = await audience(session, config, now)
+    if clients:
+        await session.execute(insert(QualityDelivery), [
+            {"campaign_id": campaign.id, "client_id": client_id, "status": "pending",
+             "incidents": 0, "closed": 0}
+            for client_id in clients
+        ])
+    if not clients:
+        campaign.status, campaign.finished_at = "done", now
+    return campaign, True
+
+
+async def send_pending(
+    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: Config,
+    now: datetime, *, limit: int | None = None,
+) -> int:
+    """Write pending deliveries of running campaigns to the outbox, a batch per transaction;
+    stops after `limit` deliveries if given. Returns how many were handled."""
+    handled = 0
+    zone = ZoneInfo(config.desk.timezone)
+    while limit is None or handled < limit:
+        size = config.quality.batch if limit is None else min(config.quality.batch,
+                                                              limit - handled)
+        async with db.transaction() as session:
+            rows = (await session.execute(
+                select(QualityDelivery, Client, QualityCampaign)
+                .join(Client, Client.id == QualityDelivery.client_id)
+                .join(QualityCampaign, QualityCampaign.id == QualityDelivery.campaign_id)
+                .where(QualityCampaign.status == "running", QualityDelivery.status == "pending")
+                .order_by(QualityDelivery.id).limit(size)
+            )).all()
+            if not rows:
+                await _finish_campaigns(session, now)
+                break
+            notifier = notifier_for(session)
+            by_campaign: dict[int, list[tuple[QualityDelivery, Client]]] = {}
+            periods: dict[int, Period] = {}
+            for delivery, client, campaign in rows:
+                by_campaign.setdefault(campaign.id, []).append((delivery, client))
+                periods[campaign.id] = period_from_label(campaign.period, zone)
+            for campaign_id, pairs in by_campaign.items():
+                period = periods[campaign_id]
+                numbers = await summaries(session, [c.id for _, c in pairs], period)
+                for delivery, client in pairs:
+                    await _write(notifier, config, delivery, client, period, numbers[client.id],
+                                 now)
+            handled += len(rows)
+    return handled
+
+
+async def _write(
+    notifier: Notifier, config: Config, delivery: QualityDelivery, client: Client,
+    period: Period, summary: Summary, now: datetime,
+) -> None:
+    delivery.incidents, delivery.closed = summary.incidents, summary.closed
+    delivery.avg_response_seconds = (int(summary.avg_response.total_seconds())
+                                     if summary.avg_response is not None else None)
+    delivery.sla_kept, delivery.sla_total = summary.sla_kept, summary.sla_total
+    delivery.queued_at = now
+    if client.unreachable_since is not None:
+        delivery.status = "blocked"  # they blocked the bot: nothing is sent
+        return
+    texts = notifier.texts
+    row = await notifier.out.send_text(
+        client.chat_id, render_check(texts, client.language, period, summary, config),
+        priority=PRIORITY_BROADCAST,
+        keyboard=check_keyboard(texts, client.language, delivery.id),
+    )
+    delivery.status = "queued"
+    delivery.outbox_id = row.id
+
+
+async def _finish_campaigns(session: AsyncSession, now: datetime) -> None:
+    running = await session.scalars(
+        select(QualityCampaign).where(QualityCampaign.status == "running")
+    )
+    for campaign in running:
+        left = await session.scalar(
+            select(func.count()).select_from(QualityDelivery)
+            .where(QualityDelivery.campaign_id == campaign.id,
+                   QualityDelivery.status == "pending")
+        )
+        if not left:
+            campaign.status, campaign.finished_at = "done", now
+
+
+async def quality_tick(
+    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: Config,
+    now: datetime,
+) -> int:
+    """The scheduled job: start the quarter's campaign when its time has come (once), then
+    write whatever is pending (a campaign interrupted by a restart resumes here)."""
+    if not config.quality.enabled:
+        return 0
+    schedule = Schedule.from_config(config)
+    fire = schedule.due(now)
+    if fire is not None:
+        async with db.transaction() as session:
+            await start_campaign(session, config, previous_quarter(fire, schedule.zone), now)
+    return await send_pending(db, notifier_for, config, now)
+
+
+# -- progress and answers ------------------------------------------------------------------
+
+
+@dataclass
+class CampaignStatus:
+    total: int = 0
+    waiting: int = 0  # not yet delivered (pending, or in the outbox)
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    answered: int = 0
+    talk: int = 0
+    distribution: Distribution = field(default_factory=Distribution)
+
+
+async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> CampaignStatus:
+    status = CampaignStatus()
+    rows = await session.execute(
+        select(QualityDelivery.status, QualityDelivery.score, QualityDelivery.talk_ticket_id,
+               OutboxMessage.status, OutboxMessage.last_error, Client.unreachable_since)
+        .join(Client, Client.id == QualityDelivery.client_id)
+        .outerjoin(OutboxMessage, OutboxMessage.id == QualityDelivery.outbox_id)
+        .where(QualityDelivery.campaign_id == campaign.id)
+    )
+    for state, score, talk, sent_state, error, unreachable in rows.all():
+        status.total += 1
+        if state == "blocked":
+            status.blocked += 1
+        elif state == "pending" or sent_state is None:
+            status.waiting += 1
+        elif sent_state == "sent":
+            status.sent += 1
+        elif sent_state == "failed":
+            status.failed += 1
+        elif (error or "").startswith("403") or unreachable is not None:
+            status.blocked += 1
+        else:
+            status.waiting += 1
+        if score is not None:
+            status.answered += 1
+            status.distribution.add(score)
+        if talk is not None:
+            status.talk += 1
+            if score is None:
+                status.answered += 1
+    return status
+
+
+class QualityError(Exception):
+    def __init__(self, code: str, **context: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.context = context
+
+
+async def delivery_for(
+    session: AsyncSession, client: Client, delivery_id: int
+) -> tuple[QualityDelivery, QualityCampaign]:
+    """The client's own delivered check, or QualityError (forged or someone else's)."""
+    if delivery_id == 0:
+        raise QualityError("test")
+    delivery = await session.get(QualityDelivery, delivery_id)
+    if delivery is None or delivery.client_id != client.id or delivery.status != "queued":
+        raise QualityError("invalid")
+    campaign = await session.get(QualityCampaign, delivery.campaign_id)
+    assert campaign is not None
+    return delivery, campaign
+
+
+def score_of(answer: str) -> int:
+    if not answer.isdigit() or int(answer) not in SCORES:
+        raise QualityError("invalid")
+    return int(answer)
+
+
+async def client_trend(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
+    """A client's quarters, oldest first: the summary numbers and their answer."""
+    rows = await session.execute(
+        select(QualityCampaign.period, QualityDelivery)
+        .join(QualityCampaign, QualityCampaign.id == QualityDelivery.campaign_id)
+        .where(QualityDelivery.client_id == client_id).order_by(QualityCampaign.period)
+    )
+    return [
+        {"period": period, "score": d.score, "incidents": d.incidents, "closed": d.closed,
+         "avg_response_seconds": d.avg_response_seconds, "sla_kept": d.sla_kept,
+         "sla_total": d.sla_total, "talk": d.talk_ticket_id is not None}
+        for period, d in rows.all()
+    ]
