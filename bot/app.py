@@ -229,8 +229,9 @@ class App:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        async with self._jobs_running:  # let a tick under way finish before the database closes
-            pass
+        # A tick under way finishes first; none starts after (the lock stays held: the
+        # database is about to close).
+        await self._jobs_running.acquire()
         for task in self._tasks:
             if task.get_name() != "delivery":
                 task.cancel()
