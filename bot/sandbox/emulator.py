@@ -1448,11 +1448,14 @@ class FakeTelegram:
         deadline = loop.time() + timeout
         while True:
             ev = self._changed
+            queued = len(self._updates)
             if offset > 0:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
             elif offset < 0:
                 self._updates = self._updates[offset:]
             self._updates = [u for u in self._updates if self._update_allowed(u)]
+            if len(self._updates) != queued:
+                self._notify()  # confirmed updates: wait_idle may be waiting for exactly this
             if self._updates:
                 self._touch()
                 return [dict(u) for u in self._updates[:limit]]
