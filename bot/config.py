@@ -313,6 +313,8 @@ class Config(_Section):
     sla: SlaConfig = Field(default_factory=lambda: SlaConfig.model_validate({}))
     ratings: RatingsConfig = RatingsConfig()
     quality: QualityConfig = QualityConfig()
+    companies: list[CompanyConfig] = []
+    reports: ReportsConfig = ReportsConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @property

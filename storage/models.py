@@ -78,7 +78,10 @@ class Client(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     phone: Mapped[str | None] = mapped_column(String(32))
+    # The company's name, kept in step with `company_id` by bot/companies.py (the only
+    # writer): every staff template shows it without a join.
     company: Mapped[str | None] = mapped_column(String(200))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
     contact_asked: Mapped[bool] = mapped_column(default=False)
     # Set by /new: the next message starts a separate incident.
     wants_new_ticket: Mapped[bool] = mapped_column(default=False)
@@ -364,3 +367,46 @@ class QualityDelivery(Base):
         UniqueConstraint("campaign_id", "client_id"),
         Index("ix_quality_deliveries_campaign_status", "campaign_id", "status"),
     )
+
+
+# -- companies and reports (bot/companies.py, bot/reports.py) -------------------------------
+
+
+class Company(Base):
+    """A client organisation: its employees are clients linked by `clients.company_id`.
+
+    Contract notes: `services` (what the contract covers, free text) and `maintenance`
+    (planned works: a list of {"work": ..., "every": daily|weekly|monthly|quarterly|yearly}).
+    """
+
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The start parameter of the invite deep link https://t.me/<bot>?start=<invite_code>.
+    invite_code: Mapped[str] = mapped_column(String(64), unique=True)
+    services: Mapped[str | None] = mapped_column(Text)
+    maintenance: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # "config" (a [[companies]] table: its notes are rewritten at start) or "chat".
+    source: Mapped[str] = mapped_column(String(8), default="chat")
+    created_by: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class MaintenanceDone(Base):
+    """A planned maintenance work recorded as done (`/org done`): the act shows its status."""
+
+    __tablename__ = "maintenance_done"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    work: Mapped[str] = mapped_column(String(200))
+    done_at: Mapped[datetime]
+    actor_id: Mapped[int | None]
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_maintenance_done_company_done_at", "company_id", "done_at"),)
+
+
+# Reports select incidents by when they were opened and resolved (bot/reports.py).
+Index("ix_tickets_opened_at", Ticket.opened_at)
+Index("ix_tickets_resolved_at", Ticket.resolved_at)
