@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -416,6 +417,10 @@ def _has_placeholder(value: Any) -> bool:
     return False
 
 
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)  # one stat() of a local file, as cheap as the upload's open()
+
+
 async def _resolve_value(session: AsyncSession, value: Any) -> Any:
     if isinstance(value, list):
         return [await _resolve_value(session, item) for item in value]
@@ -426,8 +431,11 @@ async def _resolve_value(session: AsyncSession, value: Any) -> Any:
         if source is None or source.telegram_message_id is None:
             raise _Dropped(f"message of outbox row {value['$message_of']} does not exist")
         return source.telegram_message_id
-    if "$file" in value:  # a local file to upload (an FAQ screenshot next to the KB files)
-        return FSInputFile(value["$file"])
+    if "$file" in value:  # a local file to upload (an FAQ screenshot, a report, a chart)
+        path = value["$file"]
+        if not _is_file(path):  # gone (cleaned up, another machine): retry cannot help
+            raise _Dropped(f"file {path} does not exist")
+        return FSInputFile(path, filename=value.get("filename"))
     resolved: dict[str, Any] = {}
     for key, item in value.items():
         if isinstance(item, dict) and "$topic_of" in item:

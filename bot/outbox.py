@@ -5,13 +5,17 @@ delivery worker at send time, because their values exist only after an earlier
 row of the same chat was delivered (or cannot be stored as JSON):
   {"$topic_of": ticket_id}   the forum topic of the ticket (the key is dropped if none)
   {"$message_of": outbox_id} the Telegram message id that row produced
-  {"$file": path}            a local file to upload (FAQ screenshots kept next to the KB)
+  {"$file": path}            a local file to upload (FAQ screenshots kept next to the KB,
+                             reports and charts); "filename" names it for the recipient.
+                             A file that is gone by send time fails the row (never retried)
 """
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from storage.models import OutboxMessage
@@ -196,11 +200,44 @@ class OutboxWriter:
             purpose="topic",
         )
 
+    async def send_file(
+        self,
+        chat_id: int,
+        path: str | Path,
+        *,
+        kind: str = "document",
+        filename: str | None = None,
+        caption_html: str | None = None,
+        priority: int,
+        thread_id: int | None = None,
+        ticket_id: int | None = None,
+    ) -> OutboxMessage:
+        """Upload a local file (sendDocument, or sendPhoto with `kind` "photo").
+
+        The row stores the file's path, not its bytes (payloads are JSON): the delivery
+        worker reads the file when it sends, so the file must outlive the row, e.g. under
+        the desk's data directory."""
+        method = {"document": "sendDocument", "photo": "sendPhoto"}[kind]
+        upload: dict[str, Any] = {"$file": _absolute(path)}
+        if filename:
+            upload["filename"] = filename
+        payload: dict[str, Any] = {kind: upload}
+        if caption_html is not None:
+            payload["caption"] = caption_html[:CAPTION_LIMIT]
+            payload["parse_mode"] = "HTML"
+        if thread_id:
+            payload["message_thread_id"] = thread_id
+        return await self._add(chat_id, method, payload, priority=priority, ticket_id=ticket_id)
+
     async def call(
         self, chat_id: int, method: str, payload: dict[str, Any], *, priority: int
     ) -> OutboxMessage:
         """Any other Bot API call (e.g. a reply keyboard asking for the phone number)."""
         return await self._add(chat_id, method, payload, priority=priority)
+
+
+def _absolute(path: str | Path) -> str:
+    return os.path.abspath(path)  # no file system access: the path is only made absolute
 
 
 def _address(
