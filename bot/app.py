@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import jobs
 from bot.clock import Clock, utc_now
+from bot.companies import sync_from_config as sync_companies
 from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
 from bot.desk import Classifier
@@ -31,6 +32,7 @@ from bot.outbox import PRIORITY_REPLY, OutboxWriter
 from bot.quality import quality_tick
 from bot.ratelimit import RateLimiter
 from bot.ratings import rating_sweep
+from bot.reports import monthly_acts
 from bot.sla import SlaPolicy
 from bot.staff import StaffDirectory
 from bot.texts import Texts
@@ -150,6 +152,11 @@ class App:
                 log.warning("cannot read the staff group (%s); assuming it has no topics", exc)
                 forum = False
         self.services.forum = forum
+        # Companies of [[companies]] (bot/companies.py); the bot's @username for their
+        # invite links, asked once now (aiogram keeps it) rather than inside an update.
+        await sync_companies(self.db, self.config.companies, self.clock())
+        with suppress(TelegramAPIError):
+            await self.bot.me()
         await self._set_commands()
 
     async def _set_commands(self) -> None:
@@ -185,6 +192,11 @@ class App:
                 self.run_quality_jobs, "interval", seconds=self.config.quality.sweep_seconds,
                 id="quality", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
             )
+        if self.config.reports.monthly_acts:  # last month's acts of work (bot/reports.py)
+            self.scheduler.add_job(
+                self.run_report_jobs, "interval", minutes=5, id="monthly_acts",
+                max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            )
         self.scheduler.start()
         if self.config.telegram.mode == "polling":
             with suppress(TelegramAPIError):
@@ -212,6 +224,11 @@ class App:
         """Start the quarter's quality check when due; resume writing a campaign under way."""
         await self._tick("quality", quality_tick(self.db, self.notifier_for, self.config,
                                                  self.clock()))
+
+    async def run_report_jobs(self) -> None:
+        """The monthly acts of performed work, on the first working day of the month."""
+        await self._tick("report", monthly_acts(self.db, self.notifier_for, self.config,
+                                                self.clock()))
 
     async def _tick(self, name: str, job: Coroutine[Any, Any, int]) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Command line: `python -m bot run|sandbox|kb|classify|migrate` (also the `frontdesk` script).
+"""Command line: `python -m bot run|sandbox|kb|classify|migrate|report` (also the `frontdesk`
+script).
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or bad input files.
 """
@@ -66,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
                           help="write staff's severity overrides as JSONL in the eval format")
     classify.add_argument("--out", type=Path, default=None,
                           help="with --export-corrections: the file to write (default stdout)")
+
+    report = commands.add_parser("report", help="a company's monthly act of performed work "
+                                                "(HTML and CSV) into a folder")
+    report.add_argument("--month", required=True, help="YYYY-MM")
+    report.add_argument("--company", required=True, help="the company's name (or a unique part)")
+    report.add_argument("--out", type=Path, required=True, help="the folder to write to")
+    report.add_argument("--config", type=Path, default=Path("config.toml"))
     return parser
 
 
@@ -122,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                 return export_corrections_command(args.config or Path("config.toml"), args.out,
                                                   sys.stdout)
             return classify_command(sys.stdin, sys.stdout, args.vocabulary, args.config)
+        if args.command == "report":
+            from bot.report_cli import report_command
+
+            return report_command(load_config(args.config), args.month, args.company, args.out)
     except (ConfigError, KBError) as error:
         # KBError: a broken FAQ file (named with the line, the article and the field).
         print(f"frontdesk: {error}", file=sys.stderr)

@@ -8,6 +8,9 @@
                      group's catch-all for other commands and before buttons' catch-all)
   1b. health         /health in the staff group: the delivery queue (before the staff
                      group's catch-all for other commands)
+  1c. companies      /org in the staff group: companies, links, contract notes (before the
+                     staff group's catch-all for other commands)
+  1d. reports        /stats and /report in the staff group (same reason)
   2. staff_group     the staff group: help, answers to clients, internal notes
   2a. faq            /faq for clients and the FAQ buttons (before buttons' catch-all)
   2b. ratings        rating buttons (before buttons' catch-all); a client's plain text while
@@ -28,11 +31,13 @@ from handlers import (
     buttons,
     client,
     client_messages,
+    companies,
     faq,
     health,
     kb_admin,
     quality,
     ratings,
+    reports,
     staff_commands,
     staff_group,
 )
@@ -55,6 +60,8 @@ def get_routers(config: Config) -> list[Router]:
         staff_commands.router,
         quality.router,
         health.router,
+        companies.router,
+        reports.router,
         staff_group.router,
         faq.router,
         ratings.router,

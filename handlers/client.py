@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 
 from bot.callbacks import ContactChoice
+from bot.companies import join_by_invite
 from bot.desk import Desk, DeskError
 from bot.notify import Content, Notifier
 from bot.outbox import PRIORITY_REPLY, button
@@ -21,11 +22,18 @@ REMOVE_KEYBOARD = {"remove_keyboard": True}
 
 
 @router.message(CommandStart())
-async def start(message: Message, desk: Desk, notifier: Notifier, texts: Texts) -> None:
+async def start(
+    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts
+) -> None:
     assert message.from_user is not None
     client, _ = await desk.client_for(person_of(message.from_user, message.chat.id))
     await notifier.to_client(None, client, "start", priority=PRIORITY_REPLY,
                              name=client.first_name, desk=desk.config.name)
+    # A company's invite link (https://t.me/<bot>?start=<code>): an employee joins it.
+    company = await join_by_invite(desk.session, client, command.args or "")
+    if company is not None:
+        await notifier.to_client(None, client, "org_joined", priority=PRIORITY_REPLY,
+                                 company=company)
     if desk.config.ask_contact and not client.contact_asked and not client.phone:
         client.contact_asked = True
         share = {"text": texts.label(client.language, "share_phone"), "request_contact": True}

@@ -1,0 +1,183 @@
+"""/org in the staff group: companies, their employees, contract notes (bot/companies.py).
+
+  /org                         the list
+  /org add <name>              a new company and its invite link
+  /org <name>                  its open incidents and this month's numbers
+  /org link [N] <name>         link the client of incident N (inside its topic, or replying
+                               to a message about it, N may be omitted) — the card updates
+  /org unlink [N]
+  /org services <name>: text   the services the contract covers
+  /org works <name>: work — weekly; work — monthly    the planned maintenance works
+  /org done <name>: work       a planned work done (the act shows it)
+  /org rename <name>: new name
+
+Only in the staff group (its members are staff). Names with spaces are fine: the
+structured part ends at ":" (or, for link, after the number).
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import companies as org
+from bot import reports
+from bot.config import Config
+from bot.desk import Desk, DeskError
+from bot.notify import Notifier
+from bot.texts import Texts
+from handlers._parse import reply_to_id
+from handlers.staff_commands import reply
+from storage.models import Client, Company, Ticket, TicketMessage
+from storage.repos import OPEN_STATUSES
+
+router = Router(name=__name__)
+
+
+def _in_staff_chat(message: Message, config: Config) -> bool:
+    return message.chat.id == config.telegram.staff_chat_id
+
+
+router.message.filter(_in_staff_chat)
+
+SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "help")
+
+
+async def bot_username(bot: Bot) -> str | None:
+    """The bot's @username (aiogram caches getMe; the app asks once at start-up)."""
+    return (await bot.me()).username
+
+
+def _split(text: str) -> tuple[str, str]:
+    name, _, rest = text.partition(":")
+    return name.strip(), rest.strip()
+
+
+@router.message(Command("org"))
+async def org_command(
+    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
+    config: Config, bot: Bot,
+) -> None:
+    args = (command.args or "").strip()
+    word, _, rest = args.partition(" ")
+    word, rest = word.lower(), rest.strip()
+    session = desk.session
+    now = desk.clock()
+    try:
+        if not args:
+            await reply(message, notifier, texts.staff("org_list", rows=await _list(session)))
+        elif word == "help" and not rest:
+            await reply(message, notifier, texts.staff("org_reply", code="help"))
+        elif word == "add":
+            company = await org.create(session, rest, now, created_by=_user(message))
+            link = org.invite_link(await bot_username(bot), company.invite_code)
+            await reply(message, notifier, texts.staff("org_created", company=company, link=link))
+        elif word in ("link", "unlink"):
+            await _link(message, word, rest, desk, notifier, texts)
+        elif word in ("services", "works", "done", "rename"):
+            name, value = _split(rest)
+            company = await org.find(session, name)
+            if word == "services":
+                company.services = value or None
+                await reply(message, notifier,
+                            texts.staff("org_reply", code="services_set", company=company))
+            elif word == "works":
+                company.maintenance = org.parse_works(value)
+                await reply(message, notifier,
+                            texts.staff("org_reply", code="works_set", company=company))
+            elif word == "done":
+                user = message.from_user
+                done = await org.mark_done(session, company, value, now,
+                                           user.id if user else None,
+                                           user.full_name if user else None)
+                await reply(message, notifier,
+                            texts.staff("org_reply", code="done", company=company, done=done))
+            else:
+                await org.rename(session, company, value)
+                await reply(message, notifier,
+                            texts.staff("org_reply", code="renamed", company=company))
+        else:
+            company = await org.find(session, args)
+            await _overview(message, company, desk, notifier, texts, config, bot)
+    except org.CompanyError as error:
+        await reply(message, notifier, texts.staff("org_reply", code=error.code, **error.context))
+    except DeskError as error:
+        await reply(message, notifier, texts.staff("error", code=error.code, **error.context))
+
+
+def _user(message: Message) -> int | None:
+    return message.from_user.id if message.from_user else None
+
+
+async def _list(session: AsyncSession) -> list[tuple[Company, int, int]]:
+    people: dict[int | None, int] = dict((await session.execute(
+        select(Client.company_id, func.count()).where(Client.company_id.is_not(None))
+        .group_by(Client.company_id)
+    )).all())
+    open_counts: dict[int | None, int] = dict((await session.execute(
+        select(Client.company_id, func.count()).join(Ticket, Ticket.client_id == Client.id)
+        .where(Client.company_id.is_not(None), Ticket.status.in_(OPEN_STATUSES))
+        .group_by(Client.company_id)
+    )).all())
+    return [(c, people.get(c.id, 0), open_counts.get(c.id, 0))
+            for c in await org.all_companies(session)]
+
+
+async def _link(
+    message: Message, word: str, rest: str, desk: Desk, notifier: Notifier, texts: Texts,
+) -> None:
+    """Link (or unlink) the client of an incident: `N name`, or the incident of the topic."""
+    first, _, after = rest.partition(" ")
+    if first.lstrip("#").isdigit():
+        ticket = await desk.ticket(int(first.lstrip("#")))
+        name = after.strip()
+    else:
+        found = await desk.ticket_in_thread(
+            message.message_thread_id if message.is_topic_message else None,
+            reply_to_id(message), notifier.staff_chat_id,
+        )
+        if found is None:
+            raise org.CompanyError("need_number")
+        ticket, name = found, rest
+    client = await desk.clients.by_id(ticket.client_id)
+    if word == "unlink":
+        before = await org.link(desk.session, client, None)
+        await reply(message, notifier, texts.staff("org_reply", code="unlinked", client=client,
+                                                   before=before))
+    else:
+        company = await org.find(desk.session, name)
+        before = await org.link(desk.session, client, company)
+        await reply(message, notifier, texts.staff(
+            "org_reply", code="linked", company=company, client=client, ticket=ticket,
+            before=before))
+    # The card shows the client's company: show the new one.
+    first_text = await desk.session.scalar(
+        select(TicketMessage.text)
+        .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
+        .order_by(TicketMessage.id).limit(1)
+    )
+    await notifier.refresh_card(ticket, client, first_text or "")
+
+
+async def _overview(
+    message: Message, company: Company, desk: Desk, notifier: Notifier, texts: Texts,
+    config: Config, bot: Bot,
+) -> None:
+    session = desk.session
+    now = desk.clock()
+    open_rows = (await session.execute(
+        select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
+        .where(Client.company_id == company.id, Ticket.status.in_(OPEN_STATUSES))
+        .order_by(Ticket.opened_at, Ticket.id).limit(30)
+    )).all()
+    people = await session.scalar(
+        select(func.count()).select_from(Client).where(Client.company_id == company.id)
+    ) or 0
+    period = reports.parse_period("month", now, texts.zone)
+    stats = await reports.compute_stats(session, period, now, company=company)
+    link = org.invite_link(await bot_username(bot), company.invite_code)
+    await reply(message, notifier, texts.staff(
+        "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people))
