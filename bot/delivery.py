@@ -107,6 +107,13 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def reset(self) -> None:
+        """Ready to run() again after stop(): a deposed leader elected again (bot/leader.py).
+        Rows fetched before are fetched again; the database may have changed meanwhile."""
+        self._stopping = False
+        self._buffer = []
+        self._buffered_at = 0.0
+
     async def run(self) -> None:
         while not self._stopping:
             # Cleared before looking, so a wake-up that comes while we look is not lost.
@@ -150,9 +157,12 @@ class DeliveryWorker:
         loop = asyncio.get_running_loop()
         stale = loop.time() - self._buffered_at > 1.0
         if stale or not any(self._sendable(row) for row in self._buffer):
-            await self._refill()
+            # The same snapshot that left busy chats out says when the first frees up:
+            # asked again later, a chat freed in between would be missed until idle_poll.
+            first_free = await self._refill()
+        else:
+            _, first_free = self.limiter.busy_chats()
         delay = self.idle_poll if len(self._buffer) < self._batch else 0.0
-        _, first_free = self.limiter.busy_chats()
         if first_free > 0:
             delay = min(delay, first_free)
         kept: list[_Row] = []
@@ -181,9 +191,10 @@ class DeliveryWorker:
     def _sendable(self, row: _Row) -> bool:
         return row.chat_id not in self._in_flight and self.limiter.wait(row.chat_id) == 0
 
-    async def _refill(self) -> None:
-        """The next rows of chats that may receive now, at most a batch."""
-        busy, _ = self.limiter.busy_chats()
+    async def _refill(self) -> float:
+        """The next rows of chats that may receive now, at most a batch; returns the
+        seconds until the first chat left out frees up."""
+        busy, first_free = self.limiter.busy_chats()
         busy |= set(self._in_flight)
         async with self.db.transaction() as session:
             due = await Outbox(session).due(
@@ -194,6 +205,7 @@ class DeliveryWorker:
                 for r in due
             ]
         self._buffered_at = asyncio.get_running_loop().time()
+        return first_free
 
     def _finished(self, chat_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(chat_id, None)

@@ -34,6 +34,12 @@ class Texts:
         self._env.filters["local"] = self.local_time
         self._env.filters["age"] = age
 
+    def warm_up(self) -> None:
+        """Compile every template now, so the first client does not wait for it (~0.4 s)."""
+        for language in LANGUAGES:
+            for audience in ("labels", "client", "staff"):
+                self._module(language, audience)
+
     def local_time(self, moment: datetime) -> str:
         """A moment in the desk's time zone, as people write it: 23.11 14:05."""
         return moment.astimezone(self.zone).strftime("%d.%m %H:%M")
