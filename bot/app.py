@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +27,8 @@ from bot.config import Config, ConfigError
 from bot.delivery import DeliveryWorker
 from bot.desk import Classifier
 from bot.faq import FaqService
-from bot.intake import Intake, chat_of
+from bot.intake import ALLOWED_UPDATES, Intake, chat_of
+from bot.leader import Leadership
 from bot.middleware import Services, UnitOfWork
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY, OutboxWriter
@@ -36,6 +39,7 @@ from bot.reports import monthly_acts
 from bot.sla import SlaPolicy
 from bot.staff import StaffDirectory
 from bot.texts import Texts
+from bot.webhook import WebhookServer, webhook_app
 from handlers import get_routers
 from storage.db import Database
 from storage.enums import Severity
@@ -43,6 +47,10 @@ from storage.migrate import upgrade_async
 from storage.repos import Clients, Outbox, Tickets
 
 log = logging.getLogger(__name__)
+
+# On PostgreSQL (several workers), how often the leader handles updates that were recorded
+# but not handled for this long: those of a worker that died (bot/intake.py).
+ORPHAN_SWEEP_SECONDS = 30
 
 COMMANDS = {
     "ru": {
@@ -64,6 +72,16 @@ COMMANDS = {
                   ("kb", "Knowledge base: /kb, /kb add, /kb stale"), ("help", "Help")],
     },
 }
+
+
+def fsm_storage(config: Config) -> BaseStorage:
+    """Dialog state: in Redis when `[redis] url` is set (shared by every worker), else here."""
+    if not config.redis.url:
+        return MemoryStorage()
+    from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+
+    return RedisStorage.from_url(config.redis.url,
+                                 key_builder=DefaultKeyBuilder(prefix=config.redis.prefix))
 
 
 def default_classifier() -> Classifier:
@@ -127,17 +145,22 @@ class App:
             wake_delivery=self.delivery.wake, faq=self.faq,
         )
         self.services.sla = SlaPolicy(config.desk, config.sla)
-        # The scheduler only ticks; the jobs' state is in the database (bot/jobs.py).
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        # The scheduler only ticks; the jobs' state is in the database (bot/jobs.py). It runs
+        # paused but on the leader (bot/leader.py); a tick missed meanwhile runs on resuming.
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         self._jobs_running = asyncio.Lock()
-        self.dispatcher = Dispatcher(config=config)
+        self.dispatcher = Dispatcher(config=config, storage=fsm_storage(config))
         self.dispatcher.update.outer_middleware(UnitOfWork(self.services))
         self.dispatcher.include_routers(*get_routers(config))
         self.intake = Intake(
             self.db, self.dispatcher, self.bot, clock,
             concurrency=d.concurrency, on_failure=self._update_failed,
+            ordered_across_processes=not self.db.is_sqlite,
         )
         self._tasks: list[asyncio.Task[Any]] = []
+        # One process of all the workers delivers, ticks the scheduler and polls: the leader.
+        self.leadership = Leadership(self.db, on_elected=self._lead, on_deposed=self._step_down)
+        self.webhook: WebhookServer | None = None
 
     async def prepare(self) -> None:
         """Migrate the database and learn what the staff group is."""
@@ -177,7 +200,7 @@ class App:
     async def start(self) -> None:
         await self.prepare()
         await self.intake.resume()
-        self._tasks = [asyncio.create_task(self.delivery.run(), name="delivery")]
+        self._tasks = []
         self.scheduler.add_job(
             self.run_jobs, "interval", seconds=self.config.sla.sweep_seconds, id="sla",
             max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
@@ -197,12 +220,54 @@ class App:
                 self.run_report_jobs, "interval", minutes=5, id="monthly_acts",
                 max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
             )
-        self.scheduler.start()
+        if not self.db.is_sqlite:  # updates left behind by a worker that died
+            self.scheduler.add_job(
+                self.intake.resume, "interval", seconds=ORPHAN_SWEEP_SECONDS, id="inbox",
+                kwargs={"older_than": timedelta(seconds=ORPHAN_SWEEP_SECONDS)},
+                max_instances=1, coalesce=True)
+        self.scheduler.start(paused=True)
+        if self.config.telegram.mode == "webhook":
+            await self._start_webhook()
+        await self.leadership.start()
+
+    async def _start_webhook(self) -> None:
+        """Listen (every worker, on the same port), then point Telegram at us. Every worker
+        sets the same webhook: harmless, and no worker depends on another having done it."""
+        t = self.config.telegram
+        secret = t.secret_token.get_secret_value()
+        self.webhook = WebhookServer(webhook_app(self.intake, path=t.path, secret_token=secret),
+                                     t.host, t.port)
+        await self.webhook.start()
+        await self.bot.set_webhook(t.webhook_url, secret_token=secret,
+                                   allowed_updates=ALLOWED_UPDATES)
+
+    async def _lead(self) -> None:
+        """Elected (bot/leader.py): deliver the outbox, tick the scheduler, poll."""
+        self.delivery.reset()
+        self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        if self.scheduler.running:
+            self.scheduler.resume()
         if self.config.telegram.mode == "polling":
             with suppress(TelegramAPIError):
                 await self.bot.delete_webhook()
             self._tasks.append(asyncio.create_task(
                 self.intake.poll(self.config.telegram.poll_timeout), name="polling"))
+
+    async def _step_down(self) -> None:
+        """Deposed: stop everything only the leader does; updates received are still handled."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+        duties = [task for task in self._tasks if task.get_name() in ("delivery", "polling")]
+        self._tasks = [task for task in self._tasks if task not in duties]
+        for task in duties:
+            if task.get_name() == "polling":
+                task.cancel()
+        await self.delivery.stop()
+        for task in duties:
+            with suppress(asyncio.CancelledError):
+                await task
+        async with self._jobs_running:  # a tick under way finishes first
+            pass
 
     async def run_jobs(self) -> None:
         """One tick of the scheduled jobs: SLA warnings and breaches, status reminders."""
@@ -244,6 +309,9 @@ class App:
         return self._writer(session)[1]
 
     async def stop(self) -> None:
+        await self.leadership.halt()  # no election from now on; the lock is released last
+        if self.webhook is not None:
+            await self.webhook.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         # A tick under way finishes first; none starts after (the lock stays held: the
@@ -257,6 +325,8 @@ class App:
         for task in self._tasks:
             with suppress(asyncio.CancelledError):
                 await task
+        await self.leadership.stop()
+        await self.dispatcher.storage.close()
         await self.bot.session.close()
         await self.db.dispose()
 

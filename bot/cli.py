@@ -14,7 +14,7 @@ import sys
 from contextlib import suppress
 from pathlib import Path
 
-from bot.config import ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
 from kb.articles import KBError
 
 EXIT_BAD_INPUT = 2
@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("config.toml"))
     run.add_argument("--verbose", action="store_true")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes (webhook mode on PostgreSQL; bot/workers.py)")
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema and exit")
     migrate.add_argument("--config", type=Path, default=Path("config.toml"))
@@ -91,6 +93,19 @@ async def _run_bot(config_path: Path) -> int:
     return 0
 
 
+def _check_workers(config: Config, path: Path, workers: int) -> None:
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1")
+    if config.database.is_sqlite:
+        raise ConfigError(
+            f"{path}: --workers {workers} needs PostgreSQL ([database] url = "
+            f'"postgresql+asyncpg://..."); SQLite is for one process')
+    if config.telegram.mode != "webhook":
+        raise ConfigError(
+            f'{path}: --workers {workers} needs [telegram] mode = "webhook" (in polling mode '
+            f"only one process may ask Telegram for updates)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
@@ -100,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 
             config = load_config(args.config)  # fail fast, before anything starts
             setup_logging(config.token, level)
+            if args.workers != 1:
+                from bot.workers import supervise
+
+                _check_workers(config, args.config, args.workers)
+                return supervise(args.config, args.workers, verbose=args.verbose)
             return asyncio.run(_run_bot(args.config))
         if args.command == "migrate":
             from storage.migrate import upgrade

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 TOKEN_ENV = "FRONTDESK_TELEGRAM_TOKEN"
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 OFFICIAL_API = "https://api.telegram.org"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -50,6 +51,13 @@ class TelegramConfig(_Section):
     staff_forum: bool | None = None
     poll_timeout: Annotated[int, Field(ge=0, le=50)] = 25
     request_timeout: Annotated[float, Field(gt=0)] = 30.0
+    # Webhook mode (bot/webhook.py): the public URL given to setWebhook (the reverse proxy's),
+    # where this process listens, and the secret Telegram sends in every request.
+    webhook_url: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    path: str = "/telegram"
+    secret_token: SecretStr = SecretStr("")
 
     @field_validator("api_base")
     @classmethod
@@ -58,10 +66,56 @@ class TelegramConfig(_Section):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @field_validator("secret_token")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr) -> SecretStr:
+        # Telegram's rule for setWebhook's secret_token.
+        if value.get_secret_value() and not _SECRET.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> TelegramConfig:
+        if self.mode != "webhook":
+            return self
+        if not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("webhook mode needs webhook_url, the public https:// URL of the "
+                             "webhook (the reverse proxy's)")
+        if len(self.secret_token.get_secret_value()) < 16:
+            raise ValueError("webhook mode needs secret_token, at least 16 characters "
+                             "A-Z, a-z, 0-9, _ and - (e.g. from `openssl rand -hex 32`)")
+        return self
+
 
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///frontdesk.db"
     echo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class RedisConfig(_Section):
+    # "redis://host:6379/0": dialog (FSM) state in Redis, shared by every worker. Empty: in
+    # the process's memory (fine for one process; a dialog then survives no restart).
+    url: str = ""
+    # Prefix of every key the bot writes (several desks, or test runs, may share one Redis).
+    prefix: Annotated[str, Field(min_length=1, max_length=100)] = "frontdesk"
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
 
 class DeskConfig(_Section):
@@ -75,6 +129,13 @@ class DeskConfig(_Section):
     reopen_days: Annotated[int, Field(ge=0)] = 7
     # Incidents per client before /my starts paging.
     list_limit: Annotated[int, Field(ge=1, le=50)] = 10
+    # A surge (a mass outage): more new incidents than this within `surge_window_minutes`.
+    # Then new incidents get no topic and card of their own at once (at 20 messages a
+    # minute per group, thousands of cards would take hours); the staff group gets one
+    # digest a minute instead, and an incident's topic appears when someone acts on it
+    # or the client writes again. 0 turns this off.
+    surge_threshold: Annotated[int, Field(ge=0)] = 30
+    surge_window_minutes: Annotated[int, Field(ge=1, le=120)] = 10
     # Working time in `timezone`, for SLA targets measured in business hours.
     workdays: Annotated[list[Weekday], Field(min_length=1)] = ["mon", "tue", "wed", "thu", "fri"]
     work_start: time = time(9)
@@ -123,27 +184,6 @@ class KBConfig(_Section):
     reject_min_suggested: Annotated[int, Field(ge=1)] = 5
     # Indexes with more articles than this are searched in a worker thread (event loop stays free).
     thread_above: Annotated[int, Field(ge=0)] = 2000
-
-
-class RatingsConfig(_Section):
-    """The rating request after closure (bot/ratings.py)."""
-
-    enabled: bool = True
-    # 0: the request goes out with the closure message; otherwise this many minutes later.
-    request_delay_minutes: Annotated[float, Field(ge=0)] = 0
-    # How long after the first rating the client may change it.
-    change_hours: Annotated[float, Field(ge=0)] = 24
-    # One reminder for an unanswered request after this long; 0 turns reminders off.
-    remind_after_hours: Annotated[float, Field(ge=0)] = 24
-    # After "what went wrong?" / "anything to add?", the client's next text message within
-    # this many minutes is taken as the comment (not as a new incident).
-    comment_minutes: Annotated[float, Field(gt=0)] = 30
-    # Offer "anything to add?" after a good rating (once; never a reminder).
-    ask_good_comment: bool = True
-    # Incidents closed this way get no request: "faq" (solved by an FAQ article), "merged".
-    exclude: list[str] = ["faq", "merged"]
-    # How often the reminder / delayed-request sweep runs.
-    sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
 
 
 class SeverityConfig(_Section):
@@ -234,6 +274,27 @@ class SlaConfig(_Section):
         return {"critical": self.critical, "normal": self.normal, "low": self.low}[severity]
 
 
+class RatingsConfig(_Section):
+    """The rating request after closure (bot/ratings.py)."""
+
+    enabled: bool = True
+    # 0: the request goes out with the closure message; otherwise this many minutes later.
+    request_delay_minutes: Annotated[float, Field(ge=0)] = 0
+    # How long after the first rating the client may change it.
+    change_hours: Annotated[float, Field(ge=0)] = 24
+    # One reminder for an unanswered request after this long; 0 turns reminders off.
+    remind_after_hours: Annotated[float, Field(ge=0)] = 24
+    # After "what went wrong?" / "anything to add?", the client's next text message within
+    # this many minutes is taken as the comment (not as a new incident).
+    comment_minutes: Annotated[float, Field(gt=0)] = 30
+    # Offer "anything to add?" after a good rating (once; never a reminder).
+    ask_good_comment: bool = True
+    # Incidents closed this way get no request: "faq" (solved by an FAQ article), "merged".
+    exclude: list[str] = ["faq", "merged"]
+    # How often the reminder / delayed-request sweep runs.
+    sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+
+
 class QualityConfig(_Section):
     """The quarterly quality check (bot/quality.py)."""
 
@@ -306,6 +367,7 @@ class ReportsConfig(_Section):
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
+    redis: RedisConfig = RedisConfig()
     desk: DeskConfig = DeskConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -199,21 +199,42 @@ class Desk:
             self.sla.schedule(ticket, [], now)
             ticket.client_updated_at = now
             promise = self.sla.promise(ticket.severity, now)
-        await self.notify.ticket_opened(ticket, client, content, promise)
+        await self.notify.ticket_opened(ticket, client, content, promise,
+                                        surge=await self._in_surge(now))
         if self.on_opened is not None:
             await self.on_opened(ticket, client, content)
         return ticket
 
+    async def _in_surge(self, now: datetime) -> bool:
+        threshold = self.config.surge_threshold
+        if not threshold:
+            return False
+        since = now - timedelta(minutes=self.config.surge_window_minutes)
+        return await self.tickets.count_opened_since(since) > threshold
+
+    async def ensure_card(self, ticket: Ticket, client: Client) -> None:
+        """Post the staff card of an incident registered during a surge, when it matters."""
+        if ticket.card_outbox_id is not None:
+            return
+        first = await self.log.first_client_message(ticket.id)
+        if first is None:
+            return
+        await self.notify.post_card(ticket, client, Content(
+            kind=first.kind, text=first.text, chat_id=first.chat_id, message_id=first.message_id,
+        ))
+
     async def append_from_client(self, ticket: Ticket, client: Client, content: Content) -> None:
+        await self.ensure_card(ticket, client)
         if ticket.status == TicketStatus.WAITING:
             # The client answered: the ball is ours again and the SLA clock runs.
             await self._change_status(ticket, client,
                                       Actor("client", client.user_id, client.display_name),
                                       TicketStatus.IN_PROGRESS, None, announce=False)
-        previous = await self.log.last_client_message_at(ticket.id)
+        count, previous = await self.log.client_messages_summary(ticket.id)
         await self._record_client_message(ticket, client, content)
         await self.notify.client_followup(ticket, client, content)
-        if previous is None or self.clock() - previous > FOLLOWUP_ACK_AFTER:
+        # The first follow-up is always acknowledged; later ones once per burst.
+        if count <= 1 or previous is None or self.clock() - previous > FOLLOWUP_ACK_AFTER:
             await self.notify.to_client(ticket, client, "followup_added",
                                         priority=PRIORITY_REPLY, reply_to=content.message_id)
 
@@ -221,6 +242,7 @@ class Desk:
         ticket = await self.tickets.by_message(content.chat_id, content.message_id)
         if ticket is None or ticket.client_id != client.id:
             return None
+        await self.ensure_card(ticket, client)
         await self._record_client_message(ticket, client, content, kind="edit")
         await self.notify.staff_line(ticket, "client_edited", client=client, text=content.text)
         return ticket
@@ -330,6 +352,7 @@ class Desk:
         if ticket.assignee_id == actor.user_id:
             raise DeskError("already_yours", number=number)
         client = await self.clients.by_id(ticket.client_id)
+        await self.ensure_card(ticket, client)
         await self._event(ticket, actor, "assigned", ticket.assignee_name, actor.name)
         ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
         if ticket.status == TicketStatus.NEW:
@@ -401,6 +424,7 @@ class Desk:
         if ticket.severity == severity:
             raise DeskError("same_severity", number=number)
         client = await self.clients.by_id(ticket.client_id)
+        await self.ensure_card(ticket, client)
         old = ticket.severity
         await self._event(ticket, actor, "severity", old, severity)
         ticket.severity = severity
@@ -487,6 +511,8 @@ class Desk:
         event: bool = True,
         reopened: bool = False,
     ) -> None:
+        if status.is_open:  # someone works on it: it needs its place in the staff group
+            await self.ensure_card(ticket, client)
         old = ticket.status
         now = self.clock()
         if event:

@@ -6,6 +6,17 @@ confirmed. The update's own transaction (see bot.middleware) marks it handled,
 so after a crash the unfinished ones are handled again and the finished ones
 never. A chat's updates are handled strictly in order; different chats in
 parallel, at most `concurrency` at a time.
+
+Several worker processes (PostgreSQL, webhook mode) may each receive updates
+of the same chat. Then the update's transaction first takes the chat's advisory
+lock (`pg_advisory_xact_lock(chat_id)`, bot/middleware.py), so a chat is handled
+by one worker at a time, and if an earlier update of the chat is recorded but
+not handled yet (another worker has it queued), it is put back (`OutOfTurn`)
+and tried again every OUT_OF_TURN_WAIT seconds, up to OUT_OF_TURN_TRIES times;
+then it goes ahead anyway (the earlier one's worker may have died: the
+leader's sweep resumes those after a while). Ordering is by update_id, i.e.
+the order Telegram gave them, for updates recorded by the time the later one
+is handled.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -28,6 +40,13 @@ log = logging.getLogger(__name__)
 
 FailureHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+OUT_OF_TURN_WAIT = 0.05
+OUT_OF_TURN_TRIES = 200  # 10 s
+
+
+class OutOfTurn(Exception):
+    """An earlier update of the same chat is not handled yet (raised inside the transaction,
+    which is rolled back; the intake tries again shortly)."""
 
 
 def chat_of(update: dict[str, Any]) -> int | None:
@@ -51,8 +70,11 @@ class Intake:
         *,
         concurrency: int,
         on_failure: FailureHandler | None = None,
+        ordered_across_processes: bool = False,
     ) -> None:
         self.db = db
+        # Several processes handle updates: keep each chat in order across them (see above).
+        self.ordered_across_processes = ordered_across_processes
         self.dispatcher = dispatcher
         self.bot = bot
         self.clock = clock
@@ -62,6 +84,7 @@ class Intake:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._queued: set[int] = set()  # update ids waiting in this process's queues
 
     async def accept(self, updates: list[dict[str, Any]]) -> int:
         """Record a batch durably, then schedule the updates not seen before."""
@@ -79,10 +102,13 @@ class Intake:
                 self._schedule(update)
         return len(fresh)
 
-    async def resume(self) -> int:
-        """Schedule updates recorded before a crash but never finished."""
+    async def resume(self, older_than: timedelta | None = None) -> int:
+        """Schedule updates recorded before a crash but never finished (with `older_than`:
+        only those recorded that long ago, by whichever process; not those queued here)."""
+        before = self.clock() - older_than if older_than is not None else None
         async with self.db.transaction() as session:
-            pending = [dict(row.payload) for row in await Inbox(session).pending()]
+            rows = await Inbox(session).pending(received_before=before)
+            pending = [dict(row.payload) for row in rows if row.update_id not in self._queued]
         for update in pending:
             self._schedule(update)
         if pending:
@@ -121,6 +147,7 @@ class Intake:
         if key is None:
             key = -(10**15) - update["update_id"]  # no chat: a queue of its own
         self._queues.setdefault(key, deque()).append(update)
+        self._queued.add(update["update_id"])
         if key not in self._workers:
             self._idle.clear()
             self._workers[key] = asyncio.create_task(self._drain(key))
@@ -130,17 +157,29 @@ class Intake:
         try:
             while queue:
                 update = queue.popleft()
-                async with self._slots:
-                    await self._handle(update)
+                for attempt in range(OUT_OF_TURN_TRIES + 1):
+                    if attempt:  # out of turn: wait without holding a slot
+                        await asyncio.sleep(OUT_OF_TURN_WAIT)
+                    async with self._slots:
+                        if await self._handle(update, last_try=attempt == OUT_OF_TURN_TRIES):
+                            break
+                self._queued.discard(update["update_id"])
         finally:
             del self._queues[key]
             del self._workers[key]
             if not self._workers:
                 self._idle.set()
 
-    async def _handle(self, update: dict[str, Any]) -> None:
+    async def _handle(self, update: dict[str, Any], *, last_try: bool = False) -> bool:
+        """Handle one update; False when it has to wait for an earlier one of its chat."""
         try:
-            await self.dispatcher.feed_raw_update(self.bot, update)
+            await self.dispatcher.feed_raw_update(
+                self.bot, update,
+                in_order=self.ordered_across_processes and not last_try,
+                chat_lock=self.ordered_across_processes,
+            )
+        except OutOfTurn:
+            return False
         except Exception as exc:
             log.exception("update %s failed", update.get("update_id"))
             async with self.db.transaction() as session:
@@ -149,3 +188,4 @@ class Intake:
                 )
             if self.on_failure is not None:
                 await self.on_failure(update)
+        return True

@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.desk import Classifier, Desk
 from bot.faq import FaqService
+from bot.intake import OutOfTurn
 from bot.notify import Notifier
 from bot.outbox import OutboxWriter
 from bot.ratings import RatingDesk
@@ -70,6 +71,18 @@ def _staff_request(update: Update) -> tuple[int, int] | None:
     return None
 
 
+def _chat_of(update: Update) -> int | None:
+    """The chat an update belongs to, as bot.intake.chat_of records it in the inbox."""
+    for message in (update.message, update.edited_message, update.my_chat_member,
+                    update.chat_member):
+        if message is not None:
+            return message.chat.id
+    callback = update.callback_query
+    if callback is not None:
+        return callback.message.chat.id if callback.message else callback.from_user.id
+    return None
+
+
 class UnitOfWork(BaseMiddleware):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -87,6 +100,17 @@ class UnitOfWork(BaseMiddleware):
             request[0] == staff_chat or await s.staff.is_staff(request[1])
         )
         async with s.db.transaction() as session:
+            # Several workers (PostgreSQL): one chat at a time, in update order (bot/intake.py).
+            chat = _chat_of(event) if data.get("chat_lock") else None
+            if chat is not None:
+                await Inbox(session).lock_chat(chat)
+                if data.get("in_order") and await Inbox(session).earlier_pending(
+                        chat, event.update_id):
+                    raise OutOfTurn(event.update_id)
+            # Under the row lock (BEGIN IMMEDIATE on SQLite): an update another worker, or an
+            # earlier run, already finished is not handled twice.
+            if await Inbox(session).is_handled(event.update_id, lock=True):
+                return None
             now = s.clock()
             out = OutboxWriter(Outbox(session), now)
             notifier = Notifier(

@@ -104,8 +104,21 @@ class Notifier:
         )
 
     async def ticket_opened(
-        self, ticket: Ticket, client: Client, content: Content, promise: Promise | None = None
+        self,
+        ticket: Ticket,
+        client: Client,
+        content: Content,
+        promise: Promise | None = None,
+        *,
+        surge: bool = False,
     ) -> None:
+        """The client's confirmation, and the staff card unless a surge defers it."""
+        if not surge:
+            await self.post_card(ticket, client, content)
+        await self._ack_registered(ticket, client, content, promise)
+
+    async def post_card(self, ticket: Ticket, client: Client, content: Content) -> None:
+        """The incident's place in the staff group: a topic with the card, or a card."""
         staff = self.staff_chat_id
         if self.forum:
             title = self.texts.staff("topic_title", ticket=ticket, client=client)
@@ -126,7 +139,12 @@ class Notifier:
                 staff, content.chat_id, content.message_id, priority=PRIORITY_STAFF,
                 ticket_id=ticket.id, **self._staff_thread(ticket),
             )
-        await self._ack_registered(ticket, client, content, promise)
+
+    async def surge_digest(self, tickets: list[tuple[Ticket, Client]], more: int) -> None:
+        await self.out.send_text(
+            self.staff_chat_id, self.texts.staff("surge_digest", rows=tickets, more=more),
+            priority=PRIORITY_STAFF,
+        )
 
     async def refresh_card(self, ticket: Ticket, client: Client, text: str) -> None:
         if ticket.card_outbox_id is None:
@@ -143,7 +161,12 @@ class Notifier:
     async def staff_line(
         self, ticket: Ticket, message: str, *, keyboard: Keyboard | None = None, **context: Any
     ) -> None:
-        """A short line in the incident's thread (who did what), with buttons if given."""
+        """A short line in the incident's thread (who did what), with buttons if given.
+
+        An incident with no card yet (registered during a surge) has no thread: nothing is
+        posted, the digest and /tickets show it."""
+        if ticket.card_outbox_id is None:
+            return
         await self.out.send_text(
             self.staff_chat_id, self.texts.staff(message, ticket=ticket, **context),
             priority=PRIORITY_STAFF, ticket_id=ticket.id, keyboard=keyboard,

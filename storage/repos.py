@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,6 +149,23 @@ class Tickets:
         )
         return [(row[0], row[1]) for row in result.all()]
 
+    async def count_opened_since(self, since: datetime) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.opened_at >= since)
+        )
+        return count or 0
+
+    async def without_card(self, opened_after: datetime, limit: int) -> Sequence[Ticket]:
+        """Open incidents registered during a surge whose staff card is not posted yet."""
+        result = await self.session.scalars(
+            select(Ticket)
+            .where(Ticket.card_outbox_id.is_(None), Ticket.opened_at > opened_after,
+                   Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.number)
+            .limit(limit)
+        )
+        return result.all()
+
     async def count_open(self) -> int:
         count = await self.session.scalar(
             select(func.count()).select_from(Ticket).where(Ticket.status.in_(OPEN_STATUSES))
@@ -174,11 +191,21 @@ class TicketLog:
         )
         return found is not None
 
-    async def last_client_message_at(self, ticket_id: int) -> datetime | None:
-        return await self.session.scalar(
-            select(func.max(TicketMessage.created_at)).where(
+    async def client_messages_summary(self, ticket_id: int) -> tuple[int, datetime | None]:
+        """How many messages the client wrote about a ticket, and when the last one came."""
+        row = (await self.session.execute(
+            select(func.count(), func.max(TicketMessage.created_at)).where(
                 TicketMessage.ticket_id == ticket_id, TicketMessage.author == "client"
             )
+        )).one()
+        return row[0], row[1]
+
+    async def first_client_message(self, ticket_id: int) -> TicketMessage | None:
+        return await self.session.scalar(
+            select(TicketMessage)
+            .where(TicketMessage.ticket_id == ticket_id, TicketMessage.author == "client")
+            .order_by(TicketMessage.id)
+            .limit(1)
         )
 
     async def link(self, ticket_id: int, chat_id: int, message_id: int) -> None:
@@ -221,6 +248,11 @@ class Inbox:
             )
         return {row["update_id"] for row in fresh}
 
+    async def is_handled(self, update_id: int, *, lock: bool = False) -> bool:
+        query = select(InboxUpdate.handled_at).where(InboxUpdate.update_id == update_id)
+        handled_at = await self.session.scalar(query.with_for_update() if lock else query)
+        return handled_at is not None
+
     async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
         await self.session.execute(
             update(InboxUpdate)
@@ -228,14 +260,28 @@ class Inbox:
             .values(handled_at=at, error=error)
         )
 
-    async def pending(self, limit: int = 10_000) -> Sequence[InboxUpdate]:
-        result = await self.session.scalars(
-            select(InboxUpdate)
-            .where(InboxUpdate.handled_at.is_(None))
-            .order_by(InboxUpdate.update_id)
-            .limit(limit)
-        )
+    async def pending(
+        self, limit: int = 10_000, *, received_before: datetime | None = None
+    ) -> Sequence[InboxUpdate]:
+        query = select(InboxUpdate).where(InboxUpdate.handled_at.is_(None))
+        if received_before is not None:
+            query = query.where(InboxUpdate.received_at < received_before)
+        result = await self.session.scalars(query.order_by(InboxUpdate.update_id).limit(limit))
         return result.all()
+
+    async def lock_chat(self, chat_id: int) -> None:
+        """PostgreSQL: the chat's advisory lock, held until this transaction ends, so that
+        workers handle one chat's updates one at a time (bot/intake.py)."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(:chat)"), {"chat": chat_id})
+
+    async def earlier_pending(self, chat_id: int, update_id: int) -> int | None:
+        """An update of the chat recorded before this one and not handled yet, if any."""
+        return await self.session.scalar(
+            select(InboxUpdate.update_id)
+            .where(InboxUpdate.handled_at.is_(None), InboxUpdate.update_id < update_id,
+                   InboxUpdate.chat_id == chat_id)
+            .limit(1)
+        )
 
     async def max_update_id(self) -> int | None:
         return await self.session.scalar(select(func.max(InboxUpdate.update_id)))

@@ -35,9 +35,10 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from aiohttp import BodyPartReader, ClientSession, ClientTimeout, web
+from aiohttp import BodyPartReader, ClientSession, ClientTimeout, TCPConnector, web
 
 from .textparse import EntityParseError, parse_text, utf16_len
 
@@ -458,6 +459,8 @@ class FakeTelegram:
         self._port = 0
         self._reopen_task: asyncio.Task[None] | None = None
         self._webhook_task: asyncio.Task[None] | None = None
+        # Webhook requests in flight at once (see _webhook_loop); 1: strictly in order.
+        self.webhook_parallel = 1
         self._tasks: set[asyncio.Task[Any]] = set()
         self._methods: dict[str, Callable[[Json], Any]] = {
             name[3:].lower(): getattr(self, name) for name in dir(self) if name.startswith("_m_")
@@ -1516,7 +1519,15 @@ class FakeTelegram:
     async def _webhook_loop(self) -> None:
         """Webhook delivery: POST each queued update, in order, to the webhook URL with
         the ``X-Telegram-Bot-Api-Secret-Token`` header; a non-2xx answer or a network
-        error is retried after a pause (like Telegram, one update at a time)."""
+        error is retried after a pause (like Telegram, one update at a time).
+
+        With ``webhook_parallel`` > 1, up to that many updates are posted at once, each
+        over a connection of its own (Telegram spreads a busy bot's updates over up to
+        ``max_connections`` connections, so several workers behind one port each get
+        some): the order of arrival is then not guaranteed, as with Telegram."""
+        if self.webhook_parallel > 1:
+            await self._webhook_parallel_loop()
+            return
         async with ClientSession(timeout=ClientTimeout(total=10)) as session:
             while self.webhook is not None and not self._closing:
                 ev = self._changed
@@ -1541,6 +1552,47 @@ class FakeTelegram:
                     self._touch()
                 else:
                     await asyncio.sleep(0.5)
+
+    async def _webhook_parallel_loop(self) -> None:
+        posting: dict[int, asyncio.Task[None]] = {}
+
+        async def post(session: ClientSession, update: Json) -> None:
+            assert self.webhook is not None
+            headers = {}
+            if self.webhook.get("secret_token"):
+                headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
+            try:
+                async with session.post(self.webhook["url"], json=update, headers=headers) as r:
+                    delivered = 200 <= r.status < 300
+            except Exception:
+                delivered = False
+            if delivered:
+                self._updates = [u for u in self._updates if u is not update]
+                self._touch()
+            else:
+                await asyncio.sleep(0.5)
+
+        def done(key: int, _task: asyncio.Task[None]) -> None:
+            posting.pop(key, None)
+            self._notify()
+
+        connector = TCPConnector(force_close=True)  # a new connection per update
+        async with ClientSession(timeout=ClientTimeout(total=10), connector=connector) as session:
+            try:
+                while self.webhook is not None and not self._closing:
+                    ev = self._changed
+                    self._updates = [u for u in self._updates if self._update_allowed(u)]
+                    waiting = [u for u in self._updates if u["update_id"] not in posting]
+                    if not waiting or len(posting) >= self.webhook_parallel:
+                        await ev.wait()
+                        continue
+                    update = waiting[0]
+                    task = asyncio.create_task(post(session, update))
+                    posting[update["update_id"]] = task
+                    task.add_done_callback(partial(done, update["update_id"]))
+            finally:
+                for task in posting.values():
+                    task.cancel()
 
     # ------------------------------------------------------------------ bot info, commands
 

@@ -80,6 +80,9 @@ def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
             # date. tests/e2e/test_quality.py turns it on and fixes the clock.
             "quality": {"enabled": False},
         }
+        if os.environ.get("FRONTDESK_TEST_REDIS"):  # dialog state in Redis, keys of this test
+            data["redis"] = {"url": os.environ["FRONTDESK_TEST_REDIS"],
+                             "prefix": f"frontdesk-test-{uuid.uuid4().hex[:12]}"}
         for name, values in sections.items():
             data[name] = {**data.get(name, {}), **values}
         return parse_config(data)

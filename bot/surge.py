@@ -1,0 +1,48 @@
+"""The staff group during a surge: one digest a minute instead of a card per incident.
+
+Incidents registered while more than `[desk] surge_threshold` arrived within the
+window get no topic or card at once (see Desk.open_ticket); a group takes 20
+messages a minute, and thousands of cards would take hours. This job lists the
+ones not announced yet. The cut-off of the last digest is kept in `counters`
+(microseconds since the epoch, exact), so a restart neither repeats nor skips one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.notify import Notifier
+from storage.db import Database
+from storage.models import Counter
+from storage.repos import Clients, Tickets
+
+DIGEST_COUNTER = "surge_digest_at"
+DIGEST_LINES = 40
+FETCH_LIMIT = 5_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+async def post_surge_digest(
+    db: Database, notifier_for: Callable[[AsyncSession], Notifier], now: datetime
+) -> int:
+    """Announce the incidents without a card opened since the last digest; returns how many."""
+    async with db.transaction() as session:
+        counter = await session.get(Counter, DIGEST_COUNTER)
+        after = EPOCH + timedelta(microseconds=counter.value if counter else 0)
+        fresh = list(await Tickets(session).without_card(after, FETCH_LIMIT))
+        if not fresh:
+            return 0
+        clients = Clients(session)
+        rows = [(ticket, await clients.by_id(ticket.client_id))
+                for ticket in fresh[:DIGEST_LINES]]
+        await notifier_for(session).surge_digest(rows, more=len(fresh) - len(rows))
+        cutoff = (max(ticket.opened_at for ticket in fresh) - EPOCH) // MICROSECOND
+        if counter is None:
+            session.add(Counter(name=DIGEST_COUNTER, value=cutoff))
+        else:
+            counter.value = cutoff
+    return len(fresh)
