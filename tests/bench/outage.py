@@ -3,6 +3,13 @@
     .venv/bin/python tests/bench/outage.py                       # 5,000 clients in 60 s
     .venv/bin/python tests/bench/outage.py --clients 1000 --seconds 20
     .venv/bin/python tests/bench/outage.py --quick               # a smoke run
+    .venv/bin/python tests/bench/outage.py --postgres --workers 3  # SQLite and PostgreSQL
+
+With --postgres the same outage runs twice, first as above, then on PostgreSQL
+(FRONTDESK_TEST_POSTGRES or --postgres-url; a fresh database each time) with
+`python -m bot run --workers N` in webhook mode, the emulator posting updates to
+the workers' shared port over several connections at once; the figures are printed
+side by side. Peak RSS is then the largest of the workers'.
 
 The real bot runs as a subprocess (`python -m bot run --config <tmp>`, SQLite in a
 temporary folder) against the Telegram emulator in this process. Clients' first
@@ -27,6 +34,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import statistics
 import sys
@@ -77,8 +85,20 @@ class Report:
         return self.clients / self.seconds if self.seconds else float("inf")
 
 
-def _config(folder: Path, tg: FakeTelegram, global_limit: float) -> Path:
+def _config(folder: Path, tg: FakeTelegram, global_limit: float,
+            postgres: str | None = None) -> Path:
     path = folder / "config.toml"
+    webhook = ""
+    if postgres:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        webhook = f"""mode = "webhook"
+webhook_url = "http://127.0.0.1:{port}/telegram"
+port = {port}
+secret_token = "bench-secret-0123456789"
+"""
+    url = postgres or f"sqlite+aiosqlite:///{folder / 'frontdesk.db'}"
     path.write_text(
         f"""
 [telegram]
@@ -88,9 +108,9 @@ staff_chat_id = {STAFF_CHAT}
 staff_forum = true
 poll_timeout = 1
 request_timeout = 10
-
+{webhook}
 [database]
-url = "sqlite+aiosqlite:///{folder / 'frontdesk.db'}"
+url = "{url}"
 
 [delivery]
 global_per_second = {global_limit}
@@ -98,6 +118,56 @@ global_per_second = {global_limit}
         encoding="utf-8",
     )
     return path
+
+
+class _Store:
+    """The bench's view of the bot's database: the SQLite file, or a PostgreSQL database
+    of its own (created here, dropped at the end)."""
+
+    def __init__(self, folder: Path, server: str | None) -> None:
+        self.file = folder / "frontdesk.db"
+        self.server = server
+        self.url: str | None = None
+        self._engine: Any = None
+
+    async def __aenter__(self) -> _Store:
+        if self.server:
+            from sqlalchemy import text
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            self.name = f"frontdesk_bench_{os.getpid()}_{int(time.time())}"
+            admin = create_async_engine(self.server, isolation_level="AUTOCOMMIT")
+            async with admin.connect() as connection:
+                await connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+            await admin.dispose()
+            self.url = make_url(self.server).set(database=self.name).render_as_string(
+                hide_password=False)
+            self._engine = create_async_engine(self.url)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._engine is not None:
+            from sqlalchemy import text
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            await self._engine.dispose()
+            admin = create_async_engine(self.server or "", isolation_level="AUTOCOMMIT")
+            async with admin.connect() as connection:
+                await connection.execute(
+                    text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            await admin.dispose()
+
+    async def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self._engine is None:
+            return _query(self.file, sql)
+        from sqlalchemy import text
+
+        try:
+            async with self._engine.connect() as connection:
+                return [tuple(row) for row in await connection.execute(text(sql))]
+        except Exception:  # no tables yet
+            return []
 
 
 def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -134,21 +204,31 @@ def _utc_seconds(value: object) -> float:
     return moment.timestamp()
 
 
+def _workers_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 async def _wait(condition: object, timeout: float, what: str, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        result = condition()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(every)
     raise TimeoutError(what)
 
 
 async def run(
-    clients: int, seconds: float, global_limit: float = 25.0, *, verbose: bool = False
+    clients: int, seconds: float, global_limit: float = 25.0, *, verbose: bool = False,
+    postgres: str | None = None, workers: int = 1,
 ) -> Report:
     folder = Path(tempfile.mkdtemp(prefix="frontdesk-outage-"))
-    db = folder / "frontdesk.db"
-    async with FakeTelegram(TOKEN) as tg:
+    async with _Store(folder, postgres) as store, FakeTelegram(TOKEN) as tg:
         tg.add_group(STAFF_CHAT, "Поддержка", is_forum=True, members={STAFF: "administrator"})
         ids = [FIRST_CLIENT + i for i in range(clients)]
         for user_id in ids:
@@ -156,12 +236,20 @@ async def run(
         tg.enforce_limits(**TELEGRAM)
         env = {k: v for k, v in os.environ.items() if k != "FRONTDESK_TELEGRAM_TOKEN"}
         log = (folder / "bot.log").open("wb")
+        command = [sys.executable, "-m", "bot", "run", "--config",
+                   str(_config(folder, tg, global_limit, store.url))]
+        if store.url:
+            command += ["--workers", str(workers)]
+            tg.webhook_parallel = 4 * workers  # like Telegram: several connections at once
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--config", str(_config(folder, tg, global_limit)),
-            cwd=ROOT, env=env, stdout=log, stderr=log,
+            *command, cwd=ROOT, env=env, stdout=log, stderr=log,
         )
         try:
-            await _wait(lambda: tg.calls_to("getUpdates"), 60, "the bot did not start polling")
+            if store.url:  # every worker sets the webhook once it listens
+                await _wait(lambda: len(tg.calls_to("setWebhook")) >= workers, 120,
+                            "the workers did not start")
+            else:
+                await _wait(lambda: tg.calls_to("getUpdates"), 60, "the bot did not start polling")
             queued: dict[int, float] = {}
             start = time.monotonic()
             for index, user_id in enumerate(ids):
@@ -174,12 +262,18 @@ async def run(
             if verbose:
                 print(f"queued {clients} in {time.monotonic() - start:.1f}s", file=sys.stderr)
 
-            def handled() -> bool:
-                rows = _query(db, "SELECT count(*) FROM inbox WHERE handled_at IS NOT NULL")
+            async def handled() -> bool:
+                rows = await store.query(
+                    "SELECT count(*) FROM inbox WHERE handled_at IS NOT NULL")
                 return bool(rows) and rows[0][0] == clients
 
+            def peak_rss() -> float:
+                if not store.url:
+                    return _peak_rss_mb(process.pid)
+                return max([_peak_rss_mb(pid) for pid in _workers_of(process.pid)] or [0.0])
+
             await _wait(handled, 120 + seconds, "not every update was handled")
-            rss = _peak_rss_mb(process.pid)
+            rss = peak_rss()
             pending_to: set[int | str | None] = set(ids)
             scanned = 0
 
@@ -192,7 +286,7 @@ async def run(
                 return not pending_to
 
             await _wait(confirmed, 120 + clients / global_limit * 1.5, "confirmations missing", 1.0)
-            rss = max(rss, _peak_rss_mb(process.pid))
+            rss = max(rss, peak_rss())
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
@@ -205,7 +299,7 @@ async def run(
         if verbose:
             for violation in tg.limit_violation_log[:10]:
                 print("limit exceeded:", violation, file=sys.stderr)
-        rows = _query(db, "SELECT update_id, handled_at FROM inbox")
+        rows = await store.query("SELECT update_id, handled_at FROM inbox")
         handled_at = {int(u): _utc_seconds(h) for u, h in rows}
         latencies = sorted(handled_at[u] - queued[u] for u in queued)
         first_queued = min(queued.values())
@@ -223,8 +317,8 @@ async def run(
             window_start = confirmations[0] + 1.0
         window = [t for t in sends if window_start <= t <= confirmations[-1]]
         span = confirmations[-1] - window_start
-        staff_pending = _query(
-            db, f"SELECT count(*) FROM outbox WHERE status = 'pending' AND chat_id = {STAFF_CHAT}"
+        staff_pending = await store.query(
+            f"SELECT count(*) FROM outbox WHERE status = 'pending' AND chat_id = {STAFF_CHAT}"
         )
         return Report(
             clients=clients,
@@ -244,21 +338,18 @@ async def run(
         )
 
 
-def render(report: Report) -> str:
+Row = tuple[str, str, str, str, "bool | None"]  # measure, value, target, ratio, verdict
+
+
+def _rows(report: Report) -> list[Row]:
     r = report
     saturated = r.arrival_rate > r.global_limit
     rate_target = 0.95 * r.global_limit
 
-    def row(name: str, value: str, target: str, ratio: str, ok: bool | None) -> str:
-        verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        return f"{name:<34} {value:>14} {target:>12} {ratio:>9}  {verdict}"
+    def row(name: str, value: str, target: str, ratio: str, ok: bool | None) -> Row:
+        return name, value, target, ratio, ok
 
-    lines = [
-        f"Outage: {r.clients} clients in {r.seconds:g} s ({r.arrival_rate:.1f}/s); bot limits "
-        f"{r.global_limit:g}/s, 1/s per chat, 20/min per group; "
-        "emulator enforces 30/s, 1/s, 20/min",
-        "",
-        f"{'measure':<34} {'value':>14} {'target':>12} {'ratio':>9}",
+    return [
         row("time to register all", f"{r.register_all:.1f} s", "", "", None),
         row("registration latency p50", f"{r.latency_p50 * 1000:.0f} ms", "", "", None),
         row("registration latency p99", f"{r.latency_p99 * 1000:.0f} ms", "< 1000 ms",
@@ -276,6 +367,28 @@ def render(report: Report) -> str:
             r.backlog_rate >= rate_target if saturated else None),
         row("429s provoked (limits exceeded)", str(r.provoked_429), "0", "",
             r.provoked_429 == 0),
+    ]
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("ok" if ok else "MISSED")
+
+
+def _headline(r: Report) -> str:
+    return (f"Outage: {r.clients} clients in {r.seconds:g} s ({r.arrival_rate:.1f}/s); bot "
+            f"limits {r.global_limit:g}/s, 1/s per chat, 20/min per group; "
+            "emulator enforces 30/s, 1/s, 20/min")
+
+
+def render(report: Report) -> str:
+    r = report
+    saturated = r.arrival_rate > r.global_limit
+    lines = [
+        _headline(r),
+        "",
+        f"{'measure':<34} {'value':>14} {'target':>12} {'ratio':>9}",
+        *(f"{name:<34} {value:>14} {target:>12} {ratio:>9}  {_verdict(ok)}"
+          for name, value, target, ratio, ok in _rows(r)),
         "",
     ]
     if not saturated:
@@ -288,6 +401,25 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def render_side_by_side(runs: list[tuple[str, Report]]) -> str:
+    """The same measures of several runs (SQLite, PostgreSQL with N workers) in columns."""
+    tables = [_rows(report) for _, report in runs]
+    head = f"{'measure':<34}" + "".join(f" {label:>22}" for label, _ in runs) + f" {'target':>12}"
+    lines = [_headline(runs[0][1]), "", head]
+    for index, (name, _, target, _, _) in enumerate(tables[0]):
+        cells = "".join(f" {t[index][1] + ' ' + _verdict(t[index][4]):>22}" for t in tables)
+        lines.append(f"{name:<34}{cells} {target:>12}")
+    lines.append("")
+    lines.append("staff group, messages still queued: " + ", ".join(
+        f"{label} {report.staff_pending}" for label, report in runs))
+    return "\n".join(lines)
+
+
+def _good(report: Report) -> bool:
+    return (report.latency_p99 < 1.0 and report.peak_rss_mb < 300
+            and report.delivered == report.clients and report.provoked_429 == 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=5000)
@@ -296,14 +428,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="the bot's [delivery] global_per_second")
     parser.add_argument("--quick", action="store_true", help="300 clients in 5 s")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also run on PostgreSQL with --workers webhook workers, side by side")
+    parser.add_argument("--postgres-url", default=os.environ.get("FRONTDESK_TEST_POSTGRES", ""),
+                        help="the server (default: $FRONTDESK_TEST_POSTGRES)")
+    parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.seconds = 300, 5.0
     report = asyncio.run(run(args.clients, args.seconds, args.global_limit, verbose=args.verbose))
-    print(render(report))
-    good = (report.latency_p99 < 1.0 and report.peak_rss_mb < 300
-            and report.delivered == report.clients and report.provoked_429 == 0)
-    return 0 if good else 1
+    if not args.postgres:
+        print(render(report))
+        return 0 if _good(report) else 1
+    if not args.postgres_url:
+        parser.error("--postgres needs FRONTDESK_TEST_POSTGRES or --postgres-url "
+                     "(.ci/services.sh prints it)")
+    on_postgres = asyncio.run(run(args.clients, args.seconds, args.global_limit,
+                                  verbose=args.verbose, postgres=args.postgres_url,
+                                  workers=args.workers))
+    print(render_side_by_side([("SQLite, 1 process", report),
+                               (f"PostgreSQL, {args.workers} workers", on_postgres)]))
+    return 0 if _good(report) and _good(on_postgres) else 1
 
 
 if __name__ == "__main__":
