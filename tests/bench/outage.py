@@ -270,7 +270,9 @@ async def run(
             def peak_rss() -> float:
                 if not store.url:
                     return _peak_rss_mb(process.pid)
-                return max([_peak_rss_mb(pid) for pid in _workers_of(process.pid)] or [0.0])
+                # --workers 1 runs the bot in the process itself, without a supervisor
+                pids = _workers_of(process.pid) if workers > 1 else [process.pid]
+                return max([_peak_rss_mb(pid) for pid in pids] or [0.0])
 
             await _wait(handled, 120 + seconds, "not every update was handled")
             rss = peak_rss()
