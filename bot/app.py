@@ -38,6 +38,7 @@ from bot.ratings import rating_sweep
 from bot.reports import monthly_acts
 from bot.sla import SlaPolicy
 from bot.staff import StaffDirectory
+from bot.surge import post_surge_digest
 from bot.texts import Texts
 from bot.webhook import WebhookServer, webhook_app
 from handlers import get_routers
@@ -47,6 +48,8 @@ from storage.migrate import upgrade_async
 from storage.repos import Clients, Outbox, Tickets
 
 log = logging.getLogger(__name__)
+
+SURGE_DIGEST_SECONDS = 60
 
 # On PostgreSQL (several workers), how often the leader handles updates that were recorded
 # but not handled for this long: those of a worker that died (bot/intake.py).
@@ -165,6 +168,7 @@ class App:
     async def prepare(self) -> None:
         """Migrate the database and learn what the staff group is."""
         await upgrade_async(self.config.database.url)
+        self.texts.warm_up()
         await self.faq.load(self.db)
         forum = self.config.telegram.staff_forum
         if forum is None:
@@ -214,6 +218,11 @@ class App:
             self.scheduler.add_job(
                 self.run_quality_jobs, "interval", seconds=self.config.quality.sweep_seconds,
                 id="quality", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            )
+        if self.config.desk.surge_threshold:  # one digest a minute in a surge (bot/surge.py)
+            self.scheduler.add_job(
+                self.run_surge_digest, "interval", seconds=SURGE_DIGEST_SECONDS, id="surge",
+                max_instances=1, coalesce=True,
             )
         if self.config.reports.monthly_acts:  # last month's acts of work (bot/reports.py)
             self.scheduler.add_job(
@@ -289,6 +298,10 @@ class App:
         """Start the quarter's quality check when due; resume writing a campaign under way."""
         await self._tick("quality", quality_tick(self.db, self.notifier_for, self.config,
                                                  self.clock()))
+
+    async def run_surge_digest(self) -> None:
+        """The incidents registered in a surge that have no card yet, in one message."""
+        await self._tick("surge", post_surge_digest(self.db, self.notifier_for, self.clock()))
 
     async def run_report_jobs(self) -> None:
         """The monthly acts of performed work, on the first working day of the month."""

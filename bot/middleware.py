@@ -128,9 +128,9 @@ class UnitOfWork(BaseMiddleware):
                 texts=s.texts,
                 now=now,
             )
+            data["desk"].sla = s.sla
             data["desk"].on_closed = RatingDesk(s.config.ratings, session, notifier,
                                                 s.clock).on_closed
-            data["desk"].sla = s.sla
             result = await handler(event, data)
             await Inbox(session).mark_handled(event.update_id, s.clock())
         if out.wrote:

@@ -78,6 +78,7 @@ async def test_registration_promises_in_plain_words_and_offers_urgent(
     app: App, tg: FakeTelegram
 ) -> None:
     tg.send_message(CLIENT, OUTAGE)
+    await settle(app, tg)  # two chats run in parallel: settle so the numbers are #1, #2
     tg.send_message(CLIENT_EN, "The printer in my office prints blank pages")
     await settle(app, tg)
     registered = tg.sent(CLIENT)[0]
@@ -146,6 +147,7 @@ async def test_urgent_raises_to_critical_alerts_on_duty_once(
 
 async def test_forged_urgent_presses_are_refused(app: App, tg: FakeTelegram) -> None:
     tg.send_message(CLIENT, PRINTER)
+    await settle(app, tg)  # two chats run in parallel: settle so the numbers are #1, #2
     tg.send_message(CLIENT_EN, "How do I change my password?")
     await settle(app, tg)
     anna_message, anna_data = tg.find_button(CLIENT, "🔥 Срочно") or (0, "")
