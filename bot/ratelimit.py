@@ -29,14 +29,6 @@ class RateLimiter:
     ) -> None:
         self._global_count = max(1, int(global_per_second))
         self._global_window = SAFETY * self._global_count / global_per_second
-        # Sends are also spread evenly: a burst of a whole second's budget, delayed a
-        # little on the way (a busy event loop here, or at Telegram's end), lands in the
-        # same window as the next second's and counts as a flood. Measured: 24 provoked
-        # 429s in the outage bench with bursts, none with even spacing.
-        # The gap is a fifth shorter than the average, so a send held up by the event loop
-        # can catch up instead of lowering the rate; the window above still caps the rate.
-        self._global_spacing = SAFETY / (global_per_second * 1.25)
-        self._last_global = float("-inf")
         self._chat_interval = CHAT_SAFETY / per_chat_per_second
         self._group_count = max(1, int(per_group_per_minute))
         self._group_window = CHAT_SAFETY * 60.0 * self._group_count / per_group_per_minute
@@ -60,7 +52,6 @@ class RateLimiter:
             self._global.popleft()
         if len(self._global) >= self._global_count:
             wait = max(wait, self._global[0] + self._global_window - now)
-        wait = max(wait, self._last_global + self._global_spacing - now)
         return max(0.0, wait)
 
     def global_budget(self) -> int:
@@ -124,7 +115,6 @@ class RateLimiter:
     def record(self, chat_id: int) -> None:
         now = self._clock()
         self._global.append(now)
-        self._last_global = now
         self._last_to_chat[chat_id] = now
         self._recent.append((now, chat_id))
         if self.is_group(chat_id):
@@ -150,7 +140,7 @@ class RateLimiter:
                 window.append(self._clock())
         self._last_to_chat[chat_id] = self._clock()
         self._recent.append((self._clock(), chat_id))
-        self._last_global = max(self._last_global, self._clock())
+
 
     def pause_chat(self, chat_id: int, seconds: float) -> None:
         self._chat_paused_until[chat_id] = max(

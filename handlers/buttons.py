@@ -24,6 +24,13 @@ router = Router(name=__name__)
 SEVERITIES = frozenset(s.value for s in Severity)
 
 
+async def _explain(callback: CallbackQuery, texts: Texts, language: str, error: DeskError) -> None:
+    """Why a client's button did nothing, as an alert."""
+    await callback.answer(
+        texts.client(language, "error", code=error.code, **error.context), show_alert=True
+    )
+
+
 async def _refuse(callback: CallbackQuery, texts: Texts, language: str) -> None:
     await callback.answer(texts.client(language, "error", code="button_invalid"), show_alert=True)
 
@@ -73,10 +80,7 @@ async def client_button(
         await desk.reopen(callback_data.number, Actor("client", client.user_id, actor_name),
                           client=client)
     except DeskError as error:
-        await callback.answer(
-            texts.client(client.language, "error", code=error.code, **error.context),
-            show_alert=True,
-        )
+        await _explain(callback, texts, client.language, error)
         return
     await callback.answer()
 
@@ -99,10 +103,7 @@ async def pick_ticket(
     try:
         await desk.pick(client, callback_data.number, content)
     except DeskError as error:
-        await callback.answer(
-            texts.client(client.language, "error", code=error.code, **error.context),
-            show_alert=True,
-        )
+        await _explain(callback, texts, client.language, error)
         return
     await callback.answer()
 
@@ -131,10 +132,7 @@ async def urgent_button(
     try:
         await desk.client_urgent(client, callback_data.number)
     except DeskError as error:
-        await callback.answer(
-            texts.client(client.language, "error", code=error.code, **error.context),
-            show_alert=True,
-        )
+        await _explain(callback, texts, client.language, error)
         return
     await callback.answer()
 
