@@ -43,19 +43,31 @@ from handlers import (
 )
 
 
-def _detached(router: Router) -> Router:
-    # One Dispatcher per process is the norm; tests build one per test, so let a
-    # router leave the previous (stopped) one before it joins the next.
-    parent = router.parent_router
-    if parent is not None:
-        parent.sub_routers.remove(router)
-        router._parent_router = None
+def _instance(template: Router) -> Router:
+    """A router with the template's handlers, filters and middlewares, for one Dispatcher.
+
+    A router joins one parent only, and the modules' routers are built once, at import;
+    several Dispatchers in one process (the tests' in-process workers, a restart in the
+    same process) each get their own copies. The handler objects themselves are shared:
+    they hold nothing of a Dispatcher.
+    """
+    router = Router(name=template.name)
+    for event, source in template.observers.items():
+        target = router.observers[event]
+        target.handlers = list(source.handlers)
+        target.filter(*(item.callback for item in source._handler.filters or []))
+        for middleware in source.outer_middleware:
+            target.outer_middleware.register(middleware)
+        for middleware in source.middleware:
+            target.middleware.register(middleware)
+    for sub in template.sub_routers:
+        router.include_router(_instance(sub))
     return router
 
 
 def get_routers(config: Config) -> list[Router]:
-    """The routers in the order they must be included; `config` is for optional features."""
-    routers = [
+    """Fresh routers in the order they must be included; `config` is for optional features."""
+    templates = [
         kb_admin.router,
         staff_commands.router,
         quality.router,
@@ -69,4 +81,4 @@ def get_routers(config: Config) -> list[Router]:
         client.router,
         client_messages.router,
     ]
-    return [_detached(router) for router in routers]
+    return [_instance(template) for template in templates]
