@@ -1524,7 +1524,9 @@ class FakeTelegram:
         With ``webhook_parallel`` > 1, up to that many updates are posted at once, each
         over a connection of its own (Telegram spreads a busy bot's updates over up to
         ``max_connections`` connections, so several workers behind one port each get
-        some): the order of arrival is then not guaranteed, as with Telegram."""
+        some). As in the Bot API server (WebhookActor: one queue per chat, the next
+        update of a queue is sent once the previous one was answered), one chat has one
+        update in flight at a time; different chats' updates arrive in any order."""
         if self.webhook_parallel > 1:
             await self._webhook_parallel_loop()
             return
@@ -1555,6 +1557,7 @@ class FakeTelegram:
 
     async def _webhook_parallel_loop(self) -> None:
         posting: dict[int, asyncio.Task[None]] = {}
+        chats_posting: set[int] = set()
 
         async def post(session: ClientSession, update: Json) -> None:
             assert self.webhook is not None
@@ -1572,8 +1575,9 @@ class FakeTelegram:
             else:
                 await asyncio.sleep(0.5)
 
-        def done(key: int, _task: asyncio.Task[None]) -> None:
+        def done(key: int, chat: int, _task: asyncio.Task[None]) -> None:
             posting.pop(key, None)
+            chats_posting.discard(chat)
             self._notify()
 
         connector = TCPConnector(force_close=True)  # a new connection per update
@@ -1582,14 +1586,21 @@ class FakeTelegram:
                 while self.webhook is not None and not self._closing:
                     ev = self._changed
                     self._updates = [u for u in self._updates if self._update_allowed(u)]
-                    waiting = [u for u in self._updates if u["update_id"] not in posting]
-                    if not waiting or len(posting) >= self.webhook_parallel:
+                    waiting = (u for u in self._updates if u["update_id"] not in posting)
+                    # A chat's next update waits while an earlier one is in flight.
+                    heads: dict[int, Json] = {}
+                    for queued in waiting:
+                        heads.setdefault(_queue_of(queued), queued)
+                    ready = [u for chat, u in heads.items() if chat not in chats_posting]
+                    if not ready or len(posting) >= self.webhook_parallel:
                         await ev.wait()
                         continue
-                    update = waiting[0]
+                    update = ready[0]
+                    chat = _queue_of(update)
                     task = asyncio.create_task(post(session, update))
                     posting[update["update_id"]] = task
-                    task.add_done_callback(partial(done, update["update_id"]))
+                    chats_posting.add(chat)
+                    task.add_done_callback(partial(done, update["update_id"], chat))
             finally:
                 for task in posting.values():
                     task.cancel()
@@ -2240,6 +2251,18 @@ class FakeTelegram:
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+def _queue_of(update: Json) -> int:
+    """The webhook queue of an update: its chat (a callback's message's chat, else its user)."""
+    for key in ("message", "edited_message", "my_chat_member", "chat_member"):
+        if key in update:
+            return int(update[key]["chat"]["id"])
+    callback = update.get("callback_query")
+    if callback:
+        message = callback.get("message")
+        return int(message["chat"]["id"] if message else callback["from"]["id"])
+    return -int(update["update_id"])  # no chat: a queue of its own
 
 
 def _norm_markup(markup: Json | None) -> Any:
