@@ -4,8 +4,11 @@
 `kb.index.SearchIndex` over every published article, built at start-up and
 changed incrementally afterwards. Changes reach the index only after the
 transaction that made them commits, so a rolled-back update never leaves the
-index ahead of the database. Big indexes are searched in a worker thread so the
-event loop is never blocked for long.
+index ahead of the database. Every change also bumps a revision counter in the
+database; each update's FaqDesk first compares it with the one this process has
+seen, so a change made by another worker (or `kb import`) is picked up by the
+next update here. Big indexes are searched in a worker thread so the event loop
+is never blocked for long.
 
 `FaqDesk` is its per-update face (made by the unit-of-work middleware, like
 `Desk`): it suggests an article when an incident is opened, records what the
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -45,8 +49,12 @@ from kb.index import Hit, SearchIndex
 from kb.text import normalize
 from storage.db import Database
 from storage.models import Client, FaqArticle, FaqStats, FaqSuggestion, Ticket, TicketMessage
-from storage.repos import Tickets
+from storage.repos import Tickets, next_number, read_counter
 
+log = logging.getLogger(__name__)
+
+# A counter bumped by every change of the KB in the database (bot/faq.py FaqService.refresh).
+KB_REVISION = "kb"
 TG_IMAGE = "tg:"  # an image sent in chat: "tg:<file_id>"
 ID_LIMIT = 48  # keeps "fs:<id>" button data within Telegram's 64 bytes
 PHRASING_LIMIT = 300  # longer client messages are stories, not phrasings
@@ -148,6 +156,7 @@ class FaqService:
         index. Ids are unique across files and database: a clash is a KBError."""
         now = self.clock()
         async with db.transaction() as session:
+            revision = await read_counter(session, KB_REVISION)
             rows = list(await session.scalars(select(FaqArticle)))
             for row in rows:
                 if row.id in self.file_articles:
@@ -166,9 +175,25 @@ class FaqService:
                                          extra_alt=[]))
                 elif row_stats.content_hash != digest:
                     row_stats.content_hash, row_stats.updated_at = digest, now
+        self._install(rows, stats.values(), revision)
+
+    async def refresh(self, session: AsyncSession) -> None:
+        """Catch up with KB changes committed by another process (another worker, `kb
+        import`): each change bumps the revision counter, so the check is one small query
+        and a rebuild happens only after a change this process did not make itself."""
+        revision = await read_counter(session, KB_REVISION)
+        if revision == self.revision:
+            return
+        rows = list(await session.scalars(select(FaqArticle)))
+        stats = list(await session.scalars(select(FaqStats)))
+        self._install(rows, stats, revision)
+        log.info("FAQ: reloaded at revision %d (changed elsewhere)", revision)
+
+    def _install(self, rows: list[FaqArticle], stats: Iterable[FaqStats], revision: int) -> None:
+        self.revision = revision
         self.db_articles = {row.id: article_of(row) for row in rows}
         self.drafts = {row.id for row in rows if row.draft}
-        self.extra_alt = {s.article_id: tuple(s.extra_alt) for s in stats.values() if s.extra_alt}
+        self.extra_alt = {s.article_id: tuple(s.extra_alt) for s in stats if s.extra_alt}
         published = [self.article(i) for i in self.published_ids()]
         index = SearchIndex([a for a in published if a], min_score=self.config.min_score)
         with self._lock:
@@ -244,8 +269,16 @@ class FaqService:
             else:
                 self.index.replace(article)
 
-    def bind(self, session: AsyncSession, notifier: Notifier) -> FaqDesk:
+    async def bind(self, session: AsyncSession, notifier: Notifier) -> FaqDesk:
+        """The FAQ for one update's transaction, up to date with every worker's changes."""
+        await self.refresh(session)
         return FaqDesk(self, session, notifier)
+
+    def _advance(self, revision: int) -> None:
+        """A change made here is applied here: the index is at `revision` unless another
+        process's change came in between (then the next refresh reloads)."""
+        if revision == self.revision + 1:
+            self.revision = revision
 
 
 class FaqDesk:
@@ -450,8 +483,19 @@ class FaqDesk:
         article = article_of(row)
         stats.content_hash = content_hash(article)
         is_draft = row.draft
-        _on_commit(self.session, lambda: self.service._put(article, draft=is_draft))
+        await self._changed(lambda: self.service._put(article, draft=is_draft))
         return article
+
+    async def _changed(self, apply: Callable[[], None]) -> None:
+        """Count a change of the KB (other processes reload on seeing the revision move) and
+        apply it to this process's index once it is committed."""
+        revision = await next_number(self.session, KB_REVISION)
+
+        def applied() -> None:
+            apply()
+            self.service._advance(revision)
+
+        _on_commit(self.session, applied)
 
     async def _db_row(self, article_id: str) -> FaqArticle:
         row = await self.session.get(FaqArticle, article_id)
@@ -473,14 +517,14 @@ class FaqDesk:
         row.draft = False
         (await self._stats(article_id)).updated_at = self.clock()
         article = article_of(row)
-        _on_commit(self.session, lambda: self.service._put(article, draft=False))
+        await self._changed(lambda: self.service._put(article, draft=False))
         return article
 
     async def delete(self, article_id: str) -> None:
         await self._db_row(article_id)
         await self.session.execute(delete(FaqArticle).where(FaqArticle.id == article_id))
         await self.session.execute(delete(FaqStats).where(FaqStats.article_id == article_id))
-        _on_commit(self.session, lambda: self.service._drop(article_id))
+        await self._changed(lambda: self.service._drop(article_id))
 
     async def draft_from_ticket(self, ticket: Ticket, author: int | None) -> Article:
         """`/close 42 faq`: the staff resolution as the answer, the client's first words as
@@ -516,7 +560,7 @@ class FaqDesk:
         else:
             stats = await self._stats(article_id)
             stats.extra_alt = [*stats.extra_alt, words]
-        _on_commit(self.session, lambda: self.service._learn(article_id, words))
+        await self._changed(lambda: self.service._learn(article_id, words))
         article = self.service.article(article_id)
         assert article is not None
         return article, words
@@ -549,6 +593,7 @@ async def import_articles(db: Database, path: Path, clock: Clock) -> tuple[int, 
                                      updated_at=now, content_hash=digest, extra_alt=[]))
             elif stats.content_hash != digest:
                 stats.updated_at, stats.content_hash = now, digest
+        await next_number(session, KB_REVISION)  # running workers reload
     return added, updated
 
 

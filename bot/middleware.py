@@ -117,7 +117,7 @@ class UnitOfWork(BaseMiddleware):
                 out, s.texts, staff_chat_id=staff_chat, forum=s.forum,
                 signature=s.config.desk.signature,
             )
-            faq = s.faq.bind(session, notifier) if s.faq is not None else None
+            faq = await s.faq.bind(session, notifier) if s.faq is not None else None
             data.update(
                 session=session,
                 notifier=notifier,

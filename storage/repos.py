@@ -50,6 +50,12 @@ async def next_number(session: AsyncSession, name: str = TICKET_COUNTER) -> int:
     return value
 
 
+async def read_counter(session: AsyncSession, name: str) -> int:
+    """A counter's current value (0 before its first use)."""
+    value = await session.scalar(select(Counter.value).where(Counter.name == name))
+    return value or 0
+
+
 class Clients:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

@@ -1,5 +1,5 @@
-"""FaqService: the index follows committed changes only, big indexes are searched in a
-thread, ids are unique across files and database."""
+"""FaqService: the index follows committed changes only, also those of another process,
+big indexes are searched in a thread, ids are unique across files and database."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from unittest.mock import MagicMock
 import pytest
 
 from bot.config import KBConfig
-from bot.faq import FaqService, slug_for
+from bot.faq import FaqService, import_articles, slug_for
 from kb.articles import KBError
 from storage.db import Database
 from storage.migrate import upgrade_async
@@ -40,16 +40,47 @@ async def test_changes_reach_the_index_after_commit_only(db: Database) -> None:
     question = "Как заказать новый картридж для принтера"
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await faq.bind(session, MagicMock()).save(
+            await (await faq.bind(session, MagicMock())).save(
                 article_id=None, question=question, alt=[], answer="Напишите завхозу.",
                 image=None, author=1)
             raise RuntimeError("rolled back")
     assert await faq.search(question) == []
     async with db.transaction() as session:
-        article = await faq.bind(session, MagicMock()).save(
+        article = await (await faq.bind(session, MagicMock())).save(
             article_id=None, question=question, alt=[], answer="Напишите завхозу.",
             image=None, author=1)
     assert [h.id for h in await faq.search(question)][:1] == [article.id]
+    await db.dispose()
+
+
+async def test_a_change_by_another_worker_is_seen_by_the_next_update(
+    db: Database, tmp_path: Path
+) -> None:
+    here, there = await service(db), await service(db)
+    question = "Как заказать новый картридж для принтера"
+    async with db.transaction() as session:
+        article = await (await there.bind(session, MagicMock())).save(
+            article_id=None, question=question, alt=[], answer="Напишите завхозу.",
+            image=None, author=1)
+    assert [h.id for h in await there.search(question)][:1] == [article.id]
+    assert article.id not in [h.id for h in await here.search(question)]
+    async with db.transaction() as session:
+        await here.bind(session, MagicMock())  # what the next update does first
+    assert [h.id for h in await here.search(question)][:1] == [article.id]
+    revision = here.revision
+    async with db.transaction() as session:  # nothing changed since: no reload
+        await here.bind(session, MagicMock())
+    assert here.revision == revision == there.revision
+
+    # `kb import` from the command line, while the bot runs.
+    imported = tmp_path / "more.yaml"
+    imported.write_text(
+        "- id: scanner-jam\n  lang: ru\n  question: Сканер зажевал бумагу\n"
+        "  answer: Откройте крышку и выньте лист.\n", encoding="utf-8")
+    await import_articles(db, imported, lambda: NOW)
+    async with db.transaction() as session:
+        await here.bind(session, MagicMock())
+    assert here.article("scanner-jam") is not None
     await db.dispose()
 
 
