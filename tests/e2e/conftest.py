@@ -1,10 +1,12 @@
 """End-to-end fixtures: the real bot (its real aiohttp session, dispatcher, intake and
-delivery worker) against the Telegram emulator on loopback, with a fresh SQLite file."""
+delivery worker) against the Telegram emulator on loopback, with a fresh SQLite file
+(or PostgreSQL database, and several webhook workers: tests/e2e/cluster.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from bot.app import App
 from bot.config import Config, parse_config
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import OutboxMessage
+from tests.e2e.cluster import WORKERS, new_app, webhook_settings
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-TOKEN"
@@ -35,6 +38,12 @@ FAST_DELIVERY = {"global_per_second": 1000, "per_chat_per_second": 1000,
                  "per_group_per_minute": 100000}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 async def tg() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram(TOKEN) as fake:
@@ -46,6 +55,8 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         fake.add_user(STRANGER, "Stranger", language_code="ru")
         fake.add_group(STAFF_CHAT, "Поддержка", is_forum=True,
                        members={STAFF: "member", STAFF_2: "administrator"})
+        if WORKERS > 1:  # like Telegram: several connections at once, spread over the workers
+            fake.webhook_parallel = 4 * WORKERS
         yield fake
 
 
@@ -70,6 +81,8 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
+    port = free_port()  # the webhook workers' (unused in polling mode)
+
     def make(**sections: dict[str, Any]) -> Config:
         data: dict[str, Any] = {
             "telegram": {"token": TOKEN, "api_base": tg.base_url, "staff_chat_id": STAFF_CHAT,
@@ -80,6 +93,8 @@ def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
             # date. tests/e2e/test_quality.py turns it on and fixes the clock.
             "quality": {"enabled": False},
         }
+        if WORKERS > 1:
+            data["telegram"].update(webhook_settings(port))
         if os.environ.get("FRONTDESK_TEST_REDIS"):  # dialog state in Redis, keys of this test
             data["redis"] = {"url": os.environ["FRONTDESK_TEST_REDIS"],
                              "prefix": f"frontdesk-test-{uuid.uuid4().hex[:12]}"}
@@ -92,7 +107,7 @@ def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
 
 @pytest.fixture
 async def app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
-    bot_app = App(make_config())
+    bot_app = new_app(make_config())
     await bot_app.start()
     yield bot_app
     await bot_app.stop()

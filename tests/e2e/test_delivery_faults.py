@@ -27,6 +27,7 @@ from bot.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import FakeTelegram, Fault, violations
 from storage.models import Client, OutboxMessage
 from storage.repos import Outbox
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
 
 TELEGRAM_LIMITS: dict[str, Any] = {
@@ -43,7 +44,7 @@ def limited(tg: FakeTelegram) -> FakeTelegram:
 
 async def start_app(make_config: Callable[..., Config], **telegram: Any) -> App:
     config = make_config(delivery=dict(TELEGRAM_LIMITS), telegram={"staff_forum": True, **telegram})
-    app = App(config)
+    app = new_app(config)
     await app.start()
     return app
 

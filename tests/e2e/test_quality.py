@@ -19,6 +19,7 @@ from bot.callbacks import QualityAnswer
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import Client, OutboxMessage, QualityDelivery, Ticket
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import ADMIN, CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
 ZONE = ZoneInfo("Europe/Moscow")
@@ -71,7 +72,7 @@ async def test_300_clients_crash_halfway_resume_without_duplicates(
     for uid in blocked_by_403:
         tg.block_bot(uid)
     config = make_config(quality={"audience": "all", "batch": 50})
-    app = App(config)
+    app = new_app(config)
     await app.start()
     try:
         await seed_clients(app, users, unreachable=marked)
@@ -102,7 +103,7 @@ async def test_300_clients_crash_halfway_resume_without_duplicates(
         await app.stop()
     monkeypatch.setattr(q, "render_check", real)
 
-    app = App(config)  # the restart
+    app = new_app(config)  # the restart
     await app.start()
     try:
         assert await q.send_pending(app.db, notifier_for(app), config, CHECK_TIME) == 200
@@ -173,7 +174,7 @@ async def test_summary_numbers_for_a_seeded_history_at_a_fixed_clock(
     config = make_config(quality={"enabled": True,
                                   "maintenance": ["12 апреля 02:00–04:00 — замена сервера"]})
     # The app's own scheduler ticks the day before (nothing due); the test ticks by hand.
-    app = App(config, clock=lambda: CHECK_TIME - timedelta(days=1))
+    app = new_app(config, clock=lambda: CHECK_TIME - timedelta(days=1))
     await app.start()
     try:
         client_id = await seed_history(app)
@@ -224,7 +225,7 @@ async def test_answers_lets_talk_and_admin_commands(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
     tg.chats[STAFF_CHAT].members[ADMIN] = "administrator"
-    app = App(make_config(quality={"audience": "all"}))
+    app = new_app(make_config(quality={"audience": "all"}))
     await app.start()
     try:
         for user in (CLIENT, CLIENT_EN):

@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.ratings import rating_distribution, rating_sweep
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import Rating, Ticket, TicketEvent
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_2, STAFF_CHAT, STRANGER, settle, texts_to
 
 
@@ -37,7 +38,7 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 async def rapp(make_config: Callable[..., Config], clock: MovableClock) -> AsyncIterator[App]:
-    app = App(make_config(ratings={"change_hours": 2, "remind_after_hours": 3}), clock=clock)
+    app = new_app(make_config(ratings={"change_hours": 2, "remind_after_hours": 3}), clock=clock)
     await app.start()
     yield app
     await app.stop()
@@ -248,7 +249,7 @@ async def test_one_reminder_for_an_unanswered_request(
 async def test_delayed_request_and_exclusions(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
-    app = App(make_config(ratings={"request_delay_minutes": 30}))
+    app = new_app(make_config(ratings={"request_delay_minutes": 30}))
     await app.start()
     try:
         await closed_incident(app, tg)

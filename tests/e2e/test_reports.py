@@ -22,6 +22,7 @@ from bot.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import CallRecord, FakeTelegram
 from storage.models import Client, Company, OutboxMessage
 from storage.repos import Outbox
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
 COMPANIES = [{"name": "Рога и копыта", "services": ["1С", "почта"],
@@ -34,7 +35,7 @@ async def app(make_config: Callable[..., Config], tmp_path: Path) -> AsyncIterat
     config = make_config(reports={"directory": str(tmp_path / "reports")})
     config = config.model_copy(update={"companies": Config.model_validate(
         {"telegram": {"staff_chat_id": 1}, "companies": COMPANIES}).companies})
-    bot_app = App(config)
+    bot_app = new_app(config)
     await bot_app.start()
     yield bot_app
     await bot_app.stop()

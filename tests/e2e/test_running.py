@@ -13,13 +13,14 @@ import pytest
 from bot.app import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, ROOT_DIR, TOKEN, settle, texts_to
 
 
 async def test_contact_is_asked_once_and_skippable(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
-    app = App(make_config(desk={"ask_contact": True}))
+    app = new_app(make_config(desk={"ask_contact": True}))
     await app.start()
     try:
         tg.send_message(CLIENT, "/start")

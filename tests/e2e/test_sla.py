@@ -23,6 +23,7 @@ from bot.config import Config, ConfigError
 from bot.sandbox.emulator import FakeTelegram
 from storage.enums import Severity
 from storage.models import Ticket, TicketEvent
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (
     CLIENT,
     CLIENT_EN,
@@ -49,7 +50,7 @@ def shifted_clock(to: datetime) -> Callable[[], datetime]:
 @asynccontextmanager
 async def running(config: Config, clock: Callable[[], datetime] | None = None
                   ) -> AsyncIterator[App]:
-    app = App(config, clock=clock) if clock else App(config)
+    app = new_app(config, clock=clock) if clock else new_app(config)
     await app.start()
     try:
         yield app

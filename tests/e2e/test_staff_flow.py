@@ -11,6 +11,7 @@ from bot.callbacks import TicketAction
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import Ticket, TicketEvent
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (
     ADMIN,
     CLIENT,
@@ -66,7 +67,7 @@ async def test_staff_answer_by_reply_in_a_group_without_topics(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
     tg.chats[STAFF_CHAT].info.pop("is_forum")
-    app = App(make_config(desk={"signature": "role"}))
+    app = new_app(make_config(desk={"signature": "role"}))
     await app.start()
     try:
         tg.send_message(CLIENT, "Не печатает принтер")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.app import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
+from tests.e2e.cluster import new_app
 from tests.e2e.conftest import STAFF, STAFF_CHAT, settle, texts_to
 
 FIRST_CLIENT = 600_000
@@ -15,7 +15,7 @@ FIRST_CLIENT = 600_000
 async def test_surge_posts_a_digest_and_topics_appear_on_demand(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
-    app = App(make_config(desk={"surge_threshold": 5}))
+    app = new_app(make_config(desk={"surge_threshold": 5}))
     await app.start()
     try:
         for offset in range(12):
