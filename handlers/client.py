@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 
@@ -12,11 +12,12 @@ from bot.desk import Desk, DeskError
 from bot.notify import Content, Notifier
 from bot.outbox import PRIORITY_REPLY, button
 from bot.texts import Texts
+from handlers._filters import private_chat
 from handlers._parse import person_of
 
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.edited_message.filter(F.chat.type == "private")
+router.message.filter(private_chat)
+router.edited_message.filter(private_chat)
 
 REMOVE_KEYBOARD = {"remove_keyboard": True}
 
@@ -102,7 +103,7 @@ async def staff_command_refused(message: Message, desk: Desk, notifier: Notifier
     await notifier.to_client(None, client, "error", priority=PRIORITY_REPLY, code="staff_only")
 
 
-def _own_contact(message: Message) -> bool:
+async def _own_contact(message: Message) -> bool:
     """The client's own number from the contact button (someone else's card is an attachment)."""
     contact, user = message.contact, message.from_user
     return contact is not None and user is not None and contact.user_id == user.id

@@ -12,21 +12,22 @@ from aiogram.types import Message
 from bot.desk import Desk
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY
+from handlers._filters import at_once, private_chat
 from handlers._parse import content_of, person_of, reply_to_id
 
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.edited_message.filter(F.chat.type == "private")
+router.message.filter(private_chat)
+router.edited_message.filter(private_chat)
 
 
-@router.message(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)"))
+@router.message(at_once(F.text.regexp(r"^/[A-Za-z0-9_]+(@\w+)?(\s|$)")))
 async def unknown_command(message: Message, desk: Desk, notifier: Notifier) -> None:
     assert message.from_user is not None
     client, _ = await desk.client_for(person_of(message.from_user, message.chat.id))
     await notifier.to_client(None, client, "unknown_command", priority=PRIORITY_REPLY)
 
 
-@router.message(F.sticker | F.dice)
+@router.message(at_once(F.sticker | F.dice))
 async def sticker(message: Message, desk: Desk, notifier: Notifier) -> None:
     """A sticker says little on its own: kept with an open incident, otherwise asked about."""
     assert message.from_user is not None

@@ -29,6 +29,7 @@ from bot.config import Config
 from bot.desk import Desk, DeskError
 from bot.notify import Notifier
 from bot.texts import Texts
+from handlers._filters import in_staff_chat
 from handlers._parse import reply_to_id
 from handlers.staff_commands import reply
 from storage.models import Client, Company, Ticket, TicketMessage
@@ -37,11 +38,7 @@ from storage.repos import OPEN_STATUSES
 router = Router(name=__name__)
 
 
-def _in_staff_chat(message: Message, config: Config) -> bool:
-    return message.chat.id == config.telegram.staff_chat_id
-
-
-router.message.filter(_in_staff_chat)
+router.message.filter(in_staff_chat)
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "help")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
@@ -19,12 +19,13 @@ from bot.faq import ID_LIMIT, FaqDesk, FaqError
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY, Keyboard, button
 from bot.texts import Texts
+from handlers._filters import private_chat
 from handlers._parse import person_of
 from kb.articles import Article
 from storage.models import Client
 
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
+router.message.filter(private_chat)
 
 FOUND_LIMIT = 4
 

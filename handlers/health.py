@@ -15,19 +15,15 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config
 from bot.notify import Notifier
 from bot.texts import Texts
+from handlers._filters import in_staff_chat
 from storage.repos import delivery_health
 
 router = Router(name=__name__)
 
 
-def _in_staff_chat(message: Message, config: Config) -> bool:
-    return message.chat.id == config.telegram.staff_chat_id
-
-
-router.message.filter(_in_staff_chat)
+router.message.filter(in_staff_chat)
 
 
 @router.message(Command("health"))

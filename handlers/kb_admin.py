@@ -25,6 +25,7 @@ from bot.faq import FaqDesk, FaqError
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY
 from bot.texts import Texts
+from handlers._filters import from_staff
 from handlers._parse import reply_to_id, staff_actor
 from storage.models import Ticket
 
@@ -40,15 +41,11 @@ class KbDialog(StatesGroup):
     image = State()
 
 
-def _from_staff(_: Message, is_staff: bool) -> bool:
-    return is_staff
-
-
-def _not_a_command(message: Message) -> bool:
+async def _not_a_command(message: Message) -> bool:
     return not (message.text or "").startswith("/")
 
 
-def _close_faq(message: Message) -> bool:
+async def _close_faq(message: Message) -> bool:
     """/close 42 faq [text], or /close faq [text] inside an incident's topic."""
     words = (message.text or "").split()[1:3]
     if words and words[0].lstrip("#").isdigit():
@@ -64,7 +61,7 @@ async def _reply(message: Message, notifier: Notifier, html: str) -> None:
 # -- /kb ------------------------------------------------------------------------------
 
 
-@router.message(Command("kb"), _from_staff)
+@router.message(Command("kb"), from_staff)
 async def kb_command(
     message: Message, command: CommandObject, faq: FaqDesk | None, notifier: Notifier,
     texts: Texts, state: FSMContext,
@@ -134,7 +131,7 @@ async def _next(
         "kb_prompt", step=name, current=_show(_current(data, name))))
 
 
-@router.message(KbDialog.question, _not_a_command)
+@router.message(StateFilter(KbDialog.question), _not_a_command)
 async def got_question(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
                        ) -> None:
     data = await state.get_data()
@@ -149,7 +146,7 @@ async def got_question(message: Message, notifier: Notifier, texts: Texts, state
     await _next(message, notifier, texts, state, KbDialog.alt, data)
 
 
-@router.message(KbDialog.alt, _not_a_command)
+@router.message(StateFilter(KbDialog.alt), _not_a_command)
 async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSMContext) -> None:
     data = await state.get_data()
     text = (message.text or "").strip()
@@ -162,7 +159,7 @@ async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSM
     await _next(message, notifier, texts, state, KbDialog.answer, data)
 
 
-@router.message(KbDialog.answer, _not_a_command)
+@router.message(StateFilter(KbDialog.answer), _not_a_command)
 async def got_answer(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
                      ) -> None:
     data = await state.get_data()
@@ -177,7 +174,7 @@ async def got_answer(message: Message, notifier: Notifier, texts: Texts, state: 
     await _next(message, notifier, texts, state, KbDialog.image, data)
 
 
-@router.message(KbDialog.image, _not_a_command)
+@router.message(StateFilter(KbDialog.image), _not_a_command)
 async def got_image(
     message: Message, notifier: Notifier, texts: Texts, state: FSMContext, faq: FaqDesk | None,
 ) -> None:
@@ -222,7 +219,7 @@ async def _ticket(message: Message, words: list[str], desk: Desk, notifier: Noti
     return ticket, words
 
 
-@router.message(Command("close"), _from_staff, _close_faq)
+@router.message(Command("close"), from_staff, _close_faq)
 async def close_as_faq(
     message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
     faq: FaqDesk | None,

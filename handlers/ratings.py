@@ -7,7 +7,7 @@ follow-up question is open the client's next plain text is the comment, not an i
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message
 
@@ -17,10 +17,11 @@ from bot.desk import Desk
 from bot.notify import Notifier
 from bot.ratings import NO_COMMENT, RatingDesk, RatingError
 from bot.texts import Texts
+from handlers._filters import private_chat
 from handlers._parse import person_of, reply_to_id
 
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
+router.message.filter(private_chat)
 
 
 def _ratings(config: Config, desk: Desk, notifier: Notifier) -> RatingDesk:

@@ -23,16 +23,13 @@ from bot.desk import Desk
 from bot.notify import Notifier
 from bot.outbox import PRIORITY_REPLY
 from bot.texts import Texts
+from handlers._filters import in_staff_chat
 from handlers.staff_commands import reply
 
 router = Router(name=__name__)
 
 
-def _in_staff_chat(message: Message, config: Config) -> bool:
-    return message.chat.id == config.telegram.staff_chat_id
-
-
-router.message.filter(_in_staff_chat)
+router.message.filter(in_staff_chat)
 
 _MONTH_AT_END = re.compile(r"^(?P<name>.*?)\s+(?P<month>\d{4}-\d{1,2})$")
 

@@ -14,6 +14,7 @@ from aiogram.types import Message
 from bot.desk import Desk, DeskError
 from bot.notify import Notifier
 from bot.texts import Texts
+from handlers._filters import from_staff
 from handlers._parse import reply_to_id, staff_actor
 from storage.enums import Severity, TicketStatus
 from storage.models import Ticket
@@ -21,11 +22,7 @@ from storage.models import Ticket
 router = Router(name=__name__)
 
 
-def _from_staff(_: Message, is_staff: bool) -> bool:
-    return is_staff
-
-
-router.message.filter(_from_staff)
+router.message.filter(from_staff)
 
 STATUS_WORDS = {s.value: s for s in (
     TicketStatus.IN_PROGRESS, TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED

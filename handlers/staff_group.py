@@ -12,10 +12,10 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.config import Config
 from bot.desk import Desk
 from bot.notify import Notifier
 from bot.texts import Texts
+from handlers._filters import at_once, in_staff_chat
 from handlers._parse import content_of, reply_to_id, staff_actor
 from handlers.staff_commands import reply
 
@@ -24,11 +24,7 @@ NOTE_MARK = "!"
 router = Router(name=__name__)
 
 
-def _in_staff_chat(message: Message, config: Config) -> bool:
-    return message.chat.id == config.telegram.staff_chat_id
-
-
-router.message.filter(_in_staff_chat)
+router.message.filter(in_staff_chat)
 
 
 @router.message(Command("help", "start"))
@@ -36,12 +32,12 @@ async def staff_help(message: Message, notifier: Notifier, texts: Texts) -> None
     await reply(message, notifier, texts.staff("help"))
 
 
-@router.message(F.text.startswith("/"))
+@router.message(at_once(F.text.startswith("/")))
 async def other_command(message: Message) -> None:
     """Commands of other bots in the group, or typos: not ours to answer."""
 
 
-@router.message(F.from_user.is_bot.is_(False))
+@router.message(at_once(F.from_user.is_bot.is_(False)))
 async def thread_message(message: Message, desk: Desk, notifier: Notifier) -> None:
     ticket = await desk.ticket_in_thread(
         message.message_thread_id if message.is_topic_message else None,
