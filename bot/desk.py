@@ -183,22 +183,21 @@ class Desk:
             severity = self.classify(content.text) if content.text else Severity.NORMAL
         texts = self.notify.texts
         fallback = str(texts.label(texts.default_language, "kind_" + content.kind))
-        ticket = await self.tickets.add(
-            Ticket(
-                number=await next_number(self.session), client_id=client.id,
-                status=TicketStatus.NEW, severity=severity,
-                subject=subject_of(content, fallback), reopen_count=0,
-                opened_at=now, updated_at=now, origin=origin,
-            )
+        ticket = Ticket(
+            number=await next_number(self.session), client_id=client.id,
+            status=TicketStatus.NEW, severity=severity,
+            subject=subject_of(content, fallback), reopen_count=0,
+            opened_at=now, updated_at=now, origin=origin,
         )
-        await self._event(ticket, Actor("client", client.user_id, client.display_name),
-                          "opened", None, TicketStatus.NEW)
-        await self._record_client_message(ticket, client, content)
         promise = None
-        if self.sla is not None:
+        if self.sla is not None:  # before the insert: one statement writes it all
             self.sla.schedule(ticket, [], now)
             ticket.client_updated_at = now
             promise = self.sla.promise(ticket.severity, now)
+        await self.tickets.add(ticket)
+        await self._event(ticket, Actor("client", client.user_id, client.display_name),
+                          "opened", None, TicketStatus.NEW)
+        await self._record_client_message(ticket, client, content, at=now)
         await self.notify.ticket_opened(ticket, client, content, promise,
                                         surge=await self._in_surge(now))
         if self.on_opened is not None:
@@ -210,7 +209,7 @@ class Desk:
         if not threshold:
             return False
         since = now - timedelta(minutes=self.config.surge_window_minutes)
-        return await self.tickets.count_opened_since(since) > threshold
+        return await self.tickets.opened_since_more_than(since, threshold)
 
     async def ensure_card(self, ticket: Ticket, client: Client) -> None:
         """Post the staff card of an incident registered during a surge, when it matters."""
@@ -248,13 +247,15 @@ class Desk:
         return ticket
 
     async def _record_client_message(
-        self, ticket: Ticket, client: Client, content: Content, kind: str | None = None
+        self, ticket: Ticket, client: Client, content: Content, kind: str | None = None,
+        at: datetime | None = None,
     ) -> None:
-        ticket.updated_at = self.clock()
+        now = at or self.clock()
+        ticket.updated_at = now
         message = TicketMessage(
             ticket_id=ticket.id, author="client", author_user_id=client.user_id,
             author_name=client.display_name, kind=kind or content.kind, text=content.text,
-            chat_id=content.chat_id, message_id=content.message_id, created_at=self.clock(),
+            chat_id=content.chat_id, message_id=content.message_id, created_at=now,
         )
         if kind == "edit":
             self.session.add(message)  # the original message is linked already

@@ -61,7 +61,14 @@ class Clients:
         self.session = session
 
     async def by_user(self, user_id: int) -> Client | None:
-        return await self.session.scalar(select(Client).where(Client.user_id == user_id))
+        # Several parts of one update ask for the same client (a router's check, then the
+        # handler): the session remembers the answer (the object is in its identity map).
+        known = self.session.info.setdefault("client_by_user", {})
+        if user_id not in known:
+            known[user_id] = await self.session.scalar(
+                select(Client).where(Client.user_id == user_id))
+        client: Client | None = known[user_id]
+        return client
 
     async def by_id(self, client_id: int) -> Client:
         client = await self.session.get(Client, client_id)
@@ -71,6 +78,7 @@ class Clients:
     async def add(self, client: Client) -> Client:
         self.session.add(client)
         await self.session.flush()
+        self.session.info.setdefault("client_by_user", {})[client.user_id] = client
         return client
 
     async def unreachable_chats(self) -> set[int]:
@@ -155,11 +163,12 @@ class Tickets:
         )
         return [(row[0], row[1]) for row in result.all()]
 
-    async def count_opened_since(self, since: datetime) -> int:
-        count = await self.session.scalar(
-            select(func.count()).select_from(Ticket).where(Ticket.opened_at >= since)
-        )
-        return count or 0
+    async def opened_since_more_than(self, since: datetime, count: int) -> bool:
+        """More than `count` incidents opened since `since` (counts no further than that:
+        asked at every registration, it must stay cheap in the outage it detects)."""
+        recent = select(Ticket.id).where(Ticket.opened_at >= since).limit(count + 1).subquery()
+        found = await self.session.scalar(select(func.count()).select_from(recent))
+        return (found or 0) > count
 
     async def without_card(self, opened_after: datetime, limit: int) -> Sequence[Ticket]:
         """Open incidents registered during a surge whose staff card is not posted yet."""
