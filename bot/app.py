@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,27 +291,30 @@ class App:
 
     async def run_rating_jobs(self) -> None:
         """Delayed rating requests and the one reminder (bot/ratings.py)."""
-        await self._tick("ratings", rating_sweep(self.db, self.notifier_for,
-                                                 self.config.ratings, self.clock()))
+        await self._tick("ratings", lambda: rating_sweep(self.db, self.notifier_for,
+                                                         self.config.ratings, self.clock()))
 
     async def run_quality_jobs(self) -> None:
         """Start the quarter's quality check when due; resume writing a campaign under way."""
-        await self._tick("quality", quality_tick(self.db, self.notifier_for, self.config,
-                                                 self.clock()))
+        await self._tick("quality", lambda: quality_tick(self.db, self.notifier_for, self.config,
+                                                         self.clock()))
 
     async def run_surge_digest(self) -> None:
         """The incidents registered in a surge that have no card yet, in one message."""
-        await self._tick("surge", post_surge_digest(self.db, self.notifier_for, self.clock()))
+        await self._tick("surge", lambda: post_surge_digest(self.db, self.notifier_for,
+                                                           self.clock()))
 
     async def run_report_jobs(self) -> None:
         """The monthly acts of performed work, on the first working day of the month."""
-        await self._tick("report", monthly_acts(self.db, self.notifier_for, self.config,
-                                                self.clock()))
+        await self._tick("report", lambda: monthly_acts(self.db, self.notifier_for, self.config,
+                                                        self.clock()))
 
-    async def _tick(self, name: str, job: Coroutine[Any, Any, int]) -> None:
+    async def _tick(self, name: str, job: Callable[[], Coroutine[Any, Any, int]]) -> None:
+        # The job is started under the lock (stop() may hold it for good meanwhile), and its
+        # clock read there: a tick that waited sees the time it runs at.
         try:
             async with self._jobs_running:
-                wrote = await job
+                wrote = await job()
         except Exception:  # the next tick tries again; the state is in the database
             log.exception("%s jobs failed", name)
             return
