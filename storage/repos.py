@@ -170,16 +170,20 @@ class Tickets:
         found = await self.session.scalar(select(func.count()).select_from(recent))
         return (found or 0) > count
 
-    async def without_card(self, opened_after: datetime, limit: int) -> Sequence[Ticket]:
-        """Open incidents registered during a surge whose staff card is not posted yet."""
-        result = await self.session.scalars(
-            select(Ticket)
-            .where(Ticket.card_outbox_id.is_(None), Ticket.opened_at > opened_after,
+    async def without_card(
+        self, opened_after: datetime, limit: int
+    ) -> tuple[Sequence[Ticket], int, datetime | None]:
+        """Open incidents registered during a surge whose staff card is not posted yet: the
+        first `limit` by number, how many there are, and when the latest was opened."""
+        waiting = (Ticket.card_outbox_id.is_(None), Ticket.opened_at > opened_after,
                    Ticket.status.in_(OPEN_STATUSES))
-            .order_by(Ticket.number)
-            .limit(limit)
-        )
-        return result.all()
+        count, latest = (await self.session.execute(
+            select(func.count(), func.max(Ticket.opened_at)).where(*waiting))).one()
+        if not count:
+            return [], 0, None
+        first = await self.session.scalars(
+            select(Ticket).where(*waiting).order_by(Ticket.number).limit(limit))
+        return first.all(), count, latest
 
     async def count_open(self) -> int:
         count = await self.session.scalar(
