@@ -63,12 +63,11 @@ class Clients:
     async def by_user(self, user_id: int) -> Client | None:
         # Several parts of one update ask for the same client (a router's check, then the
         # handler): the session remembers the answer (the object is in its identity map).
-        known = self.session.info.setdefault("client_by_user", {})
+        known = self._known()
         if user_id not in known:
             known[user_id] = await self.session.scalar(
                 select(Client).where(Client.user_id == user_id))
-        client: Client | None = known[user_id]
-        return client
+        return known[user_id]
 
     async def by_id(self, client_id: int) -> Client:
         client = await self.session.get(Client, client_id)
@@ -78,8 +77,13 @@ class Clients:
     async def add(self, client: Client) -> Client:
         self.session.add(client)
         await self.session.flush()
-        self.session.info.setdefault("client_by_user", {})[client.user_id] = client
+        self._known()[client.user_id] = client
         return client
+
+    def _known(self) -> dict[int, Client | None]:
+        """Clients looked up by user id in this session (its transaction)."""
+        known: dict[int, Client | None] = self.session.info.setdefault("client_by_user", {})
+        return known
 
     async def unreachable_chats(self) -> set[int]:
         rows = await self.session.scalars(

@@ -11,8 +11,8 @@ delivery worker, scheduler and rate limiter, and takes part in the leadership
 election, so what is shared between them is shared the way it is in production.
 
 `new_app` is what a test calls instead of `App(...)`; a `Cluster` answers the
-attributes tests use: its `delivery` is the leader's, its `intake.wait_idle()`
-waits for every worker, anything else is the leader's.
+attributes tests use: its `intake.wait_idle()` waits for every worker, anything
+else (the delivery worker, the scheduler, the database) is the leader's.
 """
 
 from __future__ import annotations
@@ -68,10 +68,6 @@ class Cluster:
     @property
     def leader(self) -> App:
         return next((app for app in self.apps if app.leadership.is_leader), self.apps[0])
-
-    @property
-    def delivery(self) -> Any:
-        return self.leader.delivery
 
     @property
     def intake(self) -> Any:

@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.sandbox.emulator import FakeTelegram, violations
-from tests.e2e.conftest import STAFF_CHAT, TOKEN
+from tests.e2e.conftest import STAFF_CHAT, TOKEN, free_port
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("FRONTDESK_TEST_POSTGRES"),
@@ -49,12 +48,6 @@ LEADS = re.compile(r"leadership: process (\d+) leads")
 # (test_delivery_faults.py) holds the bot to Telegram's per-chat and per-group limits.
 PER_CHAT = 50
 GROUP_PER_MINUTE = 1500
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(folder: Path, tg: FakeTelegram, database_url: str, *,
