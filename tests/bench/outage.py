@@ -305,6 +305,12 @@ async def run(
         handled_at = {int(u): _utc_seconds(h) for u, h in rows}
         latencies = sorted(handled_at[u] - queued[u] for u in queued)
         first_queued = min(queued.values())
+        if verbose:  # where in the run the slow ones were: the worst per 5 s of arrivals
+            buckets: dict[int, list[float]] = {}
+            for u, at in queued.items():
+                buckets.setdefault(int((at - first_queued) // 5), []).append(handled_at[u] - at)
+            print("worst registration per 5 s of arrivals (s):", " ".join(
+                f"{5 * b}:{max(v):.2f}" for b, v in sorted(buckets.items())), file=sys.stderr)
         client_ids = set(ids)
         confirmations = sorted(
             c.time for c in tg.calls
