@@ -9,7 +9,9 @@ chat's updates may reach different workers. Checked:
   emulator's timestamps), no 429 provoked;
 - killing the leader (SIGKILL) while the outbox has a backlog: another worker takes
   over within 30 s and delivers the rest; the only messages that may arrive twice are
-  sends that were in flight at the kill (Telegram has no idempotency key).
+  sends that were in flight at the kill (Telegram has no idempotency key);
+- killing the leader while a scheduled job has work coming up (a delayed rating
+  request): the new leader's scheduler does it, once.
 
 Needs FRONTDESK_TEST_POSTGRES (see .ci/services.sh); skipped without it.
 """
@@ -30,8 +32,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.callbacks import RateAction
 from bot.sandbox.emulator import FakeTelegram, violations
-from tests.e2e.conftest import STAFF_CHAT, TOKEN, free_port
+from tests.e2e.conftest import STAFF, STAFF_CHAT, TOKEN, free_port
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("FRONTDESK_TEST_POSTGRES"),
@@ -51,7 +54,7 @@ GROUP_PER_MINUTE = 1500
 
 
 def write_config(folder: Path, tg: FakeTelegram, database_url: str, *,
-                 global_per_second: float) -> Path:
+                 global_per_second: float, more: str = "") -> Path:
     port = free_port()
     redis = os.environ.get("FRONTDESK_TEST_REDIS", "")
     path = folder / "config.toml"
@@ -83,7 +86,7 @@ per_group_per_minute = {GROUP_PER_MINUTE}
 
 [quality]
 enabled = false
-""", encoding="utf-8")
+{more}""", encoding="utf-8")
     return path
 
 
@@ -288,3 +291,46 @@ async def _handled(engine: AsyncEngine, updates: int) -> bool:
 async def _sent_at_least(engine: AsyncEngine, sent: int) -> bool:
     count = await scalar(engine, "SELECT count(*) FROM outbox WHERE status = 'sent'")
     return bool(count is not None and count >= sent)
+
+
+async def test_killing_the_leader_the_next_one_runs_the_scheduler(
+    tmp_path: Path, tg: FakeTelegram, database_url: str, engine: AsyncEngine,
+) -> None:
+    """The rating request after closure waits 15 s and is sent by the ratings sweep, a job
+    of the leader's scheduler (every 5 s). The leader dies before it is due."""
+    tg.webhook_parallel = 12
+    [client], _ = queue_rush(tg, 1, 0)
+    log = tmp_path / "workers.log"
+    config = write_config(tmp_path, tg, database_url, global_per_second=25, more="""
+[ratings]
+request_delay_minutes = 0.25
+sweep_seconds = 5
+""")
+    process = await start_workers(config, log, 3)
+    try:
+        await wait_for(lambda: _async(bool(confirmations(tg, [client])[client])), 60,
+                       "the incident was not registered")
+        tg.send_message(STAFF, "/close 1", chat_id=STAFF_CHAT)
+        await wait_for(lambda: scalar(engine, "SELECT count(*) FROM ratings "
+                                              "WHERE state = 'scheduled'"), 30,
+                       "no rating request was scheduled")
+        (leader,) = leaders(log)
+        os.kill(leader, signal.SIGKILL)
+        killed_at = time.monotonic()
+        await wait_for(lambda: _async(bool(rating_requests(tg, client))), 45,
+                       "no rating request after the leader died")
+        sent_after = time.monotonic() - killed_at
+        await asyncio.sleep(6)  # one more sweep: nothing is sent again
+    finally:
+        await stop(process)
+    print(f"rating request sent by the new leader {sent_after:.1f}s after the kill")
+    assert len(leaders(log)) == 2 and leaders(log)[1] != leader
+    assert len(rating_requests(tg, client)) == 1
+    assert await scalar(engine, "SELECT count(*) FROM ratings WHERE requested_at IS NOT NULL") == 1
+
+
+def rating_requests(tg: FakeTelegram, chat_id: int) -> list[Any]:
+    return [message for message in tg.sent(chat_id)
+            if any(button.get("callback_data", "").startswith(RateAction.__prefix__ + ":")
+                   for row in (message.get("reply_markup") or {}).get("inline_keyboard", [])
+                   for button in row)]
