@@ -353,7 +353,7 @@ class ReportsConfig(_Section):
     # Where act files and charts are written before they are sent (relative paths: to the
     # config file's folder).
     directory: Path = Path("reports")
-    # A desk's own act template (Jinja2 HTML; see bot/templates/reports/); relative paths:
+    # A desk's own act template (Jinja2 HTML; see bot/messaging/templates/reports/); relative paths:
     # to the config file's folder. Empty: the bundled one in [desk] language.
     act_template: Path | None = None
     # Send last month's acts to the staff group on the first working day of the month.

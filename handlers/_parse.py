@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiogram.types import Message, User
 
-from bot.desk import Person
-from bot.notify import Actor, Content
+from bot.messaging.notify import Actor, Content
+from bot.services.desk import Person
 
 MEDIA_KINDS = (
     "photo", "document", "video", "voice", "audio", "animation", "video_note", "sticker",

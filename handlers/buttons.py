@@ -10,14 +10,20 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
-from bot.callbacks import ClientAction, ContactChoice, PickTicket, TicketAction, UrgentAction
-from bot.desk import Desk, DeskError
-from bot.notify import Actor, Content, Notifier
-from bot.outbox import PRIORITY_REPLY
-from bot.texts import Texts
+from bot.domain.enums import Severity
+from bot.messaging.callbacks import (
+    ClientAction,
+    ContactChoice,
+    PickTicket,
+    TicketAction,
+    UrgentAction,
+)
+from bot.messaging.notify import Actor, Content, Notifier
+from bot.messaging.outbox import PRIORITY_REPLY
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk, DeskError
 from handlers._parse import MEDIA_KINDS, person_of, staff_actor
 from handlers.client import REMOVE_KEYBOARD
-from storage.enums import Severity
 from storage.repos import Inbox
 
 router = Router(name=__name__)

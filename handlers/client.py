@@ -6,12 +6,12 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 
-from bot.callbacks import ContactChoice
-from bot.companies import join_by_invite
-from bot.desk import Desk, DeskError
-from bot.notify import Content, Notifier
-from bot.outbox import PRIORITY_REPLY, button
-from bot.texts import Texts
+from bot.messaging.callbacks import ContactChoice
+from bot.messaging.notify import Content, Notifier
+from bot.messaging.outbox import PRIORITY_REPLY, button
+from bot.messaging.texts import Texts
+from bot.services.companies import join_by_invite
+from bot.services.desk import Desk, DeskError
 from handlers._filters import private_chat
 from handlers._parse import person_of
 

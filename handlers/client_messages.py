@@ -9,9 +9,9 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import Message
 
-from bot.desk import Desk
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_REPLY
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY
+from bot.services.desk import Desk
 from handlers._filters import at_once, private_chat
 from handlers._parse import content_of, person_of, reply_to_id
 

@@ -23,12 +23,12 @@ from aiogram.types import Message
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import companies as org
-from bot import reports
 from bot.config import Config
-from bot.desk import Desk, DeskError
-from bot.notify import Notifier
-from bot.texts import Texts
+from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
+from bot.services import companies as org
+from bot.services import reports
+from bot.services.desk import Desk, DeskError
 from handlers._filters import in_staff_chat
 from handlers._parse import reply_to_id
 from handlers.staff_commands import reply

@@ -13,12 +13,12 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
-from bot.callbacks import FaqAction, FaqShow
-from bot.desk import Desk, DeskError
-from bot.faq import ID_LIMIT, FaqDesk, FaqError
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_REPLY, Keyboard, button
-from bot.texts import Texts
+from bot.messaging.callbacks import FaqAction, FaqShow
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk, DeskError
+from bot.services.faq import ID_LIMIT, FaqDesk, FaqError
 from handlers._filters import private_chat
 from handlers._parse import person_of
 from kb.articles import Article

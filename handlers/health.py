@@ -15,8 +15,8 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.notify import Notifier
-from bot.texts import Texts
+from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
 from handlers._filters import in_staff_chat
 from storage.repos import delivery_health
 

@@ -19,12 +19,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot.callbacks import KbAction
-from bot.desk import Desk, DeskError
-from bot.faq import FaqDesk, FaqError
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_REPLY
-from bot.texts import Texts
+from bot.messaging.callbacks import KbAction
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk, DeskError
+from bot.services.faq import FaqDesk, FaqError
 from handlers._filters import from_staff
 from handlers._parse import reply_to_id, staff_actor
 from storage.models import Ticket

@@ -13,16 +13,16 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
-from bot import quality as q
-from bot.callbacks import QualityAnswer
 from bot.config import Config
-from bot.desk import Desk
-from bot.notify import Content, Notifier
-from bot.outbox import PRIORITY_REPLY
-from bot.texts import Texts
+from bot.domain.enums import Severity
+from bot.messaging.callbacks import QualityAnswer
+from bot.messaging.notify import Content, Notifier
+from bot.messaging.outbox import PRIORITY_REPLY
+from bot.messaging.texts import Texts
+from bot.services import quality as q
+from bot.services.desk import Desk
 from handlers._parse import person_of
 from handlers.staff_commands import reply
-from storage.enums import Severity
 from storage.models import Client
 
 router = Router(name=__name__)

@@ -11,12 +11,12 @@ from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message
 
-from bot.callbacks import RateAction
 from bot.config import Config
-from bot.desk import Desk
-from bot.notify import Notifier
-from bot.ratings import NO_COMMENT, RatingDesk, RatingError
-from bot.texts import Texts
+from bot.messaging.callbacks import RateAction
+from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk
+from bot.services.ratings import NO_COMMENT, RatingDesk, RatingError
 from handlers._filters import private_chat
 from handlers._parse import person_of, reply_to_id
 

@@ -16,13 +16,13 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot import companies as org
-from bot import reports
 from bot.config import Config
-from bot.desk import Desk
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_REPLY
-from bot.texts import Texts
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY
+from bot.messaging.texts import Texts
+from bot.services import companies as org
+from bot.services import reports
+from bot.services.desk import Desk
 from handlers._filters import in_staff_chat
 from handlers.staff_commands import reply
 

@@ -11,12 +11,12 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.desk import Desk, DeskError
-from bot.notify import Notifier
-from bot.texts import Texts
+from bot.domain.enums import Severity, TicketStatus
+from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk, DeskError
 from handlers._filters import from_staff
 from handlers._parse import reply_to_id, staff_actor
-from storage.enums import Severity, TicketStatus
 from storage.models import Ticket
 
 router = Router(name=__name__)

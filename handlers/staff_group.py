@@ -12,9 +12,9 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.desk import Desk
-from bot.notify import Notifier
-from bot.texts import Texts
+from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk
 from handlers._filters import at_once, in_staff_chat
 from handlers._parse import content_of, reply_to_id, staff_actor
 from handlers.staff_commands import reply

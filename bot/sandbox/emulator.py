@@ -2255,7 +2255,7 @@ class FakeTelegram:
 
 def _queue_of(update: Json) -> int:
     """The webhook queue of an update: its chat (a callback's message's chat, else its user).
-    Like bot.intake.chat_of on purpose, not imported from it: the emulator plays Telegram
+    Like bot.telegram.intake.chat_of on purpose, not imported from it: the emulator plays Telegram
     and takes nothing from the bot it tests, so a mistake there cannot hide here."""
     for key in ("message", "edited_message", "my_chat_member", "chat_member"):
         if key in update:

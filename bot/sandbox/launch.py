@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.config import parse_config
 from bot.sandbox.emulator import FakeTelegram
 from bot.sandbox.terminal import run_terminal

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.severity import SeverityClassifier
-from storage.enums import Severity
+from bot.domain.enums import Severity
+from bot.domain.severity import SeverityClassifier
 
 EVAL_RELATIVE = Path("shared/eval/severity-dev.jsonl")
 

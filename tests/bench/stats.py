@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot import reports
 from bot.config import parse_config
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_REPLY, OutboxWriter
-from bot.texts import Texts
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY, OutboxWriter
+from bot.messaging.texts import Texts
+from bot.services import reports
 from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.repos import Outbox

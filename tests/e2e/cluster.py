@@ -21,7 +21,7 @@ import asyncio
 import os
 from typing import Any, cast
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.config import Config
 
 WORKERS = int(os.environ.get("FRONTDESK_TEST_WORKERS", "1"))

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.config import Config, parse_config
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import OutboxMessage

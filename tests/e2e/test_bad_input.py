@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import InboxUpdate, Ticket, TicketMessage
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import Ticket, TicketMessage
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF_CHAT, settle, texts_to

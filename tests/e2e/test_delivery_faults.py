@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.config import Config
-from bot.outbox import PRIORITY_NOTICE, OutboxWriter
+from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import FakeTelegram, Fault, violations
 from storage.models import Client, OutboxMessage
 from storage.repos import Outbox
@@ -178,7 +178,7 @@ async def test_read_timeout_delivers_at_least_once_and_logs_the_duplicate(
         # The 2nd message to `chat` is delivered, but the answer comes after the bot gave up.
         tg.inject(Fault.timeout(seconds=2.5, deliver=True), chat_id=chat, on_calls={2})
         plan = {chat: ["a", "b", "c"], other: ["x", "y"]}
-        with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+        with caplog.at_level(logging.WARNING, logger="bot.telegram.delivery"):
             await enqueue(app, plan)
             await settle(app, tg, timeout=30)
     finally:

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.app import App
-from bot.callbacks import FaqAction
-from bot.cli import main as cli_main
+from bot.app.runtime import App
+from bot.cli.main import main as cli_main
 from bot.config import Config
-from bot.faq import FaqService
+from bot.messaging.callbacks import FaqAction
 from bot.sandbox.emulator import FakeTelegram
+from bot.services.faq import FaqService
 from storage.models import FaqArticle, FaqStats, FaqSuggestion, Ticket, TicketEvent
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, TOKEN, settle, texts_to

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.app import App
-from bot.outbox import PRIORITY_NOTICE, OutboxWriter
+from bot.app.runtime import App
+from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import FakeTelegram, Fault
 from storage.repos import Outbox
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import select
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import Ticket
 from tests.e2e.conftest import settle

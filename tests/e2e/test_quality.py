@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, insert, select
 
-from bot import quality as q
-from bot.app import App
-from bot.callbacks import QualityAnswer
+from bot.app.runtime import App
 from bot.config import Config
+from bot.messaging.callbacks import QualityAnswer
 from bot.sandbox.emulator import FakeTelegram
+from bot.services import quality as q
 from storage.models import Client, OutboxMessage, QualityDelivery, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import ADMIN, CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to

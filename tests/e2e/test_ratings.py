@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.app import App
-from bot.callbacks import RateAction
-from bot.clock import utc_now
+from bot.app.runtime import App
 from bot.config import Config
-from bot.ratings import rating_distribution, rating_sweep
+from bot.domain.clock import utc_now
+from bot.messaging.callbacks import RateAction
 from bot.sandbox.emulator import FakeTelegram
+from bot.services.ratings import rating_distribution, rating_sweep
 from storage.models import Rating, Ticket, TicketEvent
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_2, STAFF_CHAT, STRANGER, settle, texts_to

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import reports
-from bot.app import App
+from bot.app.runtime import App
 from bot.config import Config
-from bot.outbox import PRIORITY_NOTICE, OutboxWriter
+from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import CallRecord, FakeTelegram
+from bot.services import reports
 from storage.models import Client, Company, OutboxMessage
 from storage.repos import Outbox
 from tests.e2e.cluster import new_app

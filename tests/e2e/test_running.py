@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
+from bot.app.runtime import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from tests.e2e.cluster import new_app
@@ -43,7 +43,7 @@ async def test_contact_is_asked_once_and_skippable(
 async def test_token_never_reaches_the_logs(
     app: App, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.logs import RedactToken
+    from bot.app.logs import RedactToken
 
     caplog.handler.addFilter(RedactToken(TOKEN))
     caplog.set_level(logging.DEBUG)
@@ -68,7 +68,7 @@ async def test_token_never_reaches_the_logs(
 def test_bad_config_names_file_and_key_and_exits_2(
     tmp_path: Path, content: str, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.cli import main
+    from bot.cli.main import main
 
     path = tmp_path / "config.toml"
     path.write_text(content, encoding="utf-8")

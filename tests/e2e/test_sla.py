@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.callbacks import UrgentAction
-from bot.cli import main
+from bot.app.runtime import App
+from bot.cli.main import main
 from bot.config import Config, ConfigError
+from bot.domain.enums import Severity
+from bot.messaging.callbacks import UrgentAction
 from bot.sandbox.emulator import FakeTelegram
-from storage.enums import Severity
 from storage.models import Ticket, TicketEvent
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (

@@ -1,4 +1,4 @@
-from bot.app import App
+from bot.app.runtime import App
 from bot.sandbox.emulator import FakeTelegram
 from tests.e2e.conftest import CLIENT, STAFF_CHAT, settle, texts_to
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from bot.app import App
-from bot.callbacks import TicketAction
+from bot.app.runtime import App
 from bot.config import Config
+from bot.messaging.callbacks import TicketAction
 from bot.sandbox.emulator import FakeTelegram
 from storage.models import Ticket, TicketEvent
 from tests.e2e.cluster import new_app

@@ -32,7 +32,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.callbacks import RateAction
+from bot.messaging.callbacks import RateAction
 from bot.sandbox.emulator import FakeTelegram, violations
 from tests.e2e.conftest import STAFF, STAFF_CHAT, TOKEN, free_port
 

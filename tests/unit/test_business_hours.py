@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from bot.business_hours import CALENDAR_24X7, BusinessCalendar, SlaClock
+from bot.domain.calendar import CALENDAR_24X7, BusinessCalendar, SlaClock
 
 H = timedelta(hours=1)
 

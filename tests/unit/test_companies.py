@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from bot import companies as org
 from bot.config import parse_config
+from bot.services import companies as org
 from storage.db import Database
 from storage.migrate import alembic_config, upgrade_async
 from storage.models import Client, Company

@@ -11,7 +11,7 @@ from unittest.mock import MagicMock
 import pytest
 
 from bot.config import KBConfig
-from bot.faq import FaqService, import_articles, slug_for
+from bot.services.faq import FaqService, import_articles, slug_for
 from kb.articles import KBError
 from storage.db import Database
 from storage.migrate import upgrade_async

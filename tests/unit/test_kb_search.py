@@ -7,8 +7,8 @@ from types import ModuleType
 
 import pytest
 
+from bot.cli.kb_search import search_command
 from kb.articles import Article
-from kb.cli import search_command
 from kb.index import SearchIndex
 
 

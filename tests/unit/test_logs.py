@@ -1,7 +1,7 @@
 import io
 import logging
 
-from bot.logs import setup_logging
+from bot.app.logs import setup_logging
 
 TOKEN = "123456:SECRET-token"
 

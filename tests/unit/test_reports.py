@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import reports
 from bot.config import parse_config
-from bot.texts import Texts
+from bot.messaging.texts import Texts
+from bot.services import reports
 from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import (
@@ -401,7 +401,7 @@ def test_durations_percentiles() -> None:
 def test_report_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
 
-    from bot.cli import main
+    from bot.cli.main import main
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
 

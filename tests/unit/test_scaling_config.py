@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import ConfigError, parse_config
 
 TELEGRAM = {"token": "1:x", "staff_chat_id": -100}

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.classify_cli import classify_command
-from bot.severity import SeverityClassifier, SeverityVocabularyError
-from storage.enums import Severity
+from bot.cli.classify import classify_command
+from bot.domain.enums import Severity
+from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 
 CRITICAL, NORMAL, LOW = Severity.CRITICAL, Severity.NORMAL, Severity.LOW
 DEV_SET = Path(__file__).resolve().parents[3] / "shared/eval/severity-dev.jsonl"

@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Config, ConfigError, parse_config
-from bot.desk import Desk, Person
-from bot.jobs import DETAIL_LIMIT, sla_sweep, status_reminders
-from bot.notify import Actor, Content, Notifier
-from bot.outbox import OutboxWriter
-from bot.sla import SlaPolicy, pauses_from_events
-from bot.texts import Texts
+from bot.domain.enums import Severity, TicketStatus
+from bot.domain.sla import SlaPolicy, pauses_from_events
+from bot.messaging.notify import Actor, Content, Notifier
+from bot.messaging.outbox import OutboxWriter
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk, Person
+from bot.services.sla_jobs import DETAIL_LIMIT, sla_sweep, status_reminders
 from storage.db import Database
-from storage.enums import Severity, TicketStatus
 from storage.migrate import upgrade_async
 from storage.models import OutboxMessage, Ticket, TicketEvent
 from storage.repos import Outbox
@@ -478,7 +478,7 @@ async def test_status_reminders_once_per_interval(db: Database) -> None:
 
 async def test_sweep_is_idempotent_across_a_restart(db: Database, tmp_path: Path) -> None:
     """The same sweep from two App instances (a restart) over the same database."""
-    from bot.app import App
+    from bot.app.runtime import App
 
     clock = Clock(msk(2026, 11, 30, 10, 0))
     config = make_config(database={"url": db.url}, telegram={

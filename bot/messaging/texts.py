@@ -24,7 +24,7 @@ class Texts:
         self.default_language = default_language
         self.zone = ZoneInfo(timezone)
         self._env = Environment(
-            loader=PackageLoader("bot", "templates"),
+            loader=PackageLoader("bot.messaging", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,

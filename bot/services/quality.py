@@ -31,12 +31,12 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.callbacks import QualityAnswer
 from bot.config import Config
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_BROADCAST, Keyboard, button
-from bot.ratings import SCORES, Distribution
-from bot.texts import Texts
+from bot.messaging.callbacks import QualityAnswer
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_BROADCAST, Keyboard, button
+from bot.messaging.texts import Texts
+from bot.services.ratings import SCORES, Distribution
 from storage.db import Database
 from storage.models import Client, OutboxMessage, QualityCampaign, QualityDelivery, Ticket
 

@@ -39,11 +39,11 @@ from typing import Any
 from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.callbacks import FaqAction, KbAction
-from bot.clock import Clock
 from bot.config import KBConfig
-from bot.notify import Content, Notifier
-from bot.outbox import PRIORITY_REPLY, Keyboard, button
+from bot.domain.clock import Clock
+from bot.messaging.callbacks import FaqAction, KbAction
+from bot.messaging.notify import Content, Notifier
+from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
 from kb.articles import Article, KBError, load_articles
 from kb.index import Hit, SearchIndex
 from kb.text import normalize

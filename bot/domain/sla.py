@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.business_hours import CALENDAR_24X7, BusinessCalendar, Pause, SlaClock
 from bot.config import DeskConfig, SlaConfig, SlaTarget
-from storage.enums import TicketStatus
+from bot.domain.calendar import CALENDAR_24X7, BusinessCalendar, Pause, SlaClock
+from bot.domain.enums import TicketStatus
 from storage.models import Ticket, TicketEvent
 
 PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED})

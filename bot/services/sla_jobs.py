@@ -17,10 +17,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_STAFF
+from bot.domain.enums import Severity, TicketStatus
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_STAFF
 from storage.db import Database
-from storage.enums import Severity, TicketStatus
 from storage.models import Client, Ticket, TicketEvent
 from storage.repos import OPEN_STATUSES
 

@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run_bot(config_path: Path) -> int:
-    from bot.app import App
+    from bot.app.runtime import App
 
     config = load_config(config_path)
     app = App(config)
@@ -111,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
     try:
         if args.command == "run":
-            from bot.logs import setup_logging
+            from bot.app.logs import setup_logging
 
             config = load_config(args.config)  # fail fast, before anything starts
             setup_logging(config.token, level)
             if args.workers != 1:
-                from bot.workers import supervise
+                from bot.app.workers import supervise
 
                 _check_workers(config, args.config, args.workers)
                 return supervise(args.config, args.workers, verbose=args.verbose)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
             return asyncio.run(run_sandbox(script=args.script, db_path=args.db))
         if args.command == "kb" and args.kb_command in ("import", "export"):
-            from bot.kb_cli import export_command, import_command
+            from bot.cli.kb import export_command, import_command
 
             config = load_config(args.config)
             if args.kb_command == "import":
@@ -140,18 +140,18 @@ def main(argv: list[str] | None = None) -> int:
             return export_command(config, args.path, drafts=args.drafts,
                                   with_files=args.with_files)
         if args.command == "kb":
-            from kb.cli import search_command
+            from bot.cli.kb_search import search_command
 
             return search_command(args.kb, sys.stdin, sys.stdout, limit=args.limit)
         if args.command == "classify":
-            from bot.classify_cli import classify_command, export_corrections_command
+            from bot.cli.classify import classify_command, export_corrections_command
 
             if args.export_corrections:
                 return export_corrections_command(args.config or Path("config.toml"), args.out,
                                                   sys.stdout)
             return classify_command(sys.stdin, sys.stdout, args.vocabulary, args.config)
         if args.command == "report":
-            from bot.report_cli import report_command
+            from bot.cli.report import report_command
 
             return report_command(load_config(args.config), args.month, args.company, args.out)
     except (ConfigError, KBError) as error:

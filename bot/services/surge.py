@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.notify import Notifier
+from bot.messaging.notify import Notifier
 from storage.db import Database
 from storage.models import Counter
 from storage.repos import Clients, Tickets

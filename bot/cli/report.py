@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot import companies, reports
 from bot.config import Config
+from bot.services import companies, reports
 from storage.db import Database
 from storage.migrate import upgrade_async
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.callbacks import ClientAction, TicketAction, UrgentAction
-from bot.outbox import (
+from bot.domain.enums import TicketStatus
+from bot.domain.sla import Promise
+from bot.messaging.callbacks import ClientAction, TicketAction, UrgentAction
+from bot.messaging.outbox import (
     PRIORITY_NOTICE,
     PRIORITY_REPLY,
     PRIORITY_STAFF,
@@ -18,9 +20,7 @@ from bot.outbox import (
     OutboxWriter,
     button,
 )
-from bot.sla import Promise
-from bot.texts import Texts
-from storage.enums import TicketStatus
+from bot.messaging.texts import Texts
 from storage.models import Client, Ticket
 
 CARD_TEXT_LIMIT = 3000

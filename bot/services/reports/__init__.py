@@ -19,8 +19,8 @@ checked by hand:
   no verdict and are not counted;
 - deflected by FAQ: closed ones with `resolution_kind` "faq"; reopen rate: the share of
   the closed ones that were reopened at least once;
-- ratings: `bot.ratings.rating_distribution` (counted ratings, by the first rating's time);
-- quality checks: the campaigns started in the period (`bot.quality.campaign_status`);
+- ratings: `bot.services.ratings.rating_distribution` (counted ratings, by the first rating's time);
+- quality checks: the campaigns started in the period (`bot.services.quality.campaign_status`);
 - staff time, per company: of the closed incidents, the SLA resolution time when it was
   tracked (business time, waiting for the client excluded), else `resolved_at - opened_at`;
 - per agent (the assignee): closed incidents, their median first response, the ratings
@@ -55,11 +55,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import Config
-from bot.outbox import PRIORITY_NOTICE
-from bot.quality import CampaignStatus, campaign_status
-from bot.ratings import SCORES, Distribution, rating_distribution
-from bot.texts import age
-from storage.enums import Severity, TicketStatus
+from bot.domain.enums import Severity, TicketStatus
+from bot.messaging.outbox import PRIORITY_NOTICE
+from bot.messaging.texts import age
+from bot.services.quality import CampaignStatus, campaign_status
+from bot.services.ratings import SCORES, Distribution, rating_distribution
 from storage.models import (
     Client,
     Company,
@@ -728,11 +728,11 @@ def template_path(config: Config) -> Path | None:
 
 def render_act_html(act: Act, language: str, template: Path | None = None) -> str:
     """The act as a printable HTML document (A4, one page per month); `template`: a desk's
-    own Jinja2 file, else the bundled bot/templates/reports/act_<language>.html."""
+    own Jinja2 file, else the bundled bot/messaging/templates/reports/act_<language>.html."""
     if template is not None:
         env = _act_environment(FileSystemLoader(str(template.parent)), act.period.zone)
         return env.get_template(template.name).render(act=act, language=language)
-    env = _act_environment(PackageLoader("bot", "templates"), act.period.zone)
+    env = _act_environment(PackageLoader("bot.messaging", "templates"), act.period.zone)
     return env.get_template(f"reports/act_{language}.html").render(act=act, language=language)
 
 

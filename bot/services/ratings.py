@@ -35,13 +35,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.callbacks import ClientAction, RateAction
-from bot.clock import Clock
 from bot.config import RatingsConfig
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
+from bot.domain.clock import Clock
+from bot.domain.enums import TicketStatus
+from bot.messaging.callbacks import ClientAction, RateAction
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
 from storage.db import Database
-from storage.enums import TicketStatus
 from storage.models import Client, OutboxMessage, Rating, RatingAgent, Ticket, TicketEvent
 from storage.repos import TicketLog, Tickets
 

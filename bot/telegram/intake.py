@@ -2,7 +2,7 @@
 
 Telegram confirms polled updates when the next getUpdates asks for a higher
 offset, so a batch is written to the `inbox` table first and only then
-confirmed. The update's own transaction (see bot.middleware) marks it handled,
+confirmed. The update's own transaction (see bot.telegram.middleware) marks it handled,
 so after a crash the unfinished ones are handled again and the finished ones
 never. A chat's updates are handled strictly in order; different chats in
 parallel, at most `concurrency` at a time.
@@ -32,7 +32,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.methods import GetUpdates
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from storage.db import Database
 from storage.repos import Inbox
 

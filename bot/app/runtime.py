@@ -20,30 +20,30 @@ from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommand
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import jobs
-from bot.clock import Clock, utc_now
-from bot.companies import sync_from_config as sync_companies
+from bot.app.leader import Leadership
 from bot.config import Config, ConfigError
-from bot.delivery import DeliveryWorker
-from bot.desk import Classifier
-from bot.faq import FaqService
-from bot.intake import ALLOWED_UPDATES, Intake, chat_of
-from bot.leader import Leadership
-from bot.middleware import Services, UnitOfWork
-from bot.notify import Notifier
-from bot.outbox import PRIORITY_REPLY, OutboxWriter
-from bot.quality import quality_tick
-from bot.ratelimit import RateLimiter
-from bot.ratings import rating_sweep
-from bot.reports import monthly_acts
-from bot.sla import SlaPolicy
-from bot.staff import StaffDirectory
-from bot.surge import post_surge_digest
-from bot.texts import Texts
-from bot.webhook import WebhookServer, webhook_app
+from bot.domain.clock import Clock, utc_now
+from bot.domain.enums import Severity
+from bot.domain.sla import SlaPolicy
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY, OutboxWriter
+from bot.messaging.texts import Texts
+from bot.services import sla_jobs as jobs
+from bot.services.companies import sync_from_config as sync_companies
+from bot.services.desk import Classifier
+from bot.services.faq import FaqService
+from bot.services.quality import quality_tick
+from bot.services.ratings import rating_sweep
+from bot.services.reports import monthly_acts
+from bot.services.surge import post_surge_digest
+from bot.telegram.delivery import DeliveryWorker
+from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
+from bot.telegram.middleware import Services, UnitOfWork
+from bot.telegram.ratelimit import RateLimiter
+from bot.telegram.staff import StaffDirectory
+from bot.telegram.webhook import WebhookServer, webhook_app
 from handlers import get_routers
 from storage.db import Database
-from storage.enums import Severity
 from storage.migrate import upgrade_async
 from storage.repos import Clients, Outbox, Tickets
 
@@ -89,7 +89,7 @@ def fsm_storage(config: Config) -> BaseStorage:
 
 def default_classifier() -> Classifier:
     try:
-        from bot.severity import SeverityClassifier
+        from bot.domain.severity import SeverityClassifier
     except ImportError:  # pragma: no cover - the classifier ships with the bot
         return lambda _text: Severity.NORMAL
     return SeverityClassifier.from_files().classify
@@ -100,7 +100,7 @@ def configured_classifier(config: Config) -> Classifier:
     file); a broken file stops start-up with a ConfigError naming the file and the key."""
     if not config.severity.vocabulary:
         return default_classifier()
-    from bot.severity import SeverityClassifier, SeverityVocabularyError
+    from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 
     base = config.source.parent if config.source is not None else Path.cwd()
     paths = [path if path.is_absolute() else base / path for path in config.severity.vocabulary]

@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.business_hours import Pause
-from bot.callbacks import PickTicket
-from bot.clock import Clock
 from bot.config import DeskConfig
-from bot.notify import Actor, Content, Notifier
-from bot.outbox import PRIORITY_REPLY, button
-from bot.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
-from storage.enums import Severity, TicketStatus
+from bot.domain.calendar import Pause
+from bot.domain.clock import Clock
+from bot.domain.enums import Severity, TicketStatus
+from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
+from bot.messaging.callbacks import PickTicket
+from bot.messaging.notify import Actor, Content, Notifier
+from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Ticket, TicketEvent, TicketMessage
 from storage.repos import Clients, TicketLog, Tickets, next_number
 

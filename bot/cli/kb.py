@@ -11,9 +11,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bot.clock import utc_now
 from bot.config import Config
-from bot.faq import FaqService, export_articles, import_articles
+from bot.domain.clock import utc_now
+from bot.services.faq import FaqService, export_articles, import_articles
 from kb.articles import dump_articles, load_articles
 from storage.db import Database
 from storage.migrate import upgrade_async

@@ -23,10 +23,10 @@ import yaml
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from bot.domain.enums import Severity
 from kb.text import STOPWORDS, default_synonyms, fix_layout, fix_translit, normalize, stem, tokens
-from storage.enums import Severity
 
-BUNDLED_VOCABULARY = Path(__file__).with_name("data") / "severity.yaml"
+BUNDLED_VOCABULARY = Path(__file__).parents[1] / "data" / "severity.yaml"
 
 # Cue kinds the decision rules read; the bundled file must define them all.
 RULE_KINDS = frozenset(

@@ -17,7 +17,7 @@ import logging
 
 from aiohttp import web
 
-from bot.intake import Intake
+from bot.telegram.intake import Intake
 
 log = logging.getLogger(__name__)
 

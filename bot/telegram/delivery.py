@@ -47,9 +47,9 @@ from aiogram.types import FSInputFile
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock
-from bot.outbox import TEXT_LIMIT, split_html
-from bot.ratelimit import RateLimiter
+from bot.domain.clock import Clock
+from bot.messaging.outbox import TEXT_LIMIT, split_html
+from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
 from storage.models import OutboxMessage, Ticket
 from storage.repos import Clients, Outbox, TicketLog, Tickets, record_rate_limited

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConfigError, DatabaseConfig, SeverityConfig
-from bot.severity import SeverityClassifier, SeverityVocabularyError
+from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from storage.models import TicketEvent, TicketMessage
 
 

@@ -15,18 +15,18 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 
-from bot.callbacks import KbAction, RateAction, TicketAction
-from bot.clock import Clock
 from bot.config import Config
-from bot.desk import Classifier, Desk
-from bot.faq import FaqService
-from bot.intake import OutOfTurn
-from bot.notify import Notifier
-from bot.outbox import OutboxWriter
-from bot.ratings import RatingDesk
-from bot.sla import SlaPolicy
-from bot.staff import StaffDirectory
-from bot.texts import Texts
+from bot.domain.clock import Clock
+from bot.domain.sla import SlaPolicy
+from bot.messaging.callbacks import KbAction, RateAction, TicketAction
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import OutboxWriter
+from bot.messaging.texts import Texts
+from bot.services.desk import Classifier, Desk
+from bot.services.faq import FaqService
+from bot.services.ratings import RatingDesk
+from bot.telegram.intake import OutOfTurn
+from bot.telegram.staff import StaffDirectory
 from storage.db import Database
 from storage.repos import Inbox, Outbox
 
@@ -72,7 +72,7 @@ def _staff_request(update: Update) -> tuple[int, int] | None:
 
 
 def _chat_of(update: Update) -> int | None:
-    """The chat an update belongs to, as bot.intake.chat_of records it in the inbox."""
+    """The chat an update belongs to, as bot.telegram.intake.chat_of records it in the inbox."""
     for message in (update.message, update.edited_message, update.my_chat_member,
                     update.chat_member):
         if message is not None:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.enums import TicketStatus
+from bot.domain.enums import TicketStatus
 from storage.models import (
     Client,
     Counter,
