@@ -1,16 +1,19 @@
 # Frontdesk: `make run` sets everything up and starts the bot (the sandbox without a
-# config.toml); `make test` runs the whole suite.
+# config.toml); `make test` runs the whole suite. Both install the pinned, hashed versions
+# of requirements-dev.lock; `make lock` (maintainers) regenerates the lock files.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench sandbox clean
+.PHONY: run test lint bench sandbox lock clean
 
-$(STAMP): pyproject.toml
+# The checkout itself goes in without its dependencies (the lock has them all) and without
+# build isolation: the locked setuptools builds it, nothing unpinned is fetched.
+$(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -33,6 +36,28 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/faq_eval.py
 	$(BIN)/python tests/bench/faq_speed.py
 	$(BIN)/python tests/bench/severity_eval.py
+
+# After editing the dependencies in pyproject.toml: `make lock` resolves what changed and
+# keeps every other pin; `make lock UPGRADE=1` moves every pin to the newest release allowed.
+# One universal resolution (markers for other platforms and Pythons), hashes of every file.
+UV_VERSION := 0.13.9
+UV := $(VENV)/uv/bin/uv
+UV_COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet --no-header $(if $(UPGRADE),--upgrade)
+define LOCK_HEADER
+# Pinned with hashes by `make lock` (uv pip compile --universal) from pyproject.toml; do
+# not edit by hand. Valid for Python >= 3.11 on any platform; installed and tested on
+# Linux x86_64 with CPython 3.11, the project's machine.
+endef
+export LOCK_HEADER
+
+lock:
+	$(PYTHON) -m pip install --quiet --upgrade --target $(VENV)/uv 'uv==$(UV_VERSION)'
+	$(UV_COMPILE) --extra dev -o requirements-dev.lock
+	$(UV_COMPILE) --constraint requirements-dev.lock -o requirements.lock
+	for lock in requirements-dev.lock requirements.lock; do \
+		{ echo "$$LOCK_HEADER"; cat $$lock; } > $$lock.new && mv $$lock.new $$lock; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
