@@ -3,18 +3,17 @@
 SQLite is the embedded default: WAL mode, a busy timeout, and every transaction
 starts with BEGIN IMMEDIATE so concurrent writers queue instead of failing at
 commit. Inside one process writers are also serialised by an asyncio lock, so
-they wait without polling the file lock.
+they wait without polling the file lock, and statements run on the event loop's
+thread (storage/sqlite_inline.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
-import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from storage.sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -44,37 +45,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class _InlineConnection(aiosqlite.Connection):
-    """An aiosqlite connection that runs each statement on the event loop's own thread.
-
-    A SQLite statement here takes about a tenth of a millisecond; handing it to
-    aiosqlite's worker thread and back costs several times that, and a unit of
-    work makes a dozen or two of them while holding the write lock. Measured:
-    600 registrations went from ~50/s to the figures in tests/bench/outage.py.
-    """
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self._running or not self._connection:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-
-def _inline_creator(path: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
-    def connect() -> sqlite3.Connection:
-        return sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-                               check_same_thread=False)
-
-    async def create() -> aiosqlite.Connection:
-        return await _InlineConnection(connect, 64)
-
-    return create
-
-
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
-            url, echo=echo, async_creator=_inline_creator(parsed.database or ":memory:")
+            url, echo=echo, async_creator=inline_creator(
+                parsed.database or ":memory:", timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+            ),
         )
         _configure_sqlite(engine)
         return engine
