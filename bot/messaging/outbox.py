@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -33,46 +34,57 @@ PRIORITY_BROADCAST = 90
 Keyboard = list[list[dict[str, str]]]
 
 _TAG = re.compile(r"<(/?)([a-z-]+)[^>]*>")
+# What an HTML message is made of, for measuring it: tags (nothing visible), entities (one
+# character each) and single characters.
+_PIECE = re.compile(r"(?P<tag><[^>]*>)|&#?\w+;|.", re.DOTALL)
+_BLANK = re.compile(r"(?:<[^>]*>|\s)*")  # nothing to show: Telegram refuses such a text
 
 
-def split_html(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split an HTML message into parts Telegram accepts, never inside a tag or an entity.
+def cut_html(html: str, limit: int) -> tuple[str, str]:
+    """The longest head of an HTML message that fits in `limit`, and the rest ("" if it all
+    fits). `limit` counts what Telegram counts: the rendered text (a tag takes nothing, an
+    entity one character) in UTF-16 code units.
 
-    Cuts prefer paragraph, line, then word boundaries; tags open at a cut are
-    closed before it and reopened after it.
+    Never cuts inside a tag or an entity; tags open at the cut are closed in the head and
+    reopened in the rest. The cut prefers a paragraph break, then a line break, then a
+    space, if one lies in the second half of what fits; else it falls where the limit does.
     """
+    used = 0
+    last_break = {"\n\n": -1, "\n": -1, " ": -1}
+    for piece in _PIECE.finditer(html):
+        width = 0 if piece["tag"] else len(unescape(piece[0]).encode("utf-16-le")) // 2
+        if used + width > limit:
+            fits = piece.start()
+            break
+        used += width
+        if piece[0] in ("\n", " "):
+            after_newline = piece[0] == "\n" and html.endswith("\n", 0, piece.start())
+            last_break["\n\n" if after_newline else piece[0]] = piece.start()
+    else:
+        return html, ""
+    cut = next((at for at in last_break.values() if at > 0 and at >= fits // 2), fits)
+    head = html[:cut].rstrip()
+    stack: list[tuple[str, str]] = []
+    for tag in _TAG.finditer(head):
+        if tag.group(1):
+            if stack and stack[-1][0] == tag.group(2):
+                stack.pop()
+        else:
+            stack.append((tag.group(2), tag.group(0)))
+    closing = "".join(f"</{name}>" for name, _ in reversed(stack))
+    tail = html[cut:].lstrip()
+    rest = "" if _BLANK.fullmatch(tail) else "".join(opening for _, opening in stack) + tail
+    return head + closing, rest
+
+
+def split_html(html: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """An HTML message in parts that each fit in `limit` (see `cut_html`)."""
     parts: list[str] = []
-    reopen = ""
-    rest = text
-    budget = limit - 64  # room for the tags closed and reopened around a cut
-    while len(reopen) + len(rest) > limit:
-        window = rest[: budget - len(reopen)]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < len(window) // 2:
-            cut = len(window)
-        # Never cut inside a tag or an &entity;
-        while True:
-            lt, gt = window.rfind("<", 0, cut), window.rfind(">", 0, cut)
-            amp, semi = window.rfind("&", 0, cut), window.rfind(";", 0, cut)
-            if lt > gt:
-                cut = lt
-            elif amp > semi and cut - amp < 10:
-                cut = amp
-            else:
-                break
-        chunk = reopen + rest[:cut]
-        stack: list[tuple[str, str]] = []
-        for match in _TAG.finditer(chunk):
-            if match.group(1):
-                if stack and stack[-1][0] == match.group(2):
-                    stack.pop()
-            else:
-                stack.append((match.group(2), match.group(0)))
-        parts.append(chunk.rstrip() + "".join(f"</{name}>" for name, _ in reversed(stack)))
-        reopen = "".join(tag for _, tag in stack)
-        rest = rest[cut:].lstrip()
-    parts.append(reopen + rest)
-    return [part for part in parts if part.strip()]
+    rest = html
+    while rest:
+        part, rest = cut_html(rest, limit)
+        parts.append(part)
+    return [part for part in parts if not _BLANK.fullmatch(part)]
 
 
 def inline_keyboard(rows: Keyboard) -> dict[str, Any]:
@@ -161,14 +173,17 @@ class OutboxWriter:
         reply_to: dict[str, int] | int | None = None,
         caption_html: str | None = None,
     ) -> OutboxMessage:
+        """Copy a message (a caption longer than Telegram's limit: see `_caption`)."""
         payload: dict[str, Any] = {"from_chat_id": from_chat_id, "message_id": message_id}
-        if caption_html is not None:
-            payload["caption"] = caption_html[:CAPTION_LIMIT]
-            payload["parse_mode"] = "HTML"
+        caption_rest = _caption(payload, caption_html)
         _address(payload, topic_of, reply_to)
-        return await self._add(
+        row = await self._add(
             chat_id, "copyMessage", payload, priority=priority, ticket_id=ticket_id
         )
+        if caption_rest:
+            await self.send_text(chat_id, caption_rest, priority=priority, ticket_id=ticket_id,
+                                 topic_of=topic_of)
+        return row
 
     async def edit_text(
         self,
@@ -216,24 +231,38 @@ class OutboxWriter:
 
         The row stores the file's path, not its bytes (payloads are JSON): the delivery
         worker reads the file when it sends, so the file must outlive the row, e.g. under
-        the desk's data directory."""
+        the desk's data directory. A caption longer than Telegram's limit: see `_caption`."""
         method = {"document": "sendDocument", "photo": "sendPhoto"}[kind]
         upload: dict[str, Any] = {"$file": _absolute(path)}
         if filename:
             upload["filename"] = filename
         payload: dict[str, Any] = {kind: upload}
-        if caption_html is not None:
-            payload["caption"] = caption_html[:CAPTION_LIMIT]
-            payload["parse_mode"] = "HTML"
+        caption_rest = _caption(payload, caption_html)
         if thread_id:
             payload["message_thread_id"] = thread_id
-        return await self._add(chat_id, method, payload, priority=priority, ticket_id=ticket_id)
+        row = await self._add(chat_id, method, payload, priority=priority, ticket_id=ticket_id)
+        if caption_rest:
+            await self.send_text(chat_id, caption_rest, priority=priority, ticket_id=ticket_id,
+                                 thread_id=thread_id)
+        return row
 
     async def call(
         self, chat_id: int, method: str, payload: dict[str, Any], *, priority: int
     ) -> OutboxMessage:
         """Any other Bot API call (e.g. a reply keyboard asking for the phone number)."""
         return await self._add(chat_id, method, payload, priority=priority)
+
+
+def _caption(payload: dict[str, Any], caption_html: str | None) -> str:
+    """Put the caption that fits on the media's payload; return the rest ("" if none).
+
+    The caller sends the rest as text right after the media, to the same chat and thread
+    at the same priority, so it follows the media in the chat's order."""
+    if caption_html is None:
+        return ""
+    payload["caption"], rest = cut_html(caption_html, CAPTION_LIMIT)
+    payload["parse_mode"] = "HTML"
+    return rest
 
 
 def _absolute(path: str | Path) -> str:
