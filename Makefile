@@ -9,11 +9,10 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench sandbox lock clean
 
 # The checkout itself goes in without its dependencies (the lock has them all) and without
-# build isolation: the locked setuptools builds it, nothing unpinned is fetched. No bytecode
-# at install time (a third of it): Python compiles what is imported, once, on first use.
+# build isolation: the locked setuptools builds it, nothing unpinned is fetched.
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
