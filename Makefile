@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench sandbox lock clean
 
-# The checkout itself goes in without its dependencies (the lock has them all) and without
-# build isolation: the locked setuptools builds it, nothing unpinned is fetched.
+# The locked pip goes in first (its entry of the lock), as it installs the rest in half the
+# time of the pip a venv starts with. The checkout goes in last, without its dependencies
+# (the lock has them all) and without build isolation: the locked setuptools builds it.
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	sed -n '/^pip==/,/# via/p' requirements-dev.lock > $(VENV)/pip.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/pip.lock
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
