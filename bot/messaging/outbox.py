@@ -49,6 +49,8 @@ def cut_html(html: str, limit: int) -> tuple[str, str]:
     reopened in the rest. The cut prefers a paragraph break, then a line break, then a
     space, if one lies in the second half of what fits; else it falls where the limit does.
     """
+    if len(html.encode("utf-16-le")) // 2 <= limit:  # the markup counted too: surely fits
+        return html, ""
     used = 0
     last_break = {"\n\n": -1, "\n": -1, " ": -1}
     for piece in _PIECE.finditer(html):
