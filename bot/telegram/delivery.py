@@ -283,8 +283,8 @@ class DeliveryWorker:
         elif "replied not found" in message and "reply_parameters" in row.payload:
             await self._rewrite(row, _without(row.payload, "reply_parameters"))
         elif "too long" in message and "text" in payload and "$rest" not in row.payload:
-            # Telegram counts what it renders in UTF-16 units, we split by characters:
-            # send it in halves, one send each (the row stays the chat's head until done).
+            # Telegram's HTML parser counted otherwise than split_html's measure: send it
+            # in halves, one send each (the row stays the chat's head until done).
             parts = split_html(payload["text"], limit=TEXT_LIMIT // 2)
             log.warning("outbox row %s: too long, sent in %d parts", row.id, len(parts))
             await self._rewrite(row, _first_part(row.payload, parts))
