@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +17,7 @@ from bot.config import DeskConfig
 from bot.domain.calendar import Pause
 from bot.domain.clock import Clock
 from bot.domain.enums import Severity, TicketStatus
+from bot.domain.errors import UserError
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
@@ -36,13 +36,8 @@ OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
 OnClosed = Callable[[Ticket, Client], Awaitable[None]]
 
 
-class DeskError(Exception):
-    """A request that cannot be done; `code` names the template that explains why."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class DeskError(UserError):
+    """An incident request that cannot be done (templates: `error`)."""
 
 
 @dataclass(frozen=True)

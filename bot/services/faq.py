@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import KBConfig
 from bot.domain.clock import Clock
+from bot.domain.errors import UserError
 from bot.messaging.callbacks import FaqAction, KbAction
 from bot.messaging.notify import Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
@@ -68,13 +69,8 @@ _TRANSLIT = dict(zip(
 ))
 
 
-class FaqError(Exception):
-    """A request about the FAQ that cannot be done; `code` names the template that says why."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class FaqError(UserError):
+    """An FAQ request that cannot be done (templates: `faq_error`, `kb_error`)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import RatingsConfig
 from bot.domain.clock import Clock
 from bot.domain.enums import TicketStatus
+from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
@@ -51,13 +52,8 @@ GOOD = frozenset({4, 5})
 NO_COMMENT = 0
 
 
-class RatingError(Exception):
-    """A press that cannot be taken; `code` names the explanation (client.j2 rating_error)."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class RatingError(UserError):
+    """A rating press that cannot be taken (template: `rating_error`)."""
 
 
 @dataclass(frozen=True)
