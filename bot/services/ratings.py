@@ -334,16 +334,19 @@ class RatingDesk:
         return len(rows)
 
 
+# The ratings of one transaction at a moment (bot/app/container.py builds them).
+RatingDeskFactory = Callable[[AsyncSession, datetime], RatingDesk]
+
+
 async def rating_sweep(
-    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: RatingsConfig,
-    now: datetime,
+    db: Database, ratings_for: RatingDeskFactory, config: RatingsConfig, now: datetime
 ) -> int:
     """The scheduled job: delayed requests that are due, then the one reminder; returns how
     many messages it wrote. Idempotent: each row's state changes with the message it sends."""
     if not config.enabled:
         return 0
     async with db.transaction() as session:
-        desk = RatingDesk(config, session, notifier_for(session), lambda: now)
+        desk = ratings_for(session, now)
         return await desk.send_due() + await desk.remind()
 
 
