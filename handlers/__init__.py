@@ -32,6 +32,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import unknown
+from handlers._common import STAFF_FLAG
 from handlers.client import buttons as client_buttons
 from handlers.client import commands as client_commands
 from handlers.client import faq, messages, ratings
@@ -40,6 +41,8 @@ from handlers.staff import buttons as staff_buttons
 from handlers.staff import commands as staff_commands
 from handlers.staff import companies, group, health, kb, reports
 from handlers.staff import quality as staff_quality
+
+__all__ = ["STAFF_FLAG", "routers"]
 
 
 def routers() -> list[Router]:

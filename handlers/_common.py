@@ -10,11 +10,12 @@ from aiogram.types import Message
 from bot.messaging.notify import Notifier
 from bot.services.desk import Desk, DeskError
 from bot.services.records import Ticket
-from bot.telegram.middleware import STAFF_FLAG
 from handlers._parse import reply_to_id
 
 # `flags=STAFF` on a handler that needs to know whether its sender is staff (a staff
-# command or button): the unit of work asks only for those (bot/telegram/middleware.py).
+# command, a staff button, a button whose presser is counted differently): the unit of work
+# asks only for those (bot/telegram/middleware.py, StaffRequests).
+STAFF_FLAG = "staff"
 STAFF: dict[str, Any] = {STAFF_FLAG: True}
 
 REMOVE_KEYBOARD = {"remove_keyboard": True}

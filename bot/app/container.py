@@ -37,7 +37,7 @@ from bot.telegram.delivery import BlockedHandler, DeliveryWorker
 from bot.telegram.middleware import ClientOfPrivateChat, StaffRequests, UnitOfWork
 from bot.telegram.ratelimit import RateLimiter
 from bot.telegram.staff import StaffDirectory
-from handlers import routers
+from handlers import STAFF_FLAG, routers
 from storage.db import Database
 from storage.repos import Outbox
 
@@ -132,9 +132,9 @@ class Container:
         dispatcher = Dispatcher(config=self.config, storage=fsm_storage(self.config))
         included = routers()
         dispatcher.include_routers(*included)
+        requests = StaffRequests.of(included, STAFF_FLAG)
         dispatcher.update.outer_middleware(UnitOfWork(
-            self.db, self.clock, self.update_scope, self.staff, StaffRequests.of(included),
-            self.delivery.wake,
+            self.db, self.clock, self.update_scope, self.staff, requests, self.delivery.wake,
         ))
         for observer in (dispatcher.message, dispatcher.edited_message,
                          dispatcher.callback_query):

@@ -8,10 +8,10 @@ in the same transaction, so a crash either keeps everything the update did or no
 it.
 
 Whether the sender is staff is asked for the requests that need to know only: those of
-the handlers flagged `STAFF_FLAG` (their commands and their buttons' prefixes, collected
-from the routers when the dispatcher is built, so a new staff command is never refused for
-want of a second list). It is decided before the transaction opens: it may ask Telegram,
-and a write lock must not wait on a network call.
+the handlers carrying the staff flag (handlers/_common.py): their commands and their
+buttons' prefixes, collected from the routers when the dispatcher is built, so a new staff
+command is never refused for want of a second list. It is decided before the transaction
+opens: it may ask Telegram, and a write lock must not wait on a network call.
 
 `ClientOfPrivateChat` (inner, on messages and buttons) hands a handler that takes
 `client` the client record of the person writing in a private chat (or pressing a button
@@ -40,9 +40,6 @@ from storage.repos import Inbox
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-# The flag (`flags={STAFF_FLAG: True}`) of a handler that needs to know whether its sender
-# is staff: staff commands, staff buttons, buttons whose presser is counted differently.
-STAFF_FLAG = "staff"
 CLIENT = "client"  # the handler argument ClientOfPrivateChat fills in
 
 
@@ -60,23 +57,23 @@ ScopeOpener = Callable[[AsyncSession], Awaitable[UpdateScope]]
 
 @dataclass(frozen=True)
 class StaffRequests:
-    """The commands and the callback-data prefixes of the handlers flagged STAFF_FLAG."""
+    """The commands and the callback-data prefixes of the handlers carrying a flag."""
 
     commands: frozenset[str]
     buttons: tuple[str, ...]
 
     @classmethod
-    def of(cls, routers: Iterable[Router]) -> StaffRequests:
+    def of(cls, routers: Iterable[Router], flag: str) -> StaffRequests:
         commands: set[str] = set()
         buttons: set[str] = set()
         for router in routers:
             for sub in router.chain_tail:
-                for handler in _flagged(sub.message.handlers):
+                for handler in _flagged(sub.message.handlers, flag):
                     for command in handler.flags.get("commands", []):  # aiogram puts them there
                         assert isinstance(command, Command)
                         commands.update(name.lower() for name in command.commands
                                         if isinstance(name, str))
-                for handler in _flagged(sub.callback_query.handlers):
+                for handler in _flagged(sub.callback_query.handlers, flag):
                     buttons.update(item.callback.callback_data.__prefix__ + ":"
                                    for item in handler.filters or []
                                    if isinstance(item.callback, CallbackQueryFilter))
@@ -95,8 +92,8 @@ class StaffRequests:
         return None
 
 
-def _flagged(handlers: list[HandlerObject]) -> list[HandlerObject]:
-    return [handler for handler in handlers if handler.flags.get(STAFF_FLAG)]
+def _flagged(handlers: list[HandlerObject], flag: str) -> list[HandlerObject]:
+    return [handler for handler in handlers if handler.flags.get(flag)]
 
 
 def _chat_of(update: Update) -> int | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
 from bot.messaging.callbacks import ContactChoice
@@ -14,13 +13,13 @@ from bot.messaging.outbox import PRIORITY_REPLY, button
 from bot.messaging.texts import Texts
 from bot.services.companies import join_by_invite
 from bot.services.desk import Desk, DeskError
-from bot.services.records import Client
+from bot.services.records import Client, Session
 from handlers._common import REMOVE_KEYBOARD
 from handlers._filters import private_chat
 
 
 async def start(
-    message: Message, command: CommandObject, client: Client, session: AsyncSession,
+    message: Message, command: CommandObject, client: Client, session: Session,
     notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
     await notifier.to_client(None, client, "start", priority=PRIORITY_REPLY,

@@ -19,9 +19,8 @@ from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from bot.services.faq import ID_LIMIT, FaqDesk, FaqError
-from bot.services.records import Client
+from bot.services.records import Article, Client
 from handlers._filters import private_chat
-from kb.articles import Article
 
 FOUND_LIMIT = 4
 

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from aiogram import Router
 from aiogram.types import CallbackQuery
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import Severity
 from bot.messaging.callbacks import QualityAnswer
@@ -16,13 +15,13 @@ from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import quality as q
 from bot.services.desk import Desk
-from bot.services.records import Client
+from bot.services.records import Client, Session
 from handlers._filters import private_chat
 
 
 async def quality_answer(
     callback: CallbackQuery, callback_data: QualityAnswer, client: Client, desk: Desk,
-    session: AsyncSession, now: datetime, notifier: Notifier, texts: Texts,
+    session: Session, now: datetime, notifier: Notifier, texts: Texts,
 ) -> None:
     message = callback.message
     try:

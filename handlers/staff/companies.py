@@ -23,13 +23,13 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services import reports
 from bot.services.desk import Desk, DeskError
+from bot.services.records import Session
 from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
 from storage.models import Client, Company, Ticket, TicketMessage
@@ -49,7 +49,7 @@ def _split(text: str) -> tuple[str, str]:
 
 
 async def org_command(
-    message: Message, command: CommandObject, desk: Desk, session: AsyncSession, now: datetime,
+    message: Message, command: CommandObject, desk: Desk, session: Session, now: datetime,
     notifier: Notifier, texts: Texts, bot: Bot,
 ) -> None:
     args = (command.args or "").strip()
@@ -101,7 +101,7 @@ def _user(message: Message) -> int | None:
     return message.from_user.id if message.from_user else None
 
 
-async def _list(session: AsyncSession) -> list[tuple[Company, int, int]]:
+async def _list(session: Session) -> list[tuple[Company, int, int]]:
     people: dict[int | None, int] = dict((await session.execute(
         select(Client.company_id, func.count()).where(Client.company_id.is_not(None))
         .group_by(Client.company_id)
@@ -116,7 +116,7 @@ async def _list(session: AsyncSession) -> list[tuple[Company, int, int]]:
 
 
 async def _link(
-    message: Message, word: str, rest: str, desk: Desk, session: AsyncSession,
+    message: Message, word: str, rest: str, desk: Desk, session: Session,
     notifier: Notifier, texts: Texts,
 ) -> None:
     """Link (or unlink) the client of an incident: `N name`, or the incident of the topic."""
@@ -150,7 +150,7 @@ async def _link(
 
 
 async def _overview(
-    message: Message, company: Company, session: AsyncSession, now: datetime,
+    message: Message, company: Company, session: Session, now: datetime,
     notifier: Notifier, texts: Texts, bot: Bot,
 ) -> None:
     open_rows = (await session.execute(

@@ -13,17 +13,17 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services.health import delivery_health
+from bot.services.records import Session
 from handlers._common import reply
 from handlers._filters import in_staff_chat
 
 
 async def health(
-    message: Message, session: AsyncSession, notifier: Notifier, texts: Texts, now: datetime
+    message: Message, session: Session, notifier: Notifier, texts: Texts, now: datetime
 ) -> None:
     stats = await delivery_health(session, now)
     await reply(message, notifier, texts.staff("health", stats=stats, now=now))

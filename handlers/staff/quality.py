@@ -15,7 +15,6 @@ from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, User
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
 from bot.messaging.notify import Notifier
@@ -23,12 +22,13 @@ from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import quality as q
 from bot.services.desk import Desk
+from bot.services.records import Session
 from handlers._common import reply
 from handlers._filters import with_sender
 
 
 async def quality_command(
-    message: Message, command: CommandObject, user: User, desk: Desk, session: AsyncSession,
+    message: Message, command: CommandObject, user: User, desk: Desk, session: Session,
     now: datetime, notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
     in_staff_chat = message.chat.id == config.telegram.staff_chat_id

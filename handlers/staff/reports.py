@@ -16,7 +16,6 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
 from bot.domain.errors import UserError
@@ -25,6 +24,7 @@ from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services import reports
+from bot.services.records import Session
 from handlers._common import reply, thread_of
 from handlers._filters import in_staff_chat
 
@@ -32,7 +32,7 @@ _MONTH_AT_END = re.compile(r"^(?P<name>.*?)\s+(?P<month>\d{4}-\d{1,2})$")
 
 
 async def stats_command(
-    message: Message, command: CommandObject, session: AsyncSession, now: datetime,
+    message: Message, command: CommandObject, session: Session, now: datetime,
     notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
     try:
@@ -47,7 +47,7 @@ async def stats_command(
 
 
 async def report_command(
-    message: Message, command: CommandObject, session: AsyncSession, now: datetime,
+    message: Message, command: CommandObject, session: Session, now: datetime,
     notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
     args = " ".join((command.args or "").split())

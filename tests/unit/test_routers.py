@@ -10,8 +10,8 @@ from aiogram import Dispatcher, Router
 from aiogram.filters import Command
 
 from bot.messaging.callbacks import KbAction, RateAction, TicketAction
-from bot.telegram.middleware import STAFF_FLAG, StaffRequests
-from handlers import routers
+from bot.telegram.middleware import StaffRequests
+from handlers import STAFF_FLAG, routers
 
 
 def _all(found: list[Router]) -> list[Router]:
@@ -45,7 +45,7 @@ def test_two_dispatchers_in_one_process_each_get_every_router() -> None:
 
 
 def test_the_staff_requests_are_those_of_the_flagged_handlers() -> None:
-    requests = StaffRequests.of(routers())
+    requests = StaffRequests.of(routers(), STAFF_FLAG)
     assert requests.commands == {"take", "status", "close", "reopen", "sev", "tickets", "kb"}
     assert set(requests.buttons) == {
         f"{data.__prefix__}:" for data in (TicketAction, KbAction, RateAction)}
@@ -57,7 +57,7 @@ def test_a_new_staff_command_needs_no_second_list() -> None:
     async def escalate() -> None: ...
 
     extra.message.register(escalate, Command("escalate"), flags={STAFF_FLAG: True})
-    assert "escalate" in StaffRequests.of([*routers(), extra]).commands
+    assert "escalate" in StaffRequests.of([*routers(), extra], STAFF_FLAG).commands
 
 
 def test_every_handler_takes_the_event_first() -> None:
