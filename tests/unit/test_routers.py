@@ -12,6 +12,7 @@ from aiogram.filters import Command
 from bot.messaging.callbacks import KbAction, RateAction, TicketAction
 from bot.telegram.middleware import StaffRequests
 from handlers import STAFF_FLAG, routers
+from handlers._filters import private_chat
 
 
 def _all(found: list[Router]) -> list[Router]:
@@ -70,3 +71,19 @@ def test_every_handler_takes_the_event_first() -> None:
             "message", "callback")
     ]
     assert wrong == []
+
+
+def test_a_handler_that_needs_a_client_only_sees_private_chats() -> None:
+    """The client is given for private chats only (bot/telegram/middleware.py); elsewhere a
+    handler must not be reached, or take `client: Client | None = None`."""
+    exposed = []
+    for router in _all(routers()):
+        for event, observer in router.observers.items():
+            guarded = any(item.callback is private_chat
+                          for item in observer._handler.filters or [])
+            for handler in observer.handlers:
+                param = inspect.signature(handler.callback).parameters.get("client")
+                if param is not None and param.default is inspect.Parameter.empty \
+                        and not guarded:
+                    exposed.append(f"{router.name}.{event} {handler.callback.__name__}")
+    assert exposed == []
