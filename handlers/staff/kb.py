@@ -119,18 +119,26 @@ async def _next(
         "kb_prompt", step=name, current=_show(_current(data, name))))
 
 
-async def got_question(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
-                       ) -> None:
+async def _take_text(
+    message: Message, notifier: Notifier, texts: Texts, state: FSMContext, field: str,
+    text: str, step: State,
+) -> None:
+    """A required text of the dialog: "skip" keeps the article's current one, if any."""
     data = await state.get_data()
-    text = (message.text or "").strip()
-    if text in SKIP and _current(data, "question"):
-        text = _current(data, "question")
+    if text in SKIP and _current(data, field):
+        text = _current(data, field)
     if not text or text in SKIP:
         await reply(message, notifier, texts.staff("kb_error", code="need_text"))
         return
-    data["question"] = text
+    data[field] = text
     await state.set_data(data)
-    await _next(message, notifier, texts, state, KbDialog.alt, data)
+    await _next(message, notifier, texts, state, step, data)
+
+
+async def got_question(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
+                       ) -> None:
+    await _take_text(message, notifier, texts, state, "question",
+                     (message.text or "").strip(), KbDialog.alt)
 
 
 async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSMContext) -> None:
@@ -147,16 +155,8 @@ async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSM
 
 async def got_answer(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
                      ) -> None:
-    data = await state.get_data()
-    text = (message.text or message.caption or "").strip()
-    if text in SKIP and _current(data, "answer"):
-        text = _current(data, "answer")
-    if not text or text in SKIP:
-        await reply(message, notifier, texts.staff("kb_error", code="need_text"))
-        return
-    data["answer"] = text
-    await state.set_data(data)
-    await _next(message, notifier, texts, state, KbDialog.image, data)
+    await _take_text(message, notifier, texts, state, "answer",
+                     (message.text or message.caption or "").strip(), KbDialog.image)
 
 
 async def got_image(
