@@ -1,84 +1,54 @@
 """aiogram routers: parse an update, call a service, render a template.
 
-`get_routers` fixes the order, which matters because the first matching handler wins:
-  0. kb_admin        staff FAQ management: /kb, its add/edit dialog (before anything else,
-                     so dialog answers typed in a topic don't go to the client), `/close N faq`
-  1. staff_commands  /take /status /close /reopen /sev /tickets from staff, anywhere
-  1a. quality        /quality (admins) and the quarterly check's buttons (before the staff
-                     group's catch-all for other commands and before buttons' catch-all)
-  1b. health         /health in the staff group: the delivery queue (before the staff
-                     group's catch-all for other commands)
-  1c. companies      /org in the staff group: companies, links, contract notes (before the
-                     staff group's catch-all for other commands)
-  1d. reports        /stats and /report in the staff group (same reason)
-  2. staff_group     the staff group: help, answers to clients, internal notes
-  2a. faq            /faq for clients and the FAQ buttons (before buttons' catch-all)
-  2b. ratings        rating buttons (before buttons' catch-all); a client's plain text while
-                     a rating question is open is the comment (before client commands and
-                     messages; everything else passes through: see bot/ratings.py)
-  3. buttons         inline buttons (staff and client), forged data refused
-  4. client          a client's commands in the private chat
-  5. client_messages everything else a client sends in private: lands in an incident
-Chat filters sit on the routers (see each module), never inside handlers.
+Every module has a `router()` factory: each Dispatcher gets fresh routers (a router joins
+one parent only; the tests run several Dispatchers in one process). `routers` fixes the
+order, which matters because the first matching handler wins:
+  0. staff.kb          staff FAQ management: /kb, its add/edit dialog (before anything
+                       else, so dialog answers typed in a topic don't go to the client),
+                       `/close N faq`
+  1. staff.commands    /take /status /close /reopen /sev /tickets from staff, anywhere
+  1a. staff.quality    /quality (admins), before the staff group's catch-all for commands
+  1b. staff.health     /health in the staff group: the delivery queue (same reason)
+  1c. staff.companies  /org in the staff group: companies, links, contract notes (same)
+  1d. staff.reports    /stats and /report in the staff group (same)
+  2. staff.group       the staff group: help, answers to clients, internal notes
+  2a. staff.buttons    the buttons of incident cards
+  3. client.faq        /faq for clients and the FAQ buttons
+  3a. client.ratings   rating buttons; a client's plain text while a rating question is
+                       open is the comment (before client commands and messages;
+                       everything else passes through: see bot/services/ratings.py)
+  3b. client.quality   the answers to the quarterly quality check
+  3c. client.buttons   the buttons of the bot's other messages to a client
+  4. client.commands   a client's commands in the private chat
+  5. client.messages   everything else a client sends in private: lands in an incident
+  6. unknown           any other button: forged or outdated data, refused
+Chat filters sit on the routers (see each module), never inside handlers. A handler that
+needs to know whether its sender is staff carries `flags=STAFF` (handlers/_common.py); one
+that takes `client` gets the client of the private chat (bot/telegram/middleware.py).
 """
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from bot.config import Config
-from handlers import (
-    buttons,
-    client,
-    client_messages,
-    companies,
-    faq,
-    health,
-    kb_admin,
-    quality,
-    ratings,
-    reports,
-    staff_commands,
-    staff_group,
-)
+from handlers import unknown
+from handlers._common import STAFF_FLAG
+from handlers.client import buttons as client_buttons
+from handlers.client import commands as client_commands
+from handlers.client import faq, messages, ratings
+from handlers.client import quality as client_quality
+from handlers.staff import buttons as staff_buttons
+from handlers.staff import commands as staff_commands
+from handlers.staff import companies, group, health, kb, reports
+from handlers.staff import quality as staff_quality
+
+__all__ = ["STAFF_FLAG", "routers"]
 
 
-def _instance(template: Router) -> Router:
-    """A router with the template's handlers, filters and middlewares, for one Dispatcher.
-
-    A router joins one parent only, and the modules' routers are built once, at import;
-    several Dispatchers in one process (the tests' in-process workers, a restart in the
-    same process) each get their own copies. The handler objects themselves are shared:
-    they hold nothing of a Dispatcher.
-    """
-    router = Router(name=template.name)
-    for event, source in template.observers.items():
-        target = router.observers[event]
-        target.handlers = list(source.handlers)
-        target.filter(*(item.callback for item in source._handler.filters or []))
-        for middleware in source.outer_middleware:
-            target.outer_middleware.register(middleware)
-        for middleware in source.middleware:
-            target.middleware.register(middleware)
-    for sub in template.sub_routers:
-        router.include_router(_instance(sub))
-    return router
-
-
-def get_routers(config: Config) -> list[Router]:
-    """Fresh routers in the order they must be included; `config` is for optional features."""
-    templates = [
-        kb_admin.router,
-        staff_commands.router,
-        quality.router,
-        health.router,
-        companies.router,
-        reports.router,
-        staff_group.router,
-        faq.router,
-        ratings.router,
-        buttons.router,
-        client.router,
-        client_messages.router,
+def routers() -> list[Router]:
+    """Fresh routers in the order they must be included."""
+    modules = [
+        kb, staff_commands, staff_quality, health, companies, reports, group, staff_buttons,
+        faq, ratings, client_quality, client_buttons, client_commands, messages, unknown,
     ]
-    return [_instance(template) for template in templates]
+    return [module.router() for module in modules]

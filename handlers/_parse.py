@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aiogram.types import Message, User
+from typing import Any
+
+from aiogram.types import CallbackQuery, Message, User
 
 from bot.messaging.notify import Actor, Content
-from bot.services.desk import Person
 
 MEDIA_KINDS = (
     "photo", "document", "video", "voice", "audio", "animation", "video_note", "sticker",
@@ -27,15 +28,21 @@ def content_of(message: Message) -> Content:
     )
 
 
-def person_of(user: User, chat_id: int) -> Person:
-    return Person(
-        user_id=user.id, chat_id=chat_id, first_name=user.first_name,
-        last_name=user.last_name, username=user.username, language_code=user.language_code,
-    )
+def content_of_payload(message: dict[str, Any], chat_id: int, message_id: int) -> Content:
+    """`content_of` for a message kept as its Bot API payload (the inbox's)."""
+    kind = next((kind for kind in MEDIA_KINDS if kind in message),
+                "text" if "text" in message else "other")
+    return Content(kind=kind, text=message.get("text") or message.get("caption") or "",
+                   chat_id=chat_id, message_id=message_id)
 
 
 def staff_actor(user: User) -> Actor:
     return Actor("staff", user.id, user.full_name)
+
+
+def callback_chat(callback: CallbackQuery) -> int:
+    """The chat a button was pressed in (the presser's own when Telegram no longer says)."""
+    return callback.message.chat.id if callback.message else callback.from_user.id
 
 
 def reply_to_id(message: Message) -> int | None:

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from bot.cli.main import EXIT_BAD_INPUT
 from bot.config import Config
 from bot.services import companies, reports
 from storage.db import Database
 from storage.migrate import upgrade_async
-
-EXIT_BAD_INPUT = 2
 
 
 async def _write(config: Config, month: str, company_name: str, out: Path) -> list[Path]:

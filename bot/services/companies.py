@@ -19,12 +19,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PERIODICITIES, CompanyConfig
+from bot.domain.errors import UserError
 from storage.db import Database
 from storage.models import Client, Company, MaintenanceDone
 
@@ -44,13 +44,8 @@ PERIODICITY_WORDS = {
 _WORK_SPLIT = re.compile(r"\s+[—–-]\s+|\s*:\s*")
 
 
-class CompanyError(Exception):
-    """A request about companies that cannot be done; `code` names the explanation."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class CompanyError(UserError):
+    """A request about companies that cannot be done (template: `org_reply`)."""
 
 
 def clean_name(name: str) -> str:

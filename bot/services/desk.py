@@ -18,12 +18,13 @@ from bot.config import DeskConfig
 from bot.domain.calendar import Pause
 from bot.domain.clock import Clock
 from bot.domain.enums import Severity, TicketStatus
+from bot.domain.errors import UserError
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Ticket, TicketEvent, TicketMessage
-from storage.repos import Clients, TicketLog, Tickets, next_number
+from storage.repos import Clients, Inbox, TicketLog, Tickets, next_number
 
 SUBJECT_WORDS = 8
 # A burst of follow-ups gets one acknowledgement, not one per photo.
@@ -36,13 +37,8 @@ OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
 OnClosed = Callable[[Ticket, Client], Awaitable[None]]
 
 
-class DeskError(Exception):
-    """A request that cannot be done; `code` names the template that explains why."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class DeskError(UserError):
+    """An incident request that cannot be done (templates: `error`)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +71,8 @@ def subject_of(content: Content, fallback: str) -> str:
 
 
 class Desk:
+    """Incidents within one transaction (the caller's session and notifier)."""
+
     def __init__(
         self,
         session: AsyncSession,
@@ -83,35 +81,45 @@ class Desk:
         config: DeskConfig,
         classify: Classifier,
         language_for: Callable[[str | None], str],
+        *,
+        sla: SlaPolicy | None = None,
         on_opened: OnOpened | None = None,
+        on_closed: OnClosed | None = None,
     ) -> None:
-        self.session = session
-        self.on_opened = on_opened
-        self.notify = notifier
-        self.clock = clock
-        self.config = config
-        self.classify = classify
-        self.language_for = language_for
-        self.clients = Clients(session)
-        self.tickets = Tickets(session)
-        self.log = TicketLog(session)
-        # SLA targets and timers (set by the composition root; without them incidents
-        # carry no due times and the registration message makes no promise).
-        self.sla: SlaPolicy | None = None
-        # The rating request after closure (bot/ratings.py; set by the middleware).
-        self.on_closed: OnClosed | None = None
+        """`sla`: targets and timers (without them incidents carry no due times and the
+        registration message makes no promise); `on_opened`, `on_closed`: what follows a
+        registration (the FAQ suggestion) and a closure (the rating request)."""
+        self._session = session
+        self._notify = notifier
+        self._clock = clock
+        self._config = config
+        self._classify = classify
+        self._language_for = language_for
+        self._sla = sla
+        self._on_opened = on_opened
+        self._on_closed = on_closed
+        self._clients = Clients(session)
+        self._tickets = Tickets(session)
+        self._log = TicketLog(session)
+        self._inbox = Inbox(session)
+        # Clients already looked up in this transaction, by user id: several handlers of one
+        # update may ask for the same one (see bot/telegram/middleware.py).
+        self._seen: dict[int, Client] = {}
 
     # -- clients --------------------------------------------------------------------
 
-    async def client_for(self, person: Person) -> tuple[Client, bool]:
-        """The client record of a person, created on first contact; returns (client, is_new)."""
-        now = self.clock()
-        client = await self.clients.by_user(person.user_id)
+    async def client_for(self, person: Person) -> Client:
+        """The client record of a person, created on first contact."""
+        seen = self._seen.get(person.user_id)
+        if seen is not None:
+            return seen
+        now = self._clock()
+        client = await self._clients.by_user(person.user_id)
         is_new = client is None
         if client is None:
             client = Client(
                 user_id=person.user_id, chat_id=person.chat_id,
-                language=self.language_for(person.language_code),
+                language=self._language_for(person.language_code),
                 created_at=now, contact_asked=False, wants_new_ticket=False,
             )
         client.first_name = person.first_name
@@ -121,8 +129,23 @@ class Desk:
         # Writing to the bot means the client unblocked it: their held messages may flow again.
         client.unreachable_since = None
         if is_new:
-            await self.clients.add(client)
-        return client, is_new
+            await self._clients.add(client)
+        self._seen[person.user_id] = client
+        return client
+
+    async def known_client(self, user_id: int) -> Client | None:
+        """The client record of a Telegram user who has written to the bot, else None."""
+        return await self._clients.by_user(user_id)
+
+    async def client_of(self, ticket: Ticket) -> Client:
+        return await self._clients.by_id(ticket.client_id)
+
+    async def sent_message(self, client: Client, message_id: int) -> dict[str, Any] | None:
+        """The Bot API payload of a message this client sent to the bot in their chat."""
+        original = await self._inbox.find_message(client.chat_id, message_id)
+        if original is None or original.get("from", {}).get("id") != client.user_id:
+            return None
+        return original
 
     async def save_phone(self, client: Client, phone: str) -> None:
         client.phone = phone
@@ -136,19 +159,18 @@ class Desk:
         if client.wants_new_ticket:
             client.wants_new_ticket = False
             return Registration("opened", await self.open_ticket(client, content))
-        if reply_to is not None:
-            replied = await self.tickets.by_message(client.chat_id, reply_to)
-            if replied is not None and replied.client_id == client.id:
-                if TicketStatus(replied.status).is_open:
-                    await self.append_from_client(replied, client, content)
-                    return Registration("appended", replied)
-                if self._may_reopen(replied):
-                    actor = Actor("client", client.user_id, client.display_name)
-                    await self._reopen(replied, client, actor, content.text)
-                    await self._record_client_message(replied, client, content)
-                    await self.notify.client_followup(replied, client, content)
-                    return Registration("reopened", replied)
-        open_tickets = list(await self.tickets.open_for_client(client.id))
+        replied = await self.replied_ticket(client, reply_to)
+        if replied is not None:
+            if TicketStatus(replied.status).is_open:
+                await self.append_from_client(replied, client, content)
+                return Registration("appended", replied)
+            if self._may_reopen(replied):
+                actor = Actor("client", client.user_id, client.display_name)
+                await self._reopen(replied, client, actor, content.text)
+                await self._record_client_message(replied, client, content)
+                await self._notify.client_followup(replied, client, content)
+                return Registration("reopened", replied)
+        open_tickets = list(await self._tickets.open_for_client(client.id))
         if not open_tickets:
             return Registration("opened", await self.open_ticket(client, content))
         if len(open_tickets) == 1:
@@ -157,9 +179,25 @@ class Desk:
         await self._ask_which(client, content, open_tickets)
         return Registration("asked", choices=open_tickets)
 
+    async def replied_ticket(self, client: Client, reply_to: int | None) -> Ticket | None:
+        """The client's incident that the message they reply to is about, if any."""
+        if reply_to is None:
+            return None
+        ticket = await self._tickets.by_message(client.chat_id, reply_to)
+        return ticket if ticket is not None and ticket.client_id == client.id else None
+
+    async def add_to_only_open(self, client: Client, content: Content) -> bool:
+        """A message that says little on its own (a sticker) joins the client's one open
+        incident; False when they have none or several (nothing is done then)."""
+        open_tickets = await self._tickets.open_for_client(client.id)
+        if len(open_tickets) != 1:
+            return False
+        await self.append_from_client(open_tickets[0], client, content)
+        return True
+
     async def pick(self, client: Client, number: int, content: Content) -> Registration:
         """The client answered "which incident is this about?"."""
-        if await self.log.has_message(content.chat_id, content.message_id):
+        if await self._log.has_message(content.chat_id, content.message_id):
             raise DeskError("already_attached")
         if number == 0:
             return Registration("opened", await self.open_ticket(client, content))
@@ -178,47 +216,47 @@ class Desk:
     ) -> Ticket:
         """Register an incident; `severity` overrides the classifier and `origin` marks one
         the desk opened on the client's behalf (e.g. "quality_callback")."""
-        now = self.clock()
+        now = self._clock()
         if severity is None:
-            severity = self.classify(content.text) if content.text else Severity.NORMAL
-        texts = self.notify.texts
+            severity = self._classify(content.text) if content.text else Severity.NORMAL
+        texts = self._notify.texts
         fallback = str(texts.label(texts.default_language, "kind_" + content.kind))
         ticket = Ticket(
-            number=await next_number(self.session), client_id=client.id,
+            number=await next_number(self._session), client_id=client.id,
             status=TicketStatus.NEW, severity=severity,
             subject=subject_of(content, fallback), reopen_count=0,
             opened_at=now, updated_at=now, origin=origin,
         )
         promise = None
-        if self.sla is not None:  # before the insert: one statement writes it all
-            self.sla.schedule(ticket, [], now)
+        if self._sla is not None:  # before the insert: one statement writes it all
+            self._sla.schedule(ticket, [], now)
             ticket.client_updated_at = now
-            promise = self.sla.promise(ticket.severity, now)
-        await self.tickets.add(ticket)
+            promise = self._sla.promise(ticket.severity, now)
+        await self._tickets.add(ticket)
         await self._event(ticket, Actor("client", client.user_id, client.display_name),
                           "opened", None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content, at=now)
-        await self.notify.ticket_opened(ticket, client, content, promise,
-                                        surge=await self._in_surge(now))
-        if self.on_opened is not None:
-            await self.on_opened(ticket, client, content)
+        await self._notify.ticket_opened(ticket, client, content, promise,
+                                         surge=await self._in_surge(now))
+        if self._on_opened is not None:
+            await self._on_opened(ticket, client, content)
         return ticket
 
     async def _in_surge(self, now: datetime) -> bool:
-        threshold = self.config.surge_threshold
+        threshold = self._config.surge_threshold
         if not threshold:
             return False
-        since = now - timedelta(minutes=self.config.surge_window_minutes)
-        return await self.tickets.opened_since_more_than(since, threshold)
+        since = now - timedelta(minutes=self._config.surge_window_minutes)
+        return await self._tickets.opened_since_more_than(since, threshold)
 
     async def ensure_card(self, ticket: Ticket, client: Client) -> None:
         """Post the staff card of an incident registered during a surge, when it matters."""
         if ticket.card_outbox_id is not None:
             return
-        first = await self.log.first_client_message(ticket.id)
+        first = await self._log.first_client_message(ticket.id)
         if first is None:
             return
-        await self.notify.post_card(ticket, client, Content(
+        await self._notify.post_card(ticket, client, Content(
             kind=first.kind, text=first.text, chat_id=first.chat_id, message_id=first.message_id,
         ))
 
@@ -229,28 +267,28 @@ class Desk:
             await self._change_status(ticket, client,
                                       Actor("client", client.user_id, client.display_name),
                                       TicketStatus.IN_PROGRESS, None, announce=False)
-        count, previous = await self.log.client_messages_summary(ticket.id)
+        count, previous = await self._log.client_messages_summary(ticket.id)
         await self._record_client_message(ticket, client, content)
-        await self.notify.client_followup(ticket, client, content)
+        await self._notify.client_followup(ticket, client, content)
         # The first follow-up is always acknowledged; later ones once per burst.
-        if count <= 1 or previous is None or self.clock() - previous > FOLLOWUP_ACK_AFTER:
-            await self.notify.to_client(ticket, client, "followup_added",
-                                        priority=PRIORITY_REPLY, reply_to=content.message_id)
+        if count <= 1 or previous is None or self._clock() - previous > FOLLOWUP_ACK_AFTER:
+            await self._notify.to_client(ticket, client, "followup_added",
+                                         priority=PRIORITY_REPLY, reply_to=content.message_id)
 
     async def client_edited(self, client: Client, content: Content) -> Ticket | None:
-        ticket = await self.tickets.by_message(content.chat_id, content.message_id)
+        ticket = await self._tickets.by_message(content.chat_id, content.message_id)
         if ticket is None or ticket.client_id != client.id:
             return None
         await self.ensure_card(ticket, client)
         await self._record_client_message(ticket, client, content, kind="edit")
-        await self.notify.staff_line(ticket, "client_edited", client=client, text=content.text)
+        await self._notify.staff_line(ticket, "client_edited", client=client, text=content.text)
         return ticket
 
     async def _record_client_message(
         self, ticket: Ticket, client: Client, content: Content, kind: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        now = at or self.clock()
+        now = at or self._clock()
         ticket.updated_at = now
         message = TicketMessage(
             ticket_id=ticket.id, author="client", author_user_id=client.user_id,
@@ -258,12 +296,12 @@ class Desk:
             chat_id=content.chat_id, message_id=content.message_id, created_at=now,
         )
         if kind == "edit":
-            self.session.add(message)  # the original message is linked already
+            self._session.add(message)  # the original message is linked already
         else:
-            await self.log.add_message(message)
+            await self._log.add_message(message)
 
     async def _ask_which(self, client: Client, content: Content, tickets: Sequence[Ticket]) -> None:
-        label = self.notify.texts.label
+        label = self._notify.texts.label
         rows = [
             [button(label(client.language, "add_to").format(number=t.number),
                     PickTicket(number=t.number, message_id=content.message_id).pack())]
@@ -271,18 +309,19 @@ class Desk:
         ]
         rows.append([button(label(client.language, "new_incident"),
                             PickTicket(number=0, message_id=content.message_id).pack())])
-        await self.notify.to_client(None, client, "choose_ticket", tickets=tickets,
-                                    priority=PRIORITY_REPLY, reply_to=content.message_id,
-                                    keyboard=rows)
+        await self._notify.to_client(None, client, "choose_ticket", tickets=tickets,
+                                     priority=PRIORITY_REPLY, reply_to=content.message_id,
+                                     keyboard=rows)
 
     def _may_reopen(self, ticket: Ticket) -> bool:
         ended = ticket.closed_at or ticket.resolved_at
-        return ended is not None and self.clock() - ended <= timedelta(days=self.config.reopen_days)
+        reopen_window = timedelta(days=self._config.reopen_days)
+        return ended is not None and self._clock() - ended <= reopen_window
 
     # -- reading ----------------------------------------------------------------------
 
     async def _client_ticket(self, client: Client, number: int) -> Ticket:
-        ticket = await self.tickets.by_number(number)
+        ticket = await self._tickets.by_number(number)
         # Someone else's incident looks exactly like a missing one.
         if ticket is None or ticket.client_id != client.id:
             raise DeskError("not_found", number=number)
@@ -292,35 +331,41 @@ class Desk:
         self, client: Client, number: int
     ) -> tuple[Ticket, Sequence[TicketEvent]]:
         ticket = await self._client_ticket(client, number)
-        return ticket, await self.log.events(ticket.id)
+        return ticket, await self._log.events(ticket.id)
 
     async def client_tickets(self, client: Client) -> tuple[Sequence[Ticket], int]:
-        tickets = await self.tickets.for_client(client.id, self.config.list_limit)
-        return tickets, await self.tickets.count_for_client(client.id)
+        tickets = await self._tickets.for_client(client.id, self._config.list_limit)
+        return tickets, await self._tickets.count_for_client(client.id)
 
     async def ticket(self, number: int) -> Ticket:
-        ticket = await self.tickets.by_number(number)
+        ticket = await self._tickets.by_number(number)
         if ticket is None:
             raise DeskError("not_found", number=number)
         return ticket
 
-    async def ticket_in_thread(self, topic_id: int | None, reply_to: int | None,
-                               staff_chat_id: int) -> Ticket | None:
+    async def ticket_by_id(self, ticket_id: int) -> Ticket:
+        return await self._tickets.by_id(ticket_id)
+
+    async def events(self, ticket: Ticket) -> Sequence[TicketEvent]:
+        """The incident's history, oldest first."""
+        return await self._log.events(ticket.id)
+
+    async def ticket_in_thread(self, topic_id: int | None, reply_to: int | None) -> Ticket | None:
         """The incident a staff-group message is about: its topic, or the message it replies to."""
         if reply_to is not None:
-            ticket = await self.tickets.by_message(staff_chat_id, reply_to)
+            ticket = await self._tickets.by_message(self._notify.staff_chat_id, reply_to)
             if ticket is not None:
                 return ticket
         if topic_id is not None:
-            return await self.tickets.by_topic(topic_id)
+            return await self._tickets.by_topic(topic_id)
         return None
 
     # -- staff act ----------------------------------------------------------------------
 
     async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
-        client = await self.clients.by_id(ticket.client_id)
-        now = self.clock()
-        await self.log.add_message(TicketMessage(
+        client = await self.client_of(ticket)
+        now = self._clock()
+        await self._log.add_message(TicketMessage(
             ticket_id=ticket.id, author="staff", author_user_id=actor.user_id or 0,
             author_name=actor.name, kind=content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=now,
@@ -330,7 +375,7 @@ class Desk:
             await self._sla_record(ticket, "first_response")
         ticket.updated_at = now
         ticket.client_updated_at = now
-        await self.notify.staff_answer(ticket, client, actor, content)
+        await self._notify.staff_answer(ticket, client, actor, content)
         if ticket.assignee_id is None:
             # Whoever answers an unassigned incident first has taken it.
             await self._event(ticket, actor, "assigned", None, actor.name)
@@ -340,10 +385,10 @@ class Desk:
                                       announce=False)
 
     async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
-        await self.log.add_message(TicketMessage(
+        await self._log.add_message(TicketMessage(
             ticket_id=ticket.id, author="note", author_user_id=actor.user_id or 0,
             author_name=actor.name, kind=content.kind, text=content.text,
-            chat_id=content.chat_id, message_id=content.message_id, created_at=self.clock(),
+            chat_id=content.chat_id, message_id=content.message_id, created_at=self._clock(),
         ))
 
     async def take(self, number: int, actor: Actor) -> Ticket:
@@ -352,15 +397,15 @@ class Desk:
             raise DeskError("ticket_not_open", number=number)
         if ticket.assignee_id == actor.user_id:
             raise DeskError("already_yours", number=number)
-        client = await self.clients.by_id(ticket.client_id)
+        client = await self.client_of(ticket)
         await self.ensure_card(ticket, client)
         await self._event(ticket, actor, "assigned", ticket.assignee_name, actor.name)
         ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
         if ticket.status == TicketStatus.NEW:
             await self._change_status(ticket, client, actor, TicketStatus.TAKEN, None)
         else:  # work is under way already: only the person changes
-            await self.notify.to_client(ticket, client, "assigned", signature=actor.name)
-            await self.notify.staff_line(ticket, "assigned_line", actor=actor)
+            await self._notify.to_client(ticket, client, "assigned", signature=actor.name)
+            await self._notify.staff_line(ticket, "assigned_line", actor=actor)
             await self._refresh_card(ticket, client)
         return ticket
 
@@ -374,7 +419,7 @@ class Desk:
             raise DeskError("ticket_not_open", number=number)
         if ticket.status == status:
             raise DeskError("same_status", number=number)
-        client = await self.clients.by_id(ticket.client_id)
+        client = await self.client_of(ticket)
         if status == TicketStatus.RESOLVED:
             ticket.resolution = text or ticket.resolution
         await self._change_status(ticket, client, actor, status, text)
@@ -384,7 +429,7 @@ class Desk:
         ticket = await self.ticket(number)
         if ticket.status == TicketStatus.CLOSED:
             raise DeskError("ticket_not_open", number=number)
-        client = await self.clients.by_id(ticket.client_id)
+        client = await self.client_of(ticket)
         ticket.resolution = text or ticket.resolution
         await self._change_status(ticket, client, actor, TicketStatus.CLOSED, text)
         return ticket
@@ -395,8 +440,8 @@ class Desk:
         if TicketStatus(ticket.status).is_open:
             raise DeskError("ticket_open", number=number)
         if client is not None and not self._may_reopen(ticket):
-            raise DeskError("reopen_expired", number=number, days=self.config.reopen_days)
-        owner = client or await self.clients.by_id(ticket.client_id)
+            raise DeskError("reopen_expired", number=number, days=self._config.reopen_days)
+        owner = client or await self.client_of(ticket)
         await self._reopen(ticket, owner, actor, text)
         return ticket
 
@@ -424,17 +469,17 @@ class Desk:
         ticket = await self.ticket(number)
         if ticket.severity == severity:
             raise DeskError("same_severity", number=number)
-        client = await self.clients.by_id(ticket.client_id)
+        client = await self.client_of(ticket)
         await self.ensure_card(ticket, client)
         old = ticket.severity
         await self._event(ticket, actor, "severity", old, severity)
         ticket.severity = severity
         ticket.severity_source = actor.kind
-        ticket.updated_at = ticket.client_updated_at = self.clock()
+        ticket.updated_at = ticket.client_updated_at = self._clock()
         await self._sla_reschedule(ticket, new_target=True)
-        await self.notify.to_client(ticket, client, "severity_changed", old=old,
-                                    promise=self._promise(ticket))
-        await self.notify.staff_line(ticket, "severity_line", actor=actor, old=old)
+        await self._notify.to_client(ticket, client, "severity_changed", old=old,
+                                     promise=self._promise(ticket))
+        await self._notify.staff_line(ticket, "severity_line", actor=actor, old=old)
         await self._refresh_card(ticket, client)
         return ticket
 
@@ -446,7 +491,7 @@ class Desk:
         ticket = await self._client_ticket(client, number)
         if not TicketStatus(ticket.status).is_open:
             raise DeskError("ticket_not_open", number=number)
-        pressed = await self.session.scalar(
+        pressed = await self._session.scalar(
             select(TicketEvent.id)
             .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "urgent").limit(1)
         )
@@ -460,38 +505,38 @@ class Desk:
             ticket.severity = Severity.CRITICAL
             ticket.severity_source = "client"
             await self._sla_reschedule(ticket, new_target=True)
-        ticket.updated_at = ticket.client_updated_at = self.clock()
-        await self.notify.to_client(ticket, client, "urgent_accepted", old=old,
-                                    promise=self._promise(ticket))
-        on_duty = list(self.sla.config.on_duty) if self.sla is not None else []
-        await self.notify.staff_line(ticket, "urgent_line", client=client, old=old,
-                                     mentions=on_duty)
+        ticket.updated_at = ticket.client_updated_at = self._clock()
+        await self._notify.to_client(ticket, client, "urgent_accepted", old=old,
+                                     promise=self._promise(ticket))
+        on_duty = list(self._sla.config.on_duty) if self._sla is not None else []
+        await self._notify.staff_line(ticket, "urgent_line", client=client, old=old,
+                                      mentions=on_duty)
         await self._refresh_card(ticket, client)
         return ticket
 
     # -- SLA timers (bot/sla.py) ----------------------------------------------------------
 
     def _promise(self, ticket: Ticket) -> Promise | None:
-        return self.sla.promise(ticket.severity, self.clock()) if self.sla is not None else None
+        return self._sla.promise(ticket.severity, self._clock()) if self._sla is not None else None
 
     async def _sla_pauses(self, ticket: Ticket) -> list[Pause]:
-        return pauses_from_events(await self.log.events(ticket.id))
+        return pauses_from_events(await self._log.events(ticket.id))
 
     async def _sla_reschedule(self, ticket: Ticket, *, new_target: bool = False) -> None:
-        if self.sla is not None:
-            self.sla.schedule(ticket, await self._sla_pauses(ticket), self.clock(),
-                              new_target=new_target)
+        if self._sla is not None:
+            self._sla.schedule(ticket, await self._sla_pauses(ticket), self._clock(),
+                               new_target=new_target)
 
     async def _sla_record(self, ticket: Ticket, target: str) -> None:
         """First response given / resolved: the SLA time spent and whether it was met."""
-        if self.sla is not None and getattr(ticket, f"{target}_met") is None:
-            self.sla.record(ticket, target, await self._sla_pauses(ticket), self.clock())
+        if self._sla is not None and getattr(ticket, f"{target}_met") is None:
+            self._sla.record(ticket, target, await self._sla_pauses(ticket), self._clock())
 
     async def _sla_status(self, ticket: Ticket, old: TicketStatus, new: TicketStatus) -> None:
         """Pause, resume, resolution and reopening, as the status changes."""
-        if self.sla is None or old == new:
+        if self._sla is None or old == new:
             return
-        ticket.paused_since = (ticket.paused_since or self.clock()
+        ticket.paused_since = (ticket.paused_since or self._clock()
                                if new == TicketStatus.WAITING else None)
         if not new.is_open:
             await self._sla_record(ticket, "resolution")
@@ -515,7 +560,7 @@ class Desk:
         if status.is_open:  # someone works on it: it needs its place in the staff group
             await self.ensure_card(ticket, client)
         old = ticket.status
-        now = self.clock()
+        now = self._clock()
         if event:
             await self._event(ticket, actor, "status", old, status, text)
         ticket.status = status
@@ -532,20 +577,20 @@ class Desk:
         if announce:
             ticket.client_updated_at = now
             message = "reopened" if reopened else "status_changed"
-            await self.notify.status_changed(ticket, client, actor, old, text, message=message)
-            await self.notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
-                                         reopened=reopened)
+            await self._notify.status_changed(ticket, client, actor, old, text, message=message)
+            await self._notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
+                                          reopened=reopened)
         await self._refresh_card(ticket, client)
-        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self.on_closed:
-            await self.on_closed(ticket, client)
+        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self._on_closed:
+            await self._on_closed(ticket, client)
 
     async def _refresh_card(self, ticket: Ticket, client: Client) -> None:
-        first = await self.session.scalar(
+        first = await self._session.scalar(
             select(TicketMessage.text)
             .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
             .order_by(TicketMessage.id).limit(1)
         )
-        await self.notify.refresh_card(ticket, client, first or "")
+        await self._notify.refresh_card(ticket, client, first or "")
 
     async def _event(
         self,
@@ -556,8 +601,8 @@ class Desk:
         new: str | None,
         note: str | None = None,
     ) -> None:
-        await self.log.add_event(TicketEvent(
-            ticket_id=ticket.id, at=self.clock(), actor_kind=actor.kind, actor_id=actor.user_id,
+        await self._log.add_event(TicketEvent(
+            ticket_id=ticket.id, at=self._clock(), actor_kind=actor.kind, actor_id=actor.user_id,
             actor_name=actor.name or None, kind=kind, old_value=old, new_value=new, note=note,
         ))
 
@@ -565,10 +610,7 @@ class Desk:
         self, limit: int = 50
     ) -> list[tuple[Ticket, Client, tuple[str, timedelta] | None]]:
         """Open incidents, soonest SLA due first, each with (target, time left or overdue)."""
-        now = self.clock()
-        rows = await self.tickets.open_soonest_due_first(limit)
-        return [(t, c, self.sla.remaining(t, now) if self.sla is not None else None)
+        now = self._clock()
+        rows = await self._tickets.open_soonest_due_first(limit)
+        return [(t, c, self._sla.remaining(t, now) if self._sla is not None else None)
                 for t, c in rows]
-
-    async def open_tickets(self, limit: int = 50) -> Sequence[tuple[Ticket, Client]]:
-        return await self.tickets.open_oldest_first(limit)

@@ -5,15 +5,15 @@
 changed incrementally afterwards. Changes reach the index only after the
 transaction that made them commits, so a rolled-back update never leaves the
 index ahead of the database. Every change also bumps a revision counter in the
-database; each update's FaqDesk first compares it with the one this process has
-seen, so a change made by another worker (or `kb import`) is picked up by the
-next update here. Big indexes are searched in a worker thread so the event loop
-is never blocked for long.
+database; each update first compares it with the one this process has seen
+(`refresh`), so a change made by another worker (or `kb import`) is picked up
+by the next update here. Big indexes are searched in a worker thread so the
+event loop is never blocked for long.
 
-`FaqDesk` is its per-update face (made by the unit-of-work middleware, like
-`Desk`): it suggests an article when an incident is opened, records what the
-client said about it, and does what staff ask of the FAQ. Incidents themselves
-still change only through `Desk`.
+`FaqDesk` is its per-update face (made by the update's scope in
+bot/app/container.py, like `Desk`): it suggests an article when an incident is
+opened, records what the client said about it, and does what staff ask of the
+FAQ. Incidents themselves still change only through `Desk`.
 
 Articles written in chat live in `faq_articles`; articles from files stay in
 the files (staff edit those in the files, or `kb import` them to manage them in
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import KBConfig
 from bot.domain.clock import Clock
+from bot.domain.errors import UserError
 from bot.messaging.callbacks import FaqAction, KbAction
 from bot.messaging.notify import Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
@@ -68,13 +69,8 @@ _TRANSLIT = dict(zip(
 ))
 
 
-class FaqError(Exception):
-    """A request about the FAQ that cannot be done; `code` names the template that says why."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class FaqError(UserError):
+    """An FAQ request that cannot be done (templates: `faq_error`, `kb_error`)."""
 
 
 @dataclass(frozen=True)
@@ -268,11 +264,6 @@ class FaqService:
                     self.index.remove(article_id)
             else:
                 self.index.replace(article)
-
-    async def bind(self, session: AsyncSession, notifier: Notifier) -> FaqDesk:
-        """The FAQ for one update's transaction, up to date with every worker's changes."""
-        await self.refresh(session)
-        return FaqDesk(self, session, notifier)
 
     def _advance(self, revision: int) -> None:
         """A change made here is applied here: the index is at `revision` unless another

@@ -32,6 +32,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
+from bot.domain.errors import UserError
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_BROADCAST, Keyboard, button
@@ -421,11 +422,8 @@ async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> C
     return status
 
 
-class QualityError(Exception):
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class QualityError(UserError):
+    """A quality-check answer that cannot be taken (template: `quality_error`)."""
 
 
 async def delivery_for(

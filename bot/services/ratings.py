@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import RatingsConfig
 from bot.domain.clock import Clock
 from bot.domain.enums import TicketStatus
+from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
@@ -51,13 +52,8 @@ GOOD = frozenset({4, 5})
 NO_COMMENT = 0
 
 
-class RatingError(Exception):
-    """A press that cannot be taken; `code` names the explanation (client.j2 rating_error)."""
-
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class RatingError(UserError):
+    """A rating press that cannot be taken (template: `rating_error`)."""
 
 
 @dataclass(frozen=True)
@@ -338,16 +334,19 @@ class RatingDesk:
         return len(rows)
 
 
+# The ratings of one transaction at a moment (bot/app/container.py builds them).
+RatingDeskFactory = Callable[[AsyncSession, datetime], RatingDesk]
+
+
 async def rating_sweep(
-    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: RatingsConfig,
-    now: datetime,
+    db: Database, ratings_for: RatingDeskFactory, config: RatingsConfig, now: datetime
 ) -> int:
     """The scheduled job: delayed requests that are due, then the one reminder; returns how
     many messages it wrote. Idempotent: each row's state changes with the message it sends."""
     if not config.enabled:
         return 0
     async with db.transaction() as session:
-        desk = RatingDesk(config, session, notifier_for(session), lambda: now)
+        desk = ratings_for(session, now)
         return await desk.send_due() + await desk.remind()
 
 

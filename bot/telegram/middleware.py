@@ -1,74 +1,99 @@
-"""The one outer middleware: a database transaction per update, and the services in it.
+"""The middlewares: a database transaction per update with the update's services in it, and
+the client record for handlers that take one.
 
-Handlers receive `desk` (the incident service), `notifier`, `session`,
-`is_staff` and `faq` (the FAQ; None only when Services has none). The update
-is marked handled in the same transaction, so a crash
-either keeps everything the update did or nothing of it.
+`UnitOfWork` (outer, on updates) opens the transaction and the update's scope
+(bot/app/container.py); handlers receive what the scope offers (`desk`, `notifier`,
+`faq`, `ratings`, `session`, `now`, `texts`) and `is_staff`. The update is marked handled
+in the same transaction, so a crash either keeps everything the update did or nothing of
+it.
+
+Whether the sender is staff is asked for the requests that need to know only: those of
+the handlers carrying the staff flag (handlers/_common.py): their commands and their
+buttons' prefixes, collected from the routers when the dispatcher is built, so a new staff
+command is never refused for want of a second list. It is decided before the transaction
+opens: it may ask Telegram, and a write lock must not wait on a network call.
+
+`ClientOfPrivateChat` (inner, on messages and buttons) hands a handler that takes
+`client` the client record of the person writing in a private chat (or pressing a button
+there), created on first contact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, Update
+from aiogram import BaseMiddleware, Router
+from aiogram.dispatcher.event.handler import HandlerObject
+from aiogram.filters.callback_data import CallbackQueryFilter
+from aiogram.filters.command import Command
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config
 from bot.domain.clock import Clock
-from bot.domain.sla import SlaPolicy
-from bot.messaging.callbacks import KbAction, RateAction, TicketAction
-from bot.messaging.notify import Notifier
-from bot.messaging.outbox import OutboxWriter
-from bot.messaging.texts import Texts
-from bot.services.desk import Classifier, Desk
-from bot.services.faq import FaqService
-from bot.services.ratings import RatingDesk
+from bot.services.desk import Desk, Person
 from bot.telegram.intake import OutOfTurn
 from bot.telegram.staff import StaffDirectory
 from storage.db import Database
-from storage.repos import Inbox, Outbox
+from storage.repos import Inbox
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-# Commands whose sender must be staff; asking Telegram costs a call, so only for these.
-STAFF_COMMANDS = frozenset({"take", "status", "close", "reopen", "sev", "tickets", "kb"})
-# Callback data prefixes of staff-only buttons.
-STAFF_BUTTONS = tuple(prefix + ":" for prefix in (TicketAction.__prefix__, KbAction.__prefix__))
-# Buttons anyone may press whose presser must still be known as staff or not: a staff
-# member's rating is recorded but not counted.
-STAFF_CHECKED_BUTTONS = (RateAction.__prefix__ + ":",)
+CLIENT = "client"  # the handler argument ClientOfPrivateChat fills in
 
 
-@dataclass
-class Services:
-    """Long-lived dependencies, shared by every update."""
+class UpdateScope(Protocol):
+    """What the unit of work needs of an update's scope (bot/app/container.py)."""
 
-    config: Config
-    db: Database
-    texts: Texts
-    clock: Clock
-    classify: Classifier
-    staff: StaffDirectory
-    wake_delivery: Callable[[], None]
-    forum: bool = False
-    sla: SlaPolicy | None = None
-    faq: FaqService | None = None
+    def handler_data(self) -> dict[str, Any]: ...
+
+    @property
+    def wrote(self) -> bool: ...
 
 
-def _staff_request(update: Update) -> tuple[int, int] | None:
-    """(chat, user) of a staff command or a staff button; None for everything else."""
-    message, callback = update.message, update.callback_query
-    if message and message.text and message.from_user:
-        word = message.text.split(maxsplit=1)[0]
-        if word.startswith("/") and word[1:].split("@")[0].lower() in STAFF_COMMANDS:
-            return message.chat.id, message.from_user.id
-    if callback and callback.data and callback.data.startswith(
-            STAFF_BUTTONS + STAFF_CHECKED_BUTTONS):
-        chat_id = callback.message.chat.id if callback.message else callback.from_user.id
-        return chat_id, callback.from_user.id
-    return None
+ScopeOpener = Callable[[AsyncSession], Awaitable[UpdateScope]]
+
+
+@dataclass(frozen=True)
+class StaffRequests:
+    """The commands and the callback-data prefixes of the handlers carrying a flag."""
+
+    commands: frozenset[str]
+    buttons: tuple[str, ...]
+
+    @classmethod
+    def of(cls, routers: Iterable[Router], flag: str) -> StaffRequests:
+        commands: set[str] = set()
+        buttons: set[str] = set()
+        for router in routers:
+            for sub in router.chain_tail:
+                for handler in _flagged(sub.message.handlers, flag):
+                    for command in handler.flags.get("commands", []):  # aiogram puts them there
+                        assert isinstance(command, Command)
+                        commands.update(name.lower() for name in command.commands
+                                        if isinstance(name, str))
+                for handler in _flagged(sub.callback_query.handlers, flag):
+                    buttons.update(item.callback.callback_data.__prefix__ + ":"
+                                   for item in handler.filters or []
+                                   if isinstance(item.callback, CallbackQueryFilter))
+        return cls(frozenset(commands), tuple(sorted(buttons)))
+
+    def sender(self, update: Update) -> tuple[int, int] | None:
+        """(chat, user) of a staff request; None for everything else."""
+        message, callback = update.message, update.callback_query
+        if message and message.text and message.from_user:
+            word = message.text.split(maxsplit=1)[0]
+            if word.startswith("/") and word[1:].split("@")[0].lower() in self.commands:
+                return message.chat.id, message.from_user.id
+        if callback and callback.data and callback.data.startswith(self.buttons):
+            chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+            return chat_id, callback.from_user.id
+        return None
+
+
+def _flagged(handlers: list[HandlerObject], flag: str) -> list[HandlerObject]:
+    return [handler for handler in handlers if handler.flags.get(flag)]
 
 
 def _chat_of(update: Update) -> int | None:
@@ -84,55 +109,74 @@ def _chat_of(update: Update) -> int | None:
 
 
 class UnitOfWork(BaseMiddleware):
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self, db: Database, clock: Clock, open_scope: ScopeOpener, staff: StaffDirectory,
+        requests: StaffRequests, wake_delivery: Callable[[], None],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.open_scope = open_scope
+        self.staff = staff
+        self.requests = requests
+        self.wake_delivery = wake_delivery
 
     async def __call__(
         self, handler: Handler, event: TelegramObject, data: dict[str, Any]
     ) -> Any:
         assert isinstance(event, Update)
-        s = self.services
-        staff_chat = s.config.telegram.staff_chat_id
-        # Decided before the transaction: it may ask Telegram, and a write lock must not wait on it.
         # Only members can write or press buttons in the staff group itself.
-        request = _staff_request(event)
-        is_staff = request is not None and (
-            request[0] == staff_chat or await s.staff.is_staff(request[1])
+        sender = self.requests.sender(event)
+        is_staff = sender is not None and (
+            sender[0] == self.staff.staff_chat_id or await self.staff.is_staff(sender[1])
         )
-        async with s.db.transaction() as session:
-            # Several workers (PostgreSQL): one chat at a time, in update order (bot/intake.py).
+        async with self.db.transaction() as session:
+            inbox = Inbox(session)
+            # Several workers (PostgreSQL): one chat at a time, in update order (intake.py).
             chat = _chat_of(event) if data.get("chat_lock") else None
             if chat is not None:
-                await Inbox(session).lock_chat(chat)
-                if data.get("in_order") and await Inbox(session).earlier_pending(
-                        chat, event.update_id):
+                await inbox.lock_chat(chat)
+                if data.get("in_order") and await inbox.earlier_pending(chat, event.update_id):
                     raise OutOfTurn(event.update_id)
             # Under the row lock (BEGIN IMMEDIATE on SQLite): an update another worker, or an
             # earlier run, already finished is not handled twice.
-            if await Inbox(session).is_handled(event.update_id, lock=True):
+            if await inbox.is_handled(event.update_id, lock=True):
                 return None
-            now = s.clock()
-            out = OutboxWriter(Outbox(session), now)
-            notifier = Notifier(
-                out, s.texts, staff_chat_id=staff_chat, forum=s.forum,
-                signature=s.config.desk.signature,
-            )
-            faq = await s.faq.bind(session, notifier) if s.faq is not None else None
-            data.update(
-                session=session,
-                notifier=notifier,
-                desk=Desk(session, notifier, s.clock, s.config.desk, s.classify,
-                          s.texts.language_for, on_opened=faq.suggest if faq else None),
-                faq=faq,
-                is_staff=is_staff,
-                texts=s.texts,
-                now=now,
-            )
-            data["desk"].sla = s.sla
-            data["desk"].on_closed = RatingDesk(s.config.ratings, session, notifier,
-                                                s.clock).on_closed
+            scope = await self.open_scope(session)
+            data.update(scope.handler_data(), is_staff=is_staff)
             result = await handler(event, data)
-            await Inbox(session).mark_handled(event.update_id, s.clock())
-        if out.wrote:
-            s.wake_delivery()
+            await inbox.mark_handled(event.update_id, self.clock())
+        if scope.wrote:
+            self.wake_delivery()
         return result
+
+
+class ClientOfPrivateChat(BaseMiddleware):
+    async def __call__(
+        self, handler: Handler, event: TelegramObject, data: dict[str, Any]
+    ) -> Any:
+        wanted: HandlerObject = data["handler"]
+        if CLIENT in wanted.params:
+            person = _private_sender(event)
+            if person is not None:
+                desk: Desk = data["desk"]
+                data[CLIENT] = await desk.client_for(person)
+        return await handler(event, data)
+
+
+def _private_sender(event: TelegramObject) -> Person | None:
+    """The person behind a message in a private chat, or a button pressed there (a button
+    whose message Telegram no longer shows counts as pressed in the presser's chat)."""
+    chat: Chat | None
+    if isinstance(event, Message):
+        chat, user = event.chat, event.from_user
+    elif isinstance(event, CallbackQuery):
+        chat, user = (event.message.chat if event.message else None), event.from_user
+    else:
+        return None
+    if user is None or (chat is not None and chat.type != "private"):
+        return None
+    return Person(
+        user_id=user.id, chat_id=chat.id if chat is not None else user.id,
+        first_name=user.first_name, last_name=user.last_name, username=user.username,
+        language_code=user.language_code,
+    )

@@ -1,22 +1,49 @@
-"""Who is staff: configured admins and members of the staff group (asked of Telegram, cached)."""
+"""The staff group as Telegram knows it: who is staff (configured admins and members of the
+group, asked of Telegram, cached) and whether the group has topics."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
+
+log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300
 MEMBER_STATUSES = {"creator", "administrator", "member"}
 
 
 class StaffDirectory:
-    def __init__(self, bot: Bot, staff_chat_id: int, admins: list[int]) -> None:
+    def __init__(
+        self, bot: Bot, staff_chat_id: int, admins: list[int], *, forum: bool | None = None
+    ) -> None:
+        """`forum`: whether the group has topics (`[telegram] staff_forum`); None: ask
+        Telegram once, at start-up (`learn_forum`)."""
         self.bot = bot
         self.staff_chat_id = staff_chat_id
         self.admins = set(admins)
+        self._forum = forum
         self._cache: dict[int, tuple[bool, float]] = {}
+
+    @property
+    def forum(self) -> bool:
+        """Whether every incident gets a topic of its own; False until known."""
+        return bool(self._forum)
+
+    async def learn_forum(self) -> None:
+        """Ask Telegram whether the group has topics, unless the configuration says (once:
+        it changes only when staff convert the group, and a restart follows that)."""
+        if self._forum is not None:
+            return
+        try:
+            chat = await self.bot.get_chat(self.staff_chat_id)
+        except TelegramAPIError as exc:
+            log.warning("cannot read the staff group (%s); assuming it has no topics", exc)
+            self._forum = False
+            return
+        self._forum = bool(chat.is_forum)
 
     async def is_staff(self, user_id: int) -> bool:
         if user_id in self.admins:

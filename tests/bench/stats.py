@@ -27,14 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bot.app.container import Container
 from bot.config import parse_config
-from bot.messaging.notify import Notifier
-from bot.messaging.outbox import PRIORITY_REPLY, OutboxWriter
+from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import reports
 from storage.db import Database
 from storage.migrate import upgrade_async
-from storage.repos import Outbox
 
 TARGET_SECONDS = 2.0
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
@@ -125,9 +124,9 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
     for _ in range(runs):
         db = Database(url)  # a fresh connection each run: the first query pays for it
         started = time.perf_counter()
+        bot = Container.build(config, clock=lambda: NOW, db=db)
         async with db.transaction() as session:
-            notifier = Notifier(OutboxWriter(Outbox(session), NOW), texts,
-                                staff_chat_id=STAFF_CHAT, forum=False, signature="name")
+            notifier = bot.notifier_for(session)
             stats = await reports.send_stats(session, notifier, config, period, NOW,
                                              chat_id=STAFF_CHAT, thread_id=None,
                                              priority=PRIORITY_REPLY)

@@ -23,10 +23,9 @@ from sqlalchemy import select
 
 from bot.app.runtime import App
 from bot.config import Config
-from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
+from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault, violations
 from storage.models import Client, OutboxMessage
-from storage.repos import Outbox
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
 
@@ -66,7 +65,7 @@ def add_clients(tg: FakeTelegram, count: int) -> list[int]:
 async def enqueue(app: App, plan: dict[int, list[str]]) -> None:
     """Outbox rows written the way services write them, interleaved across chats."""
     async with app.db.transaction() as session:
-        out = OutboxWriter(Outbox(session), app.clock())
+        out = app.container.scope(session).out
         longest = max(len(texts) for texts in plan.values())
         for index in range(longest):
             for chat_id, texts in plan.items():

@@ -38,8 +38,8 @@ async def current_faq(app: App) -> FaqService:
     """The FAQ as the next update handled by this worker sees it: with several workers,
     a change may have been made by another one."""
     async with app.db.transaction() as session:
-        await app.faq.refresh(session)
-    return app.faq
+        await app.container.faq.refresh(session)
+    return app.container.faq
 
 
 async def ticket(app: App, number: int = 1) -> Ticket:

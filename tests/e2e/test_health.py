@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from bot.app.runtime import App
-from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
+from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault
-from storage.repos import Outbox
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
 
@@ -35,7 +34,7 @@ async def test_health_shows_queue_errors_and_429s(app: App, tg: FakeTelegram) ->
     # A message Telegram keeps failing: it stays in the queue, with its error shown.
     tg.inject(Fault.server_error(502), chat_id=CLIENT_EN)
     async with app.db.transaction() as session:
-        await OutboxWriter(Outbox(session), app.clock()).send_text(
+        await app.container.scope(session).out.send_text(
             CLIENT_EN, "stuck", priority=PRIORITY_NOTICE)
     app.delivery.wake()
     await tg.wait_for(lambda: tg.calls_to("sendMessage", CLIENT_EN), timeout=5)

@@ -46,7 +46,7 @@ async def settle_held(app: App, tg: FakeTelegram, timeout: float = 60) -> None:
 
 
 def notifier_for(app: App) -> Callable[[Any], Any]:
-    return lambda session: app._writer(session)[1]
+    return app.container.notifier_for
 
 
 async def seed_clients(app: App, user_ids: list[int], *, unreachable: set[int] = frozenset()

@@ -229,13 +229,11 @@ async def test_one_reminder_for_an_unanswered_request(
     config = rapp.config.ratings
     base = utc_now()
 
-    def notifier_for(session: Any) -> Any:
-        return rapp._writer(session)[1]
-
-    assert await rating_sweep(rapp.db, notifier_for, config, base + timedelta(hours=1)) == 0
-    assert await rating_sweep(rapp.db, notifier_for, config, base + timedelta(hours=4)) == 1
-    assert await rating_sweep(rapp.db, notifier_for, config, base + timedelta(hours=9)) == 0
-    assert await rating_sweep(rapp.db, notifier_for, config, base + timedelta(days=9)) == 0
+    ratings_for = rapp.container.ratings_for
+    assert await rating_sweep(rapp.db, ratings_for, config, base + timedelta(hours=1)) == 0
+    assert await rating_sweep(rapp.db, ratings_for, config, base + timedelta(hours=4)) == 1
+    assert await rating_sweep(rapp.db, ratings_for, config, base + timedelta(hours=9)) == 0
+    assert await rating_sweep(rapp.db, ratings_for, config, base + timedelta(days=9)) == 0
     rapp.delivery.wake()
     await settle(rapp, tg)
     reminders = [m for m in texts_to(tg, CLIENT) if m.startswith("Напоминаем")]
@@ -255,14 +253,12 @@ async def test_delayed_request_and_exclusions(
         await closed_incident(app, tg)
         assert not any("оцениваете" in m for m in texts_to(tg, CLIENT))
 
-        def notifier_for(session: Any) -> Any:
-            return app._writer(session)[1]
-
         now = utc_now()
         config = app.config.ratings
-        assert await rating_sweep(app.db, notifier_for, config, now + timedelta(minutes=5)) == 0
-        assert await rating_sweep(app.db, notifier_for, config, now + timedelta(minutes=31)) == 1
-        assert await rating_sweep(app.db, notifier_for, config, now + timedelta(minutes=32)) == 0
+        ratings_for = app.container.ratings_for
+        assert await rating_sweep(app.db, ratings_for, config, now + timedelta(minutes=5)) == 0
+        assert await rating_sweep(app.db, ratings_for, config, now + timedelta(minutes=31)) == 1
+        assert await rating_sweep(app.db, ratings_for, config, now + timedelta(minutes=32)) == 0
         app.delivery.wake()
         await settle(app, tg)
         assert sum("оцениваете" in m for m in texts_to(tg, CLIENT)) == 1

@@ -17,11 +17,10 @@ from sqlalchemy import select
 
 from bot.app.runtime import App
 from bot.config import Config
-from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
+from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import CallRecord, FakeTelegram
 from bot.services import reports
 from storage.models import Client, Company, OutboxMessage
-from storage.repos import Outbox
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
@@ -132,7 +131,7 @@ async def test_report_sends_the_act_as_html_and_csv(app: App, tg: FakeTelegram) 
     await settle(app, tg)
     await staff_says(app, tg, "/org link 1 Рога и копыта")
     await staff_says(app, tg, "/close 1 Переустановили клиент")
-    month = app.clock().astimezone(app.texts.zone).strftime("%Y-%m")
+    month = app.clock().astimezone(app.container.texts.zone).strftime("%Y-%m")
 
     answer = await staff_says(app, tg, f"/report рога {month}")
     documents = tg.calls_to("sendDocument", STAFF_CHAT)
@@ -155,7 +154,7 @@ async def test_outbox_uploads_files_and_fails_a_missing_one(
     present = tmp_path / "note.txt"
     present.write_text("hello", encoding="utf-8")
     async with app.db.transaction() as session:
-        out = OutboxWriter(Outbox(session), app.clock())
+        out = app.container.scope(session).out
         gone = await out.send_file(STAFF_CHAT, tmp_path / "gone.csv", priority=PRIORITY_NOTICE)
         await out.send_file(STAFF_CHAT, present, filename="Отчёт.txt", caption_html="<b>x</b>",
                             priority=PRIORITY_NOTICE)
@@ -175,15 +174,16 @@ async def test_monthly_acts_job(app: App, tg: FakeTelegram) -> None:
         update={"monthly_acts": True})})
     # 1 June 2026 is a Monday: the first working day; acts go from 10:00 Moscow time.
     early = datetime(2026, 6, 1, 6, 30, tzinfo=UTC)  # 09:30 in Moscow
-    assert await reports.monthly_acts(app.db, app.notifier_for, config, early) == 0
+    notifier_for = app.container.notifier_for
+    assert await reports.monthly_acts(app.db, notifier_for, config, early) == 0
     due = datetime(2026, 6, 1, 7, 5, tzinfo=UTC)
-    assert await reports.monthly_acts(app.db, app.notifier_for, config, due) == 1  # has works
-    assert await reports.monthly_acts(app.db, app.notifier_for, config, due) == 0  # once
+    assert await reports.monthly_acts(app.db, notifier_for, config, due) == 1  # has works
+    assert await reports.monthly_acts(app.db, notifier_for, config, due) == 0  # once
     app.delivery.wake()
     await settle(app, tg)
     names = [uploaded(d)["filename"] for d in tg.calls_to("sendDocument", STAFF_CHAT)]
     assert names == ["act-Рога_и_копыта-2026-05.html", "act-Рога_и_копыта-2026-05.csv"]
     assert "Акты выполненных работ за 2026-05: 1" in texts_to(tg, STAFF_CHAT)[-1]
     off = app.config  # monthly_acts is off by default
-    assert await reports.monthly_acts(app.db, app.notifier_for, off,
+    assert await reports.monthly_acts(app.db, app.container.notifier_for, off,
                                       datetime(2026, 7, 1, 9, tzinfo=UTC)) == 0

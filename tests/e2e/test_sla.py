@@ -248,7 +248,7 @@ async def test_tickets_shows_time_left_soonest_first(
 
 
 async def test_sweep_runs_from_the_scheduler(app: App) -> None:
-    job = app.scheduler.get_job("sla")
+    job = app.scheduler.timer.get_job("sla")
     assert job is not None and job.trigger.interval.total_seconds() == 60
 
 
@@ -280,8 +280,8 @@ async def test_an_extra_vocabulary_extends_the_classifier(
     plain: Any = App(make_config())
     extended: Any = App(make_config(severity={"vocabulary": [str(words)]}))
     try:
-        assert plain.services.classify("эвотор завис") == Severity.NORMAL
-        assert extended.services.classify("эвотор завис") == Severity.CRITICAL
+        assert plain.container.classify("эвотор завис") == Severity.NORMAL
+        assert extended.container.classify("эвотор завис") == Severity.CRITICAL
     finally:
         for app in (plain, extended):
             await app.bot.session.close()

@@ -26,12 +26,12 @@ async def test_surge_posts_a_digest_and_topics_appear_on_demand(
             "#1", "#2", "#3", "#4", "#5"]
         assert all("#" in texts_to(tg, FIRST_CLIENT + i)[0] for i in range(12))
 
-        await app.run_surge_digest()
+        await app.run_job("surge")
         await settle(app, tg)
         digest = texts_to(tg, STAFF_CHAT)[-1]
         assert "Наплыв обращений: 7" in digest
         assert all(f"#{n} ·" in digest for n in range(6, 13))
-        await app.run_surge_digest()  # nothing new: nothing posted
+        await app.run_job("surge")  # nothing new: nothing posted
         await settle(app, tg)
         assert texts_to(tg, STAFF_CHAT)[-1] == digest
 

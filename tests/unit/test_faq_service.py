@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from unittest.mock import MagicMock
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import KBConfig
-from bot.services.faq import FaqService, import_articles, slug_for
+from bot.app.container import Container
+from bot.config import parse_config
+from bot.services.faq import FaqDesk, import_articles, slug_for
 from kb.articles import KBError
 from storage.db import Database
 from storage.migrate import upgrade_async
@@ -28,25 +29,33 @@ async def db(tmp_path: Path) -> Database:
     return Database(url)
 
 
-async def service(db: Database, **config: object) -> FaqService:
-    faq = FaqService(KBConfig(path=KB, **config), lambda: NOW)  # type: ignore[arg-type]
-    faq.load_files()
-    await faq.load(db)
-    return faq
+async def worker(db: Database, **kb: object) -> Container:
+    """A process of the bot, its FAQ loaded as at start-up."""
+    config = parse_config({"telegram": {"token": "1:x", "staff_chat_id": -1},
+                           "kb": {"path": str(KB), **kb}})
+    container = Container.build(config, clock=lambda: NOW, db=db)
+    await container.faq.load(db)
+    return container
+
+
+async def faq_desk(bot: Container, session: AsyncSession) -> FaqDesk:
+    """The FAQ of an update (caught up with other workers' changes first)."""
+    return (await bot.update_scope(session)).faq
 
 
 async def test_changes_reach_the_index_after_commit_only(db: Database) -> None:
-    faq = await service(db)
+    bot = await worker(db)
+    faq = bot.faq
     question = "Как заказать новый картридж для принтера"
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await (await faq.bind(session, MagicMock())).save(
+            await (await faq_desk(bot, session)).save(
                 article_id=None, question=question, alt=[], answer="Напишите завхозу.",
                 image=None, author=1)
             raise RuntimeError("rolled back")
     assert await faq.search(question) == []
     async with db.transaction() as session:
-        article = await (await faq.bind(session, MagicMock())).save(
+        article = await (await faq_desk(bot, session)).save(
             article_id=None, question=question, alt=[], answer="Напишите завхозу.",
             image=None, author=1)
     assert [h.id for h in await faq.search(question)][:1] == [article.id]
@@ -56,21 +65,21 @@ async def test_changes_reach_the_index_after_commit_only(db: Database) -> None:
 async def test_a_change_by_another_worker_is_seen_by_the_next_update(
     db: Database, tmp_path: Path
 ) -> None:
-    here, there = await service(db), await service(db)
+    here, there = await worker(db), await worker(db)
     question = "Как заказать новый картридж для принтера"
     async with db.transaction() as session:
-        article = await (await there.bind(session, MagicMock())).save(
+        article = await (await faq_desk(there, session)).save(
             article_id=None, question=question, alt=[], answer="Напишите завхозу.",
             image=None, author=1)
-    assert [h.id for h in await there.search(question)][:1] == [article.id]
-    assert article.id not in [h.id for h in await here.search(question)]
+    assert [h.id for h in await there.faq.search(question)][:1] == [article.id]
+    assert article.id not in [h.id for h in await here.faq.search(question)]
     async with db.transaction() as session:
-        await here.bind(session, MagicMock())  # what the next update does first
-    assert [h.id for h in await here.search(question)][:1] == [article.id]
-    revision = here.revision
+        await faq_desk(here, session)  # what the next update does first
+    assert [h.id for h in await here.faq.search(question)][:1] == [article.id]
+    revision = here.faq.revision
     async with db.transaction() as session:  # nothing changed since: no reload
-        await here.bind(session, MagicMock())
-    assert here.revision == revision == there.revision
+        await faq_desk(here, session)
+    assert here.faq.revision == revision == there.faq.revision
 
     # `kb import` from the command line, while the bot runs.
     imported = tmp_path / "more.yaml"
@@ -79,13 +88,13 @@ async def test_a_change_by_another_worker_is_seen_by_the_next_update(
         "  answer: Откройте крышку и выньте лист.\n", encoding="utf-8")
     await import_articles(db, imported, lambda: NOW)
     async with db.transaction() as session:
-        await here.bind(session, MagicMock())
-    assert here.article("scanner-jam") is not None
+        await faq_desk(here, session)
+    assert here.faq.article("scanner-jam") is not None
     await db.dispose()
 
 
 async def test_big_indexes_are_searched_in_a_thread(db: Database) -> None:
-    faq = await service(db, thread_above=1)
+    faq = (await worker(db, thread_above=1)).faq
     threads: list[str] = []
     search = faq.index.search
 
@@ -105,7 +114,7 @@ async def test_an_id_in_both_a_file_and_the_database_stops_start_up(db: Database
         session.add(FaqArticle(id="vpn-home", lang="ru", question="q", alt=[], answer="a",
                                tags=[], draft=False, created_at=NOW))
     with pytest.raises(KBError, match=r"vpn-home.*'id'"):
-        await service(db)
+        await worker(db)
     await db.dispose()
 
 

@@ -12,18 +12,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot.app.container import Container
 from bot.config import Config, ConfigError, parse_config
 from bot.domain.enums import Severity, TicketStatus
 from bot.domain.sla import SlaPolicy, pauses_from_events
-from bot.messaging.notify import Actor, Content, Notifier
-from bot.messaging.outbox import OutboxWriter
+from bot.messaging.notify import Actor, Content
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, Person
 from bot.services.sla_jobs import DETAIL_LIMIT, sla_sweep, status_reminders
 from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import OutboxMessage, Ticket, TicketEvent
-from storage.repos import Outbox
 
 MSK = ZoneInfo("Europe/Moscow")
 STAFF_CHAT = -100500
@@ -35,7 +34,8 @@ def msk(*args: int) -> datetime:
 
 
 def make_config(**sections: dict[str, Any]) -> Config:
-    data: dict[str, Any] = {"telegram": {"token": "1:x", "staff_chat_id": STAFF_CHAT}}
+    data: dict[str, Any] = {"telegram": {"token": "1:x", "staff_chat_id": STAFF_CHAT,
+                                         "staff_forum": True}}
     data.update(sections)
     return parse_config(data)
 
@@ -224,31 +224,23 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 class World:
-    """A desk over a real database with a fixed clock, as the middleware builds it."""
+    """A desk over a real database with a fixed clock, through the container like the bot."""
 
     def __init__(self, db: Database, config: Config, clock: Clock,
                  severity: Severity = Severity.NORMAL) -> None:
         self.db, self.config, self.clock = db, config, clock
-        self.texts = Texts("ru", config.desk.timezone)
-        self.policy = SlaPolicy(config.desk, config.sla)
-        self.severity = severity
+        self.container = Container.build(config, clock=clock, db=db,
+                                         classify=lambda _text: severity)
+        self.notifier = self.container.notifier_for
         self._message_ids = iter(range(1000, 100000))
 
-    def notifier(self, session: Any) -> Notifier:
-        return Notifier(OutboxWriter(Outbox(session), self.clock()), self.texts,
-                        staff_chat_id=STAFF_CHAT, forum=True, signature="name")
-
     def desk(self, session: Any) -> Desk:
-        desk = Desk(session, self.notifier(session), self.clock, self.config.desk,
-                    lambda _text: self.severity, self.texts.language_for)
-        desk.sla = self.policy
-        return desk
+        return self.container.scope(session).desk
 
     async def open(self, user_id: int = 5001, text: str = "Не работает почта") -> int:
         async with self.db.transaction() as session:
             desk = self.desk(session)
-            client, _ = await desk.client_for(
-                Person(user_id, user_id, "Анна", None, None, "ru"))
+            client = await desk.client_for(Person(user_id, user_id, "Анна", None, None, "ru"))
             ticket = await desk.open_ticket(client, self.content(user_id, text))
             return ticket.number
 
@@ -275,7 +267,7 @@ class World:
         async with self.db.transaction() as session:
             desk = self.desk(session)
             ticket = await desk.ticket(number)
-            client = await desk.clients.by_id(ticket.client_id)
+            client = await desk.client_of(ticket)
             await desk.append_from_client(ticket, client, self.content(client.chat_id, text))
 
     async def sweep(self) -> Any:
@@ -490,7 +482,7 @@ async def test_sweep_is_idempotent_across_a_restart(db: Database, tmp_path: Path
         app = App(config, clock=clock, classify=lambda _text: Severity.CRITICAL)
         try:
             for _ in range(3):
-                await app.run_jobs()
+                await app.run_job("sla")
         finally:
             await app.bot.session.close()
             await app.db.dispose()

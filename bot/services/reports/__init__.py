@@ -56,6 +56,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import Config
 from bot.domain.enums import Severity, TicketStatus
+from bot.domain.errors import UserError
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.messaging.texts import age
 from bot.services.quality import CampaignStatus, campaign_status
@@ -75,11 +76,8 @@ CLOSED_STATUSES = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value)
 FAQ = "faq"
 
 
-class ReportError(Exception):
-    def __init__(self, code: str, **context: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.context = context
+class ReportError(UserError):
+    """A report request that cannot be done (template: `report_reply`)."""
 
 
 # -- periods ----------------------------------------------------------------------------

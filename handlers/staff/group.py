@@ -12,42 +12,47 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.messaging.notify import Notifier
+from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk
+from handlers._common import reply, thread_ticket
 from handlers._filters import at_once, in_staff_chat
-from handlers._parse import content_of, reply_to_id, staff_actor
-from handlers.staff_commands import reply
+from handlers._parse import content_of, staff_actor
 
 NOTE_MARK = "!"
 
-router = Router(name=__name__)
+
+async def _from_person(message: Message) -> bool | dict[str, Actor]:
+    """Written by a person (not a bot): the handler gets them as `actor`."""
+    user = message.from_user
+    if user is None or user.is_bot:
+        return False
+    return {"actor": staff_actor(user)}
 
 
-router.message.filter(in_staff_chat)
-
-
-@router.message(Command("help", "start"))
 async def staff_help(message: Message, notifier: Notifier, texts: Texts) -> None:
     await reply(message, notifier, texts.staff("help"))
 
 
-@router.message(at_once(F.text.startswith("/")))
 async def other_command(message: Message) -> None:
     """Commands of other bots in the group, or typos: not ours to answer."""
 
 
-@router.message(at_once(F.from_user.is_bot.is_(False)))
-async def thread_message(message: Message, desk: Desk, notifier: Notifier) -> None:
-    ticket = await desk.ticket_in_thread(
-        message.message_thread_id if message.is_topic_message else None,
-        reply_to_id(message), notifier.staff_chat_id,
-    )
-    if ticket is None or message.from_user is None:
+async def thread_message(message: Message, actor: Actor, desk: Desk) -> None:
+    ticket = await thread_ticket(message, desk)
+    if ticket is None:
         return
     content = content_of(message)
-    actor = staff_actor(message.from_user)
     if content.text.lstrip().startswith(NOTE_MARK):
         await desk.staff_note(ticket, actor, content)
     else:
         await desk.staff_answer(ticket, actor, content)
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(in_staff_chat)
+    router.message.register(staff_help, Command("help", "start"))
+    router.message.register(other_command, at_once(F.text.startswith("/")))
+    router.message.register(thread_message, _from_person)
+    return router

@@ -17,28 +17,23 @@ structured part ends at ":" (or, for link, after the number).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services import reports
 from bot.services.desk import Desk, DeskError
+from bot.services.records import Session
+from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
-from handlers._parse import reply_to_id
-from handlers.staff_commands import reply
 from storage.models import Client, Company, Ticket, TicketMessage
 from storage.repos import OPEN_STATUSES
-
-router = Router(name=__name__)
-
-
-router.message.filter(in_staff_chat)
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "help")
 
@@ -53,16 +48,13 @@ def _split(text: str) -> tuple[str, str]:
     return name.strip(), rest.strip()
 
 
-@router.message(Command("org"))
 async def org_command(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
-    config: Config, bot: Bot,
+    message: Message, command: CommandObject, desk: Desk, session: Session, now: datetime,
+    notifier: Notifier, texts: Texts, bot: Bot,
 ) -> None:
     args = (command.args or "").strip()
     word, _, rest = args.partition(" ")
     word, rest = word.lower(), rest.strip()
-    session = desk.session
-    now = desk.clock()
     try:
         if not args:
             await reply(message, notifier, texts.staff("org_list", rows=await _list(session)))
@@ -73,7 +65,7 @@ async def org_command(
             link = org.invite_link(await bot_username(bot), company.invite_code)
             await reply(message, notifier, texts.staff("org_created", company=company, link=link))
         elif word in ("link", "unlink"):
-            await _link(message, word, rest, desk, notifier, texts)
+            await _link(message, word, rest, desk, session, notifier, texts)
         elif word in ("services", "works", "done", "rename"):
             name, value = _split(rest)
             company = await org.find(session, name)
@@ -98,7 +90,7 @@ async def org_command(
                             texts.staff("org_reply", code="renamed", company=company))
         else:
             company = await org.find(session, args)
-            await _overview(message, company, desk, notifier, texts, config, bot)
+            await _overview(message, company, session, now, notifier, texts, bot)
     except org.CompanyError as error:
         await reply(message, notifier, texts.staff("org_reply", code=error.code, **error.context))
     except DeskError as error:
@@ -109,7 +101,7 @@ def _user(message: Message) -> int | None:
     return message.from_user.id if message.from_user else None
 
 
-async def _list(session: AsyncSession) -> list[tuple[Company, int, int]]:
+async def _list(session: Session) -> list[tuple[Company, int, int]]:
     people: dict[int | None, int] = dict((await session.execute(
         select(Client.company_id, func.count()).where(Client.company_id.is_not(None))
         .group_by(Client.company_id)
@@ -124,7 +116,8 @@ async def _list(session: AsyncSession) -> list[tuple[Company, int, int]]:
 
 
 async def _link(
-    message: Message, word: str, rest: str, desk: Desk, notifier: Notifier, texts: Texts,
+    message: Message, word: str, rest: str, desk: Desk, session: Session,
+    notifier: Notifier, texts: Texts,
 ) -> None:
     """Link (or unlink) the client of an incident: `N name`, or the incident of the topic."""
     first, _, after = rest.partition(" ")
@@ -132,26 +125,23 @@ async def _link(
         ticket = await desk.ticket(int(first.lstrip("#")))
         name = after.strip()
     else:
-        found = await desk.ticket_in_thread(
-            message.message_thread_id if message.is_topic_message else None,
-            reply_to_id(message), notifier.staff_chat_id,
-        )
+        found = await thread_ticket(message, desk)
         if found is None:
             raise org.CompanyError("need_number")
         ticket, name = found, rest
-    client = await desk.clients.by_id(ticket.client_id)
+    client = await desk.client_of(ticket)
     if word == "unlink":
-        before = await org.link(desk.session, client, None)
+        before = await org.link(session, client, None)
         await reply(message, notifier, texts.staff("org_reply", code="unlinked", client=client,
                                                    before=before))
     else:
-        company = await org.find(desk.session, name)
-        before = await org.link(desk.session, client, company)
+        company = await org.find(session, name)
+        before = await org.link(session, client, company)
         await reply(message, notifier, texts.staff(
             "org_reply", code="linked", company=company, client=client, ticket=ticket,
             before=before))
     # The card shows the client's company: show the new one.
-    first_text = await desk.session.scalar(
+    first_text = await session.scalar(
         select(TicketMessage.text)
         .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
         .order_by(TicketMessage.id).limit(1)
@@ -160,11 +150,9 @@ async def _link(
 
 
 async def _overview(
-    message: Message, company: Company, desk: Desk, notifier: Notifier, texts: Texts,
-    config: Config, bot: Bot,
+    message: Message, company: Company, session: Session, now: datetime,
+    notifier: Notifier, texts: Texts, bot: Bot,
 ) -> None:
-    session = desk.session
-    now = desk.clock()
     open_rows = (await session.execute(
         select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
         .where(Client.company_id == company.id, Ticket.status.in_(OPEN_STATUSES))
@@ -178,3 +166,10 @@ async def _overview(
     link = org.invite_link(await bot_username(bot), company.invite_code)
     await reply(message, notifier, texts.staff(
         "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people))
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(in_staff_chat)
+    router.message.register(org_command, Command("org"))
+    return router

@@ -1,4 +1,4 @@
-"""/stats and /report in the staff group (bot/reports.py).
+"""/stats and /report in the staff group (bot/services/reports).
 
   /stats [week|month|quarter|YYYY-MM]   the chart (a photo) and the text summary
   /report <company> [YYYY-MM]           the act of performed work (HTML and CSV files) for
@@ -11,56 +11,45 @@ typed (the topic) and jump the group's queue of cards, like /health.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Config
+from bot.domain.errors import UserError
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services import reports
-from bot.services.desk import Desk
+from bot.services.records import Session
+from handlers._common import reply, thread_of
 from handlers._filters import in_staff_chat
-from handlers.staff_commands import reply
-
-router = Router(name=__name__)
-
-
-router.message.filter(in_staff_chat)
 
 _MONTH_AT_END = re.compile(r"^(?P<name>.*?)\s+(?P<month>\d{4}-\d{1,2})$")
 
 
-def _thread(message: Message) -> int | None:
-    return message.message_thread_id if message.is_topic_message else None
-
-
-@router.message(Command("stats"))
 async def stats_command(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
-    config: Config,
+    message: Message, command: CommandObject, session: Session, now: datetime,
+    notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
-    now = desk.clock()
     try:
         period = reports.parse_period(command.args, now, texts.zone)
     except reports.ReportError as error:
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await reports.send_stats(desk.session, notifier, config, period, now,
-                             chat_id=message.chat.id, thread_id=_thread(message),
+    await reports.send_stats(session, notifier, config, period, now,
+                             chat_id=message.chat.id, thread_id=thread_of(message),
                              priority=PRIORITY_REPLY)
 
 
-@router.message(Command("report"))
 async def report_command(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
-    config: Config,
+    message: Message, command: CommandObject, session: Session, now: datetime,
+    notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
-    now = desk.clock()
     args = " ".join((command.args or "").split())
     match = _MONTH_AT_END.match(args)
     name, month = (match["name"], match["month"]) if match else (args, None)
@@ -69,11 +58,19 @@ async def report_command(
             raise reports.ReportError("usage")
         period = (reports.parse_month(month, texts.zone) if month
                   else reports.previous_month(now, texts.zone))
-        company = await org.find(desk.session, name)
-    except (reports.ReportError, org.CompanyError) as error:
+        company = await org.find(session, name)
+    except UserError as error:  # a bad month or company name: report_reply explains both
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await reports.send_act(desk.session, notifier, config, company, period, now,
-                           chat_id=message.chat.id, thread_id=_thread(message),
+    await reports.send_act(session, notifier, config, company, period, now,
+                           chat_id=message.chat.id, thread_id=thread_of(message),
                            priority=PRIORITY_REPLY)
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(in_staff_chat)
+    router.message.register(stats_command, Command("stats"))
+    router.message.register(report_command, Command("report"))
+    return router

@@ -1,8 +1,9 @@
 """Rating buttons after closure, and the comment a rating question asks for.
 
-The rules live in bot/ratings.py. This router sits before `buttons` (whose catch-all
-refuses unknown data) and before the client's commands and messages, because while a
-follow-up question is open the client's next plain text is the comment, not an incident.
+The rules live in bot/services/ratings.py. This router sits before the client's buttons
+(the last of which refuses unknown data) and before the client's commands and messages,
+because while a follow-up question is open the client's next plain text is the comment,
+not an incident.
 """
 
 from __future__ import annotations
@@ -11,32 +12,22 @@ from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message
 
-from bot.config import Config
 from bot.messaging.callbacks import RateAction
-from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk
 from bot.services.ratings import NO_COMMENT, RatingDesk, RatingError
+from bot.services.records import Client
+from handlers._common import STAFF
 from handlers._filters import private_chat
-from handlers._parse import person_of, reply_to_id
-
-router = Router(name=__name__)
-router.message.filter(private_chat)
+from handlers._parse import callback_chat, reply_to_id
 
 
-def _ratings(config: Config, desk: Desk, notifier: Notifier) -> RatingDesk:
-    return RatingDesk(config.ratings, desk.session, notifier, desk.clock)
-
-
-@router.callback_query(RateAction.filter())
 async def rate(
-    callback: CallbackQuery, callback_data: RateAction, desk: Desk, notifier: Notifier,
-    texts: Texts, config: Config, is_staff: bool,
+    callback: CallbackQuery, callback_data: RateAction, client: Client, ratings: RatingDesk,
+    texts: Texts, is_staff: bool,
 ) -> None:
+    """A staff member's rating is recorded but not counted: hence the staff flag."""
     message = callback.message
-    chat_id = message.chat.id if message else callback.from_user.id
-    client, _ = await desk.client_for(person_of(callback.from_user, chat_id))
-    ratings = _ratings(config, desk, notifier)
     try:
         if callback_data.score == NO_COMMENT:
             await ratings.skip_question(client, callback_data.number)
@@ -44,7 +35,7 @@ async def rate(
             return
         result = await ratings.rate(
             client, callback_data.number, callback_data.score, is_staff=is_staff,
-            chat_id=chat_id, message_id=message.message_id if message else None,
+            chat_id=callback_chat(callback), message_id=message.message_id if message else None,
         )
     except RatingError as error:
         await callback.answer(
@@ -60,29 +51,28 @@ def _plain_text(message: Message) -> bool:
     return message.text is not None and not message.text.startswith("/")
 
 
-@router.message()
 async def comment_or_pass(
-    message: Message, desk: Desk, notifier: Notifier, config: Config
+    message: Message, client: Client, desk: Desk, ratings: RatingDesk
 ) -> None:
     """While a rating question is open, the next plain text (not a command, not a reply
     about another incident) is the comment; anything else closes the question and goes on
     to the usual handlers. Without an open question this handler steps aside at once."""
-    if message.from_user is None:
-        raise SkipHandler
-    client = await desk.clients.by_user(message.from_user.id)
-    if client is None:
-        raise SkipHandler
-    ratings = _ratings(config, desk, notifier)
     rating = await ratings.open_question(client)
     if rating is None:
         raise SkipHandler
     if message.text is not None and message.text.startswith("/"):
         raise SkipHandler  # /my, /status...: the question stays open
-    reply_to = reply_to_id(message)
-    about = (await desk.tickets.by_message(client.chat_id, reply_to)
-             if reply_to is not None else None)
+    about = await desk.replied_ticket(client, reply_to_id(message))
     if not _plain_text(message) or (about is not None and about.id != rating.ticket_id):
         await ratings.close_question(rating)
         raise SkipHandler
-    client, _ = await desk.client_for(person_of(message.from_user, message.chat.id))
     await ratings.take_comment(rating, client, message.text or "")
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(private_chat)
+    router.callback_query.filter(private_chat)
+    router.callback_query.register(rate, RateAction.filter(), flags=STAFF)
+    router.message.register(comment_or_pass)
+    return router

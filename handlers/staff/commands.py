@@ -7,47 +7,22 @@ the number may be omitted.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.domain.enums import Severity, TicketStatus
-from bot.messaging.notify import Notifier
+from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
+from handlers._common import STAFF, reply, target_ticket
 from handlers._filters import from_staff
-from handlers._parse import reply_to_id, staff_actor
-from storage.models import Ticket
-
-router = Router(name=__name__)
-
-
-router.message.filter(from_staff)
 
 STATUS_WORDS = {s.value: s for s in (
     TicketStatus.IN_PROGRESS, TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED
 )}
-
-
-async def reply(message: Message, notifier: Notifier, html: str) -> None:
-    thread = message.message_thread_id if message.is_topic_message else None
-    await notifier.reply_staff(message.chat.id, thread, html)
-
-
-async def _target(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier
-) -> tuple[Ticket, list[str]]:
-    """The incident a command is about, and the words after its number."""
-    words = (command.args or "").split()
-    if words and words[0].lstrip("#").isdigit():
-        return await desk.ticket(int(words[0].lstrip("#"))), words[1:]
-    ticket = await desk.ticket_in_thread(
-        message.message_thread_id if message.is_topic_message else None,
-        reply_to_id(message), notifier.staff_chat_id,
-    )
-    if ticket is None:
-        raise DeskError("need_number", command=command.command)
-    return ticket, words
 
 
 def _rest(command: CommandObject, words: list[str]) -> str | None:
@@ -59,14 +34,13 @@ def _rest(command: CommandObject, words: list[str]) -> str | None:
     return args[start:].strip() or None
 
 
-@router.message(Command("take", "status", "close", "reopen", "sev"))
 async def ticket_command(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts
+    message: Message, command: CommandObject, actor: Actor, desk: Desk, notifier: Notifier,
+    texts: Texts,
 ) -> None:
-    assert message.from_user is not None
-    actor = staff_actor(message.from_user)
     try:
-        ticket, words = await _target(message, command, desk, notifier)
+        ticket, words = await target_ticket(message, (command.args or "").split(), desk,
+                                            command.command)
         name = command.command.lower()
         if name == "take":
             await desk.take(ticket.number, actor)
@@ -79,9 +53,9 @@ async def ticket_command(
                 raise DeskError("bad_severity")
             await desk.set_severity(ticket.number, actor, Severity(words[0].lower()))
         elif not words:
-            events = await desk.log.events(ticket.id)
             await reply(message, notifier, texts.client(
-                texts.default_language, "history", ticket=ticket, events=events))
+                texts.default_language, "history", ticket=ticket,
+                events=await desk.events(ticket)))
         elif words[0].lower() not in STATUS_WORDS:
             raise DeskError("bad_status")
         else:
@@ -91,7 +65,17 @@ async def ticket_command(
         await reply(message, notifier, texts.staff("error", code=error.code, **error.context))
 
 
-@router.message(Command("tickets"))
-async def open_tickets(message: Message, desk: Desk, notifier: Notifier, texts: Texts) -> None:
+async def open_tickets(
+    message: Message, desk: Desk, notifier: Notifier, texts: Texts, now: datetime
+) -> None:
     rows = await desk.open_tickets_by_due()
-    await reply(message, notifier, texts.staff("tickets_sla", rows=rows, now=desk.clock()))
+    await reply(message, notifier, texts.staff("tickets_sla", rows=rows, now=now))
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(from_staff)
+    router.message.register(ticket_command, Command("take", "status", "close", "reopen", "sev"),
+                            flags=STAFF)
+    router.message.register(open_tickets, Command("tickets"), flags=STAFF)
+    return router

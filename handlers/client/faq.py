@@ -19,13 +19,8 @@ from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from bot.services.faq import ID_LIMIT, FaqDesk, FaqError
+from bot.services.records import Article, Client
 from handlers._filters import private_chat
-from handlers._parse import person_of
-from kb.articles import Article
-from storage.models import Client
-
-router = Router(name=__name__)
-router.message.filter(private_chat)
 
 FOUND_LIMIT = 4
 
@@ -37,17 +32,13 @@ def _buttons(articles: list[Article]) -> Keyboard:
     ]
 
 
-@router.message(Command("faq"))
 async def faq_command(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier,
-    faq: FaqDesk | None,
+    message: Message, command: CommandObject, client: Client, notifier: Notifier, faq: FaqDesk
 ) -> None:
     """/faq alone: the most useful articles; /faq words: the best answers to them."""
-    assert message.from_user is not None
-    client, _ = await desk.client_for(person_of(message.from_user, message.chat.id))
     query = (command.args or "").strip()
-    if faq is None or not query:
-        top = await faq.top(client.language) if faq is not None else []
+    if not query:
+        top = await faq.top(client.language)
         await notifier.to_client(None, client, "faq_top", priority=PRIORITY_REPLY,
                                  articles=top, keyboard=_buttons(top) or None)
         return
@@ -62,29 +53,27 @@ async def faq_command(
                            keyboard=_buttons(more) or None)
 
 
-@router.callback_query(FaqShow.filter())
+# The buttons act for the client of the private chat they are pressed in; `client` is None
+# anywhere else (bot/telegram/middleware.py), and the press is refused.
+
+
 async def show_article(
-    callback: CallbackQuery, callback_data: FaqShow, desk: Desk, faq: FaqDesk | None,
-    texts: Texts,
+    callback: CallbackQuery, callback_data: FaqShow, faq: FaqDesk, texts: Texts,
+    client: Client | None = None,
 ) -> None:
-    client = await _client(callback, desk)
-    article = faq.service.article(callback_data.article) if faq is not None else None
-    if client is None or faq is None or article is None or (
-        callback_data.article in faq.service.drafts
-    ):
+    article = faq.service.article(callback_data.article)
+    if client is None or article is None or callback_data.article in faq.service.drafts:
         await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
         return
     await faq.send_article(client, article, "faq_article")
     await callback.answer()
 
 
-@router.callback_query(FaqAction.filter())
 async def suggestion_answer(
     callback: CallbackQuery, callback_data: FaqAction, desk: Desk, notifier: Notifier,
-    faq: FaqDesk | None, texts: Texts,
+    faq: FaqDesk, texts: Texts, client: Client | None = None,
 ) -> None:
-    client = await _client(callback, desk)
-    if client is None or faq is None or callback_data.action not in ("ok", "no"):
+    if client is None or callback_data.action not in ("ok", "no"):
         await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
         return
     solved = callback_data.action == "ok"
@@ -109,17 +98,18 @@ async def suggestion_answer(
     await callback.answer()
 
 
-async def _client(callback: CallbackQuery, desk: Desk) -> Client | None:
-    """The client pressing a button in their private chat (None anywhere else)."""
-    if callback.message is None or callback.message.chat.type != "private":
-        return None
-    client, _ = await desk.client_for(person_of(callback.from_user, callback.message.chat.id))
-    return client
-
-
 def _language(callback: CallbackQuery, texts: Texts, client: Client | None) -> str:
     return client.language if client else texts.language_for(callback.from_user.language_code)
 
 
 async def _refuse(callback: CallbackQuery, texts: Texts, language: str, code: str) -> None:
     await callback.answer(texts.client(language, "faq_error", code=code), show_alert=True)
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(private_chat)
+    router.message.register(faq_command, Command("faq"))
+    router.callback_query.register(show_article, FaqShow.filter())
+    router.callback_query.register(suggestion_answer, FaqAction.filter())
+    return router

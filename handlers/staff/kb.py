@@ -17,19 +17,16 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, User
 
 from bot.messaging.callbacks import KbAction
-from bot.messaging.notify import Notifier
+from bot.messaging.notify import Actor, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from bot.services.faq import FaqDesk, FaqError
-from handlers._filters import from_staff
-from handlers._parse import reply_to_id, staff_actor
-from storage.models import Ticket
-
-router = Router(name=__name__)
+from handlers._common import STAFF, reply, target_ticket, thread_of
+from handlers._filters import from_staff, with_sender
 
 SKIP = {"-", "—", "нет", "no", "skip"}
 
@@ -53,31 +50,23 @@ async def _close_faq(message: Message) -> bool:
     return bool(words) and words[0].lower() == "faq"
 
 
-async def _reply(message: Message, notifier: Notifier, html: str) -> None:
-    thread = message.message_thread_id if message.is_topic_message else None
-    await notifier.reply_staff(message.chat.id, thread, html)
-
-
 # -- /kb ------------------------------------------------------------------------------
 
 
-@router.message(Command("kb"), from_staff)
 async def kb_command(
-    message: Message, command: CommandObject, faq: FaqDesk | None, notifier: Notifier,
-    texts: Texts, state: FSMContext,
+    message: Message, command: CommandObject, faq: FaqDesk, notifier: Notifier, texts: Texts,
+    state: FSMContext,
 ) -> None:
-    if faq is None:
-        return
     words = (command.args or "").split()
     sub = words[0].lower() if words else ""
     target = words[1] if len(words) > 1 else ""
     try:
         if not sub:
-            await _reply(message, notifier, texts.staff("kb_list", infos=await faq.infos()))
+            await reply(message, notifier, texts.staff("kb_list", infos=await faq.infos()))
         elif sub == "add":
             await state.set_state(KbDialog.question)
             await state.set_data({"id": None})
-            await _reply(message, notifier, texts.staff("kb_prompt", step="question"))
+            await reply(message, notifier, texts.staff("kb_prompt", step="question"))
         elif sub == "edit" and target:
             article = await faq.editable(target)
             await state.set_state(KbDialog.question)
@@ -85,30 +74,29 @@ async def kb_command(
                 "question": article.question, "alt": list(article.alt),
                 "answer": article.answer, "image": article.image,
             }})
-            await _reply(message, notifier, texts.staff("kb_edit_start", article=article) + "\n\n"
+            await reply(message, notifier, texts.staff("kb_edit_start", article=article) + "\n\n"
                          + texts.staff("kb_prompt", step="question", current=article.question))
         elif sub in ("del", "delete") and target:
             await faq.delete(target)
-            await _reply(message, notifier, texts.staff("kb_deleted", id=target))
+            await reply(message, notifier, texts.staff("kb_deleted", id=target))
         elif sub == "publish" and target:
             article = await faq.publish(target)
-            await _reply(message, notifier, texts.staff("kb_published", article=article))
+            await reply(message, notifier, texts.staff("kb_published", article=article))
         elif sub == "stale":
-            await _reply(message, notifier, texts.staff(
+            await reply(message, notifier, texts.staff(
                 "kb_stale", rows=await faq.stale(), days=faq.service.config.stale_days))
         else:
-            await _reply(message, notifier, texts.staff("kb_usage"))
+            await reply(message, notifier, texts.staff("kb_usage"))
     except FaqError as error:
-        await _reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
+        await reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
 
 
 # -- the dialog -------------------------------------------------------------------------
 
 
-@router.message(Command("cancel"), StateFilter(KbDialog))
 async def cancel(message: Message, notifier: Notifier, texts: Texts, state: FSMContext) -> None:
     await state.clear()
-    await _reply(message, notifier, texts.staff("kb_cancelled"))
+    await reply(message, notifier, texts.staff("kb_cancelled"))
 
 
 def _current(data: dict[str, Any], field: str) -> Any:
@@ -127,26 +115,32 @@ async def _next(
 ) -> None:
     await state.set_state(step)
     name = (step.state or "").split(":")[-1]
-    await _reply(message, notifier, texts.staff(
+    await reply(message, notifier, texts.staff(
         "kb_prompt", step=name, current=_show(_current(data, name))))
 
 
-@router.message(StateFilter(KbDialog.question), _not_a_command)
+async def _take_text(
+    message: Message, notifier: Notifier, texts: Texts, state: FSMContext, field: str,
+    text: str, step: State,
+) -> None:
+    """A required text of the dialog: "skip" keeps the article's current one, if any."""
+    data = await state.get_data()
+    if text in SKIP and _current(data, field):
+        text = _current(data, field)
+    if not text or text in SKIP:
+        await reply(message, notifier, texts.staff("kb_error", code="need_text"))
+        return
+    data[field] = text
+    await state.set_data(data)
+    await _next(message, notifier, texts, state, step, data)
+
+
 async def got_question(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
                        ) -> None:
-    data = await state.get_data()
-    text = (message.text or "").strip()
-    if text in SKIP and _current(data, "question"):
-        text = _current(data, "question")
-    if not text or text in SKIP:
-        await _reply(message, notifier, texts.staff("kb_error", code="need_text"))
-        return
-    data["question"] = text
-    await state.set_data(data)
-    await _next(message, notifier, texts, state, KbDialog.alt, data)
+    await _take_text(message, notifier, texts, state, "question",
+                     (message.text or "").strip(), KbDialog.alt)
 
 
-@router.message(StateFilter(KbDialog.alt), _not_a_command)
 async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSMContext) -> None:
     data = await state.get_data()
     text = (message.text or "").strip()
@@ -159,24 +153,15 @@ async def got_alt(message: Message, notifier: Notifier, texts: Texts, state: FSM
     await _next(message, notifier, texts, state, KbDialog.answer, data)
 
 
-@router.message(StateFilter(KbDialog.answer), _not_a_command)
 async def got_answer(message: Message, notifier: Notifier, texts: Texts, state: FSMContext
                      ) -> None:
-    data = await state.get_data()
-    text = (message.text or message.caption or "").strip()
-    if text in SKIP and _current(data, "answer"):
-        text = _current(data, "answer")
-    if not text or text in SKIP:
-        await _reply(message, notifier, texts.staff("kb_error", code="need_text"))
-        return
-    data["answer"] = text
-    await state.set_data(data)
-    await _next(message, notifier, texts, state, KbDialog.image, data)
+    await _take_text(message, notifier, texts, state, "answer",
+                     (message.text or message.caption or "").strip(), KbDialog.image)
 
 
-@router.message(StateFilter(KbDialog.image), _not_a_command)
 async def got_image(
-    message: Message, notifier: Notifier, texts: Texts, state: FSMContext, faq: FaqDesk | None,
+    message: Message, user: User, notifier: Notifier, texts: Texts, state: FSMContext,
+    faq: FaqDesk,
 ) -> None:
     data = await state.get_data()
     if message.photo:
@@ -184,21 +169,18 @@ async def got_image(
     elif (message.text or "").strip() in SKIP:
         image = _current(data, "image")
     else:
-        await _reply(message, notifier, texts.staff("kb_prompt", step="image"))
+        await reply(message, notifier, texts.staff("kb_prompt", step="image"))
         return
     await state.clear()
-    if faq is None:
-        return
-    assert message.from_user is not None
     try:
         article = await faq.save(
             article_id=data.get("id"), question=data["question"], alt=data["alt"],
-            answer=data["answer"], image=image, author=message.from_user.id,
+            answer=data["answer"], image=image, author=user.id,
         )
     except FaqError as error:
-        await _reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
+        await reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
         return
-    await _reply(message, notifier, texts.staff(
+    await reply(message, notifier, texts.staff(
         "kb_saved", article=article, created=data.get("id") is None,
         draft=article.id in faq.service.drafts))
 
@@ -206,30 +188,14 @@ async def got_image(
 # -- /close 42 faq ----------------------------------------------------------------------
 
 
-async def _ticket(message: Message, words: list[str], desk: Desk, notifier: Notifier
-                  ) -> tuple[Ticket, list[str]]:
-    if words and words[0].lstrip("#").isdigit():
-        return await desk.ticket(int(words[0].lstrip("#"))), words[1:]
-    ticket = await desk.ticket_in_thread(
-        message.message_thread_id if message.is_topic_message else None,
-        reply_to_id(message), notifier.staff_chat_id,
-    )
-    if ticket is None:
-        raise DeskError("need_number", command="close")
-    return ticket, words
-
-
-@router.message(Command("close"), from_staff, _close_faq)
 async def close_as_faq(
-    message: Message, command: CommandObject, desk: Desk, notifier: Notifier, texts: Texts,
-    faq: FaqDesk | None,
+    message: Message, command: CommandObject, actor: Actor, desk: Desk, notifier: Notifier,
+    texts: Texts, faq: FaqDesk,
 ) -> None:
     """Close the incident, then turn its resolution into a draft article."""
-    assert message.from_user is not None
-    actor = staff_actor(message.from_user)
     args = command.args or ""
     try:
-        ticket, words = await _ticket(message, args.split(), desk, notifier)
+        ticket, words = await target_ticket(message, args.split(), desk, "close")
         after = args[args.lower().find("faq") + 3:].strip() or None  # "faq" is words[0]
         assert words and words[0].lower() == "faq"
         try:
@@ -240,24 +206,21 @@ async def close_as_faq(
             if after:
                 ticket.resolution = after
     except DeskError as error:
-        await _reply(message, notifier, texts.staff("error", code=error.code, **error.context))
-        return
-    if faq is None:
+        await reply(message, notifier, texts.staff("error", code=error.code, **error.context))
         return
     try:
         article = await faq.draft_from_ticket(ticket, actor.user_id)
     except FaqError as error:
-        await _reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
+        await reply(message, notifier, texts.staff("kb_error", code=error.code, **error.context))
         return
-    await _reply(message, notifier, texts.staff("kb_draft", ticket=ticket, article=article))
+    await reply(message, notifier, texts.staff("kb_draft", ticket=ticket, article=article))
 
 
 # -- buttons ----------------------------------------------------------------------------
 
 
-@router.callback_query(KbAction.filter())
 async def kb_button(
-    callback: CallbackQuery, callback_data: KbAction, is_staff: bool, faq: FaqDesk | None,
+    callback: CallbackQuery, callback_data: KbAction, is_staff: bool, faq: FaqDesk,
     notifier: Notifier, texts: Texts,
 ) -> None:
     language = texts.language_for(callback.from_user.language_code)
@@ -265,7 +228,7 @@ async def kb_button(
         await callback.answer(texts.client(language, "error", code="staff_only"), show_alert=True)
         return
     try:
-        if faq is None or callback_data.action != "alt":
+        if callback_data.action != "alt":
             raise FaqError("button_invalid")
         article, words = await faq.accept_phrasing(callback_data.ref)
     except FaqError as error:
@@ -279,8 +242,21 @@ async def kb_button(
             {"message_id": message.message_id, "reply_markup": {"inline_keyboard": []}},
             priority=PRIORITY_REPLY,
         )
-        thread = message.message_thread_id if message.is_topic_message else None
-        await notifier.reply_staff(message.chat.id, thread,
+        await notifier.reply_staff(message.chat.id, thread_of(message),
                                    texts.staff("kb_phrasing_added", article=article, text=words))
     await callback.answer()
 
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(kb_command, Command("kb"), from_staff, flags=STAFF)
+    router.message.register(cancel, Command("cancel"), StateFilter(KbDialog))
+    router.message.register(got_question, StateFilter(KbDialog.question), _not_a_command)
+    router.message.register(got_alt, StateFilter(KbDialog.alt), _not_a_command)
+    router.message.register(got_answer, StateFilter(KbDialog.answer), _not_a_command)
+    router.message.register(got_image, StateFilter(KbDialog.image), _not_a_command,
+                            with_sender)
+    router.message.register(close_as_faq, Command("close"), from_staff, _close_faq,
+                            flags=STAFF)
+    router.callback_query.register(kb_button, KbAction.filter(), flags=STAFF)
+    return router

@@ -1,0 +1,197 @@
+"""The wiring: what the process builds once, and what each transaction gets of it.
+
+`Container` holds the long-lived services: the database, the texts, the severity
+classifier, the SLA policy, the FAQ index, the Telegram session, the staff directory and
+the delivery worker. `Scope` is one transaction's view of them: the outbox writer, the
+notifier and the desks (incidents, FAQ, ratings) bound to its session. A Scope is the only
+place those are built: the unit-of-work middleware opens one per update, the scheduled
+jobs and the App's callbacks one per transaction of theirs, and so do the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config, ConfigError
+from bot.domain.clock import Clock, utc_now
+from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
+from bot.domain.sla import SlaPolicy
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import OutboxWriter
+from bot.messaging.texts import Texts
+from bot.services.desk import Classifier, Desk
+from bot.services.faq import FaqDesk, FaqService
+from bot.services.ratings import RatingDesk
+from bot.telegram.delivery import BlockedHandler, DeliveryWorker
+from bot.telegram.middleware import ClientOfPrivateChat, StaffRequests, UnitOfWork
+from bot.telegram.ratelimit import RateLimiter
+from bot.telegram.staff import StaffDirectory
+from handlers import STAFF_FLAG, routers
+from storage.db import Database
+from storage.repos import Outbox
+
+
+def fsm_storage(config: Config) -> BaseStorage:
+    """Dialog state: in Redis when `[redis] url` is set (shared by every worker), else here."""
+    if not config.redis.url:
+        return MemoryStorage()
+    from aiogram.fsm.storage.redis import RedisStorage
+
+    return RedisStorage.from_url(config.redis.url,
+                                 key_builder=DefaultKeyBuilder(prefix=config.redis.prefix))
+
+
+def configured_classifier(config: Config) -> Classifier:
+    """The classifier with the desk's `[severity] vocabulary` files (relative to the config
+    file); a broken file stops start-up with a ConfigError naming the file and the key."""
+    base = config.source.parent if config.source is not None else Path.cwd()
+    paths = [path if path.is_absolute() else base / path for path in config.severity.vocabulary]
+    try:
+        return SeverityClassifier.from_files(*paths).classify
+    except SeverityVocabularyError as error:
+        where = config.source or "config"
+        raise ConfigError(f"{where}: [severity.vocabulary] {error}") from None
+
+
+@dataclass(frozen=True)
+class Container:
+    config: Config
+    clock: Clock
+    db: Database
+    texts: Texts
+    classify: Classifier
+    sla: SlaPolicy
+    faq: FaqService
+    bot: Bot
+    staff: StaffDirectory
+    delivery: DeliveryWorker
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        classify: Classifier | None = None,
+        on_blocked: BlockedHandler | None = None,
+        db: Database | None = None,
+    ) -> Container:
+        """Everything that needs no network. The FAQ files are read now: a broken file (or
+        vocabulary) stops start-up before anything runs. `on_blocked`: what the delivery
+        worker does when a client turns out to have blocked the bot; `db`: a database
+        already open (tests share one), else `[database] url`'s."""
+        faq = FaqService(config.kb, clock)
+        faq.load_files()
+        db = db or Database(config.database.url, echo=config.database.echo)
+        t, d = config.telegram, config.delivery
+        bot = Bot(config.token, session=AiohttpSession(
+            api=TelegramAPIServer.from_base(t.api_base), timeout=t.request_timeout))
+        limiter = RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute)
+        return cls(
+            config=config, clock=clock, db=db,
+            texts=Texts(config.desk.language, config.desk.timezone),
+            classify=classify or configured_classifier(config),
+            sla=SlaPolicy(config.desk, config.sla), faq=faq, bot=bot,
+            staff=StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum),
+            delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
+                                    max_backoff=d.max_backoff_seconds),
+        )
+
+    def scope(self, session: AsyncSession, clock: Clock | None = None) -> Scope:
+        """The services of one transaction; `clock`: a job's fixed moment, else the
+        process's clock."""
+        return Scope(self, session, clock or self.clock)
+
+    async def update_scope(self, session: AsyncSession) -> Scope:
+        """An update's scope, its FAQ caught up with the changes of every worker."""
+        await self.faq.refresh(session)
+        return self.scope(session)
+
+    def notifier_for(self, session: AsyncSession) -> Notifier:
+        """What most jobs take (bot.services.sla_jobs.NotifierFactory)."""
+        return self.scope(session).notifier
+
+    def ratings_for(self, session: AsyncSession, now: datetime) -> RatingDesk:
+        """What the ratings sweep takes (bot.services.ratings.RatingDeskFactory)."""
+        return self.scope(session, lambda: now).ratings
+
+    def dispatcher(self) -> Dispatcher:
+        """A dispatcher with fresh routers (handlers/__init__.py), the unit of work, and the
+        staff requests collected from those routers' flags."""
+        dispatcher = Dispatcher(config=self.config, storage=fsm_storage(self.config))
+        included = routers()
+        dispatcher.include_routers(*included)
+        requests = StaffRequests.of(included, STAFF_FLAG)
+        dispatcher.update.outer_middleware(UnitOfWork(
+            self.db, self.clock, self.update_scope, self.staff, requests, self.delivery.wake,
+        ))
+        for observer in (dispatcher.message, dispatcher.edited_message,
+                         dispatcher.callback_query):
+            observer.middleware(ClientOfPrivateChat())
+        return dispatcher
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+        await self.db.dispose()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One transaction's services, each built when first asked for."""
+
+    container: Container
+    session: AsyncSession
+    clock: Clock
+
+    @cached_property
+    def now(self) -> datetime:
+        """The moment the transaction began (outbox rows are dated by it)."""
+        return self.clock()
+
+    @cached_property
+    def out(self) -> OutboxWriter:
+        return OutboxWriter(Outbox(self.session), self.now)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        c = self.container
+        return Notifier(self.out, c.texts, staff_chat_id=c.config.telegram.staff_chat_id,
+                        forum=c.staff.forum, signature=c.config.desk.signature)
+
+    @cached_property
+    def faq(self) -> FaqDesk:
+        return FaqDesk(self.container.faq, self.session, self.notifier)
+
+    @cached_property
+    def ratings(self) -> RatingDesk:
+        return RatingDesk(self.container.config.ratings, self.session, self.notifier,
+                          self.clock)
+
+    @cached_property
+    def desk(self) -> Desk:
+        c = self.container
+        return Desk(self.session, self.notifier, self.clock, c.config.desk, c.classify,
+                    c.texts.language_for, sla=c.sla, on_opened=self.faq.suggest,
+                    on_closed=self.ratings.on_closed)
+
+    def handler_data(self) -> dict[str, Any]:
+        """What handlers may take (by these names)."""
+        return {"session": self.session, "now": self.now, "texts": self.container.texts,
+                "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
+                "ratings": self.ratings}
+
+    @property
+    def wrote(self) -> bool:
+        """Whether anything went to the outbox (the delivery worker is woken then)."""
+        return bool(self.out.wrote)

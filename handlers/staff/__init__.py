@@ -1,0 +1,1 @@
+"""Routers of the staff: their commands, anywhere, and the staff group itself."""

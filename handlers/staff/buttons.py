@@ -1,0 +1,54 @@
+"""The buttons of an incident's card in the staff group: take, close, reopen, severity.
+
+Their data is untrusted: only staff may press them (`is_staff`), and each press goes
+through `Desk`, which checks it against the database.
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import CallbackQuery
+
+from bot.domain.enums import Severity
+from bot.messaging.callbacks import TicketAction
+from bot.messaging.texts import Texts
+from bot.services.desk import Desk, DeskError
+from handlers._common import STAFF
+from handlers._parse import staff_actor
+
+SEVERITIES = frozenset(s.value for s in Severity)
+
+
+async def staff_button(
+    callback: CallbackQuery, callback_data: TicketAction, desk: Desk, is_staff: bool,
+    texts: Texts,
+) -> None:
+    language = texts.language_for(callback.from_user.language_code)
+    if not is_staff:
+        await callback.answer(texts.client(language, "error", code="staff_only"), show_alert=True)
+        return
+    actor = staff_actor(callback.from_user)
+    try:
+        if callback_data.action == "take":
+            await desk.take(callback_data.number, actor)
+        elif callback_data.action == "close":
+            await desk.close(callback_data.number, actor, None)
+        elif callback_data.action == "reopen":
+            await desk.reopen(callback_data.number, actor)
+        elif callback_data.action.startswith("sev_") and callback_data.action[4:] in SEVERITIES:
+            await desk.set_severity(callback_data.number, actor,
+                                    Severity(callback_data.action[4:]))
+        else:
+            raise DeskError("button_invalid")
+    except DeskError as error:
+        await callback.answer(
+            texts.staff("error", code=error.code, **error.context), show_alert=True
+        )
+        return
+    await callback.answer()
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(staff_button, TicketAction.filter(), flags=STAFF)
+    return router

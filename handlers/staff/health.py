@@ -1,0 +1,36 @@
+"""/health in the staff group: is anything stuck on the way to Telegram?
+
+Outbox depth, the oldest pending message, the last unresolved error and the 429
+answers of the last hour (bot/services/health.py). Only in the staff group (whose
+members are staff and admins); the answer jumps the group's queue of cards (see
+`Outbox.due`), so it comes even during a mass outage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
+from bot.services.health import delivery_health
+from bot.services.records import Session
+from handlers._common import reply
+from handlers._filters import in_staff_chat
+
+
+async def health(
+    message: Message, session: Session, notifier: Notifier, texts: Texts, now: datetime
+) -> None:
+    stats = await delivery_health(session, now)
+    await reply(message, notifier, texts.staff("health", stats=stats, now=now))
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(in_staff_chat)
+    router.message.register(health, Command("health"))
+    return router

@@ -1,0 +1,19 @@
+"""Buttons no other router took: forged data, or outdated. Included last."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import CallbackQuery
+
+from bot.messaging.texts import Texts
+
+
+async def unknown_button(callback: CallbackQuery, texts: Texts) -> None:
+    language = texts.language_for(callback.from_user.language_code)
+    await callback.answer(texts.client(language, "error", code="button_invalid"), show_alert=True)
+
+
+def router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(unknown_button)
+    return router
