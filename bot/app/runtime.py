@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,12 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app.leader import Leadership
 from bot.config import Config, ConfigError
-from bot.domain.clock import Clock, utc_now
+from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
 from bot.domain.enums import Severity
 from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
@@ -120,6 +122,8 @@ class App:
         *,
         clock: Clock = utc_now,
         classify: Classifier | None = None,
+        monotonic: Monotonic = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -138,7 +142,8 @@ class App:
         d = config.delivery
         self.delivery = DeliveryWorker(
             self.db, self.bot,
-            RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute),
+            RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute,
+                        monotonic),
             clock, on_blocked=self._client_blocked, max_backoff=d.max_backoff_seconds,
         )
         self.services = Services(
@@ -158,7 +163,7 @@ class App:
         self.intake = Intake(
             self.db, self.dispatcher, self.bot, clock,
             concurrency=d.concurrency, on_failure=self._update_failed,
-            ordered_across_processes=not self.db.is_sqlite,
+            ordered_across_processes=not self.db.is_sqlite, sleep=sleep,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         # One process of all the workers delivers, ticks the scheduler and polls: the leader.
@@ -320,6 +325,17 @@ class App:
             return
         if wrote:
             self.delivery.wake()
+
+    def idle(self) -> bool:
+        """Nothing under way in this process: no update queued or being handled, no send in
+        flight or due, no scheduled job due or running (what tests and the sandbox wait for:
+        bot/sandbox/settle.py)."""
+        now = datetime.now(UTC)  # the scheduler's time, not the desk's clock
+        jobs_due = self.scheduler.state == STATE_RUNNING and any(
+            job.next_run_time is not None and job.next_run_time <= now
+            for job in self.scheduler.get_jobs())
+        return (self.intake.activity.idle and self.delivery.activity.idle and not jobs_due
+                and not self._jobs_running.locked())
 
     def notifier_for(self, session: AsyncSession) -> Notifier:
         return self._writer(session)[1]

@@ -4,7 +4,6 @@ the fault that shapes an answer."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -137,7 +136,7 @@ class FaultInjection(EmulatorState):
             chat_id=chat_id,
             on_calls=frozenset(on_calls) if on_calls is not None else None,
             count=count,
-            until=time.monotonic() + duration if duration is not None else None,
+            until=self.monotonic() + duration if duration is not None else None,
         )
         self._rules.append(rule)
         return rule
@@ -152,7 +151,7 @@ class FaultInjection(EmulatorState):
         self._rules.clear()
 
     def _pick_fault(self, method: str, chat_id: int | str | None) -> Fault | None:
-        now = time.monotonic()
+        now = self.monotonic()
         chosen: FaultRule | None = None
         for rule in list(self._rules):
             if rule.until is not None and now >= rule.until:

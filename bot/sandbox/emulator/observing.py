@@ -72,23 +72,35 @@ class Observing(EmulatorState):
             ) from None
         return result
 
-    async def wait_idle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
-        """Wait until every queued update was fetched, no call is in flight and no call
-        (other than an empty getUpdates) came for ``quiet`` seconds."""
+    @property
+    def idle(self) -> bool:
+        """No update waits to be fetched, confirmed or posted, and no call is being answered
+        (a long poll waiting for updates is not a call in flight)."""
+        return self._inflight == 0 and not self._has_pending()
+
+    @property
+    def activity(self) -> int:
+        """A count that grows with every update queued or handed to the bot and with every
+        call: unchanged between two looks, nothing happened here in between."""
+        return self._activity
+
+    async def wait_idle(self, quiet: float = 0.0, timeout: float = 10.0) -> None:
+        """Wait until :attr:`idle` and no call (other than an empty getUpdates) came for
+        ``quiet`` seconds: a quiet time is all there is to go by for a bot that says
+        nothing of its own work (bot/sandbox/settle.py waits for one that does)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             ev = self._changed
-            now = time.monotonic()
-            busy = self._inflight > 0 or self._has_pending()
-            left = quiet - (now - self._last_activity)
+            busy = not self.idle
+            left = quiet - (time.monotonic() - self._last_activity)
             if not busy and left <= 0:
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(
-                    f"bot not idle within {timeout}s (pending updates: {len(self._updates)}, "
-                    f"in flight: {self._inflight})"
+                    f"emulator not idle within {timeout}s (pending updates: "
+                    f"{len(self._updates)}, in flight: {self._inflight})"
                 )
             wait = remaining if busy else min(remaining, left)
             with contextlib.suppress(TimeoutError):

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -58,9 +58,13 @@ class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
         username: str = "frontdesk_bot",
         first_name: str = "Frontdesk",
         strict_html: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """``token``: only this token is accepted (others get 401); None accepts any.
-        ``strict_html``: reject a bare ``&`` in HTML (Telegram passes it through)."""
+        ``strict_html``: reject a bare ``&`` in HTML (Telegram passes it through).
+        ``monotonic``, ``sleep``: the clock of call times, limits, fault durations and
+        refused connections (a test may make time pass faster for Telegram and the bot)."""
         if bot_id is None:
             head = (token or "").split(":", 1)[0]
             bot_id = int(head) if head.isdigit() else DEFAULT_BOT_ID
@@ -76,6 +80,8 @@ class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
                 "supports_inline_queries": False,
             },
             strict_html=strict_html,
+            monotonic=monotonic,
+            sleep=sleep,
         )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -158,7 +164,7 @@ class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
         self._notify()
 
     async def _reopen_later(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await self.sleep(seconds)
         self._reopen_task = None
         await self.accept_connections()
 
@@ -178,7 +184,7 @@ class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
         return self._site is None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        arrival = time.monotonic()
+        arrival = self.monotonic()
         wall = time.time()
         name = request.match_info["method"]
         token = request.match_info["token"]

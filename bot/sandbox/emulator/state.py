@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ class CallRecord:
 
     method: str
     params: Json  # decoded: ints, bools, parsed JSON fields; uploads as {"filename", "size"}
-    time: float  # time.monotonic() at arrival
+    time: float  # the emulator's monotonic clock at arrival
     wall: float  # time.time() at arrival
     chat_id: int | str | None
     ok: bool = True
@@ -66,8 +66,20 @@ class ChatState:
 class EmulatorState:
     """The state every part of the emulator shares, and the helpers they all use."""
 
-    def __init__(self, token: str | None, bot_user: Json, *, strict_html: bool) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        bot_user: Json,
+        *,
+        strict_html: bool,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
         self.token = token
+        # Telegram's sense of passing time: call times, limit windows, fault durations,
+        # refused connections (a test may share a faster clock with the bot).
+        self.monotonic = monotonic
+        self.sleep = sleep
         self.bot_user = bot_user
         self.strict_html = strict_html
         self.users: dict[int, Json] = {}
@@ -94,9 +106,11 @@ class EmulatorState:
         self._rules: list[FaultRule] = []
         self._limiter: Limiter | None = None
         self._changed = asyncio.Event()
+        self._activity = 0  # grows with every update queued or handed over, every call
         self._last_activity = time.monotonic()
         self._inflight = 0  # calls being answered (long polls not counted)
         self._poll_generation = 0
+        self._polls_waiting = 0
         self._closing = False
         self._webhook_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,6 +125,7 @@ class EmulatorState:
         ev.set()
 
     def _touch(self) -> None:
+        self._activity += 1
         self._last_activity = time.monotonic()
         self._notify()
 

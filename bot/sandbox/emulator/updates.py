@@ -16,6 +16,11 @@ from .state import EmulatorState
 class Updates(EmulatorState):
     """Hands the queued updates to the bot, polled or posted to its webhook."""
 
+    @property
+    def polls_waiting(self) -> int:
+        """Long polls (getUpdates) waiting for an update right now."""
+        return self._polls_waiting
+
     async def _m_getUpdates(self, p: Json) -> list[Json]:
         if self.webhook is not None:
             raise ApiError(
@@ -54,8 +59,14 @@ class Updates(EmulatorState):
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closing:
                 return []
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), remaining)
+            self._polls_waiting += 1
+            self._notify()
+            ev = self._changed  # taken after our own notice: nothing else changed meanwhile
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ev.wait(), remaining)
+            finally:
+                self._polls_waiting -= 1
 
     def _m_deleteWebhook(self, p: Json) -> bool:
         self.webhook = None
