@@ -77,6 +77,11 @@ class Cluster:
         return getattr(self.leader, name)
 
 
+def workers_of(app: App) -> list[App]:
+    """The workers behind what `new_app` returned."""
+    return app.apps if isinstance(app, Cluster) else [app]
+
+
 def new_app(config: Config, **options: Any) -> App:
     """The bot of `config`: one App, or a Cluster of WORKERS webhook workers (which answers
     everything the tests ask of an App)."""
