@@ -62,18 +62,22 @@ def close_sessions_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def speed() -> float:
     """How many times faster than the wall's time passes for Telegram (and for the bot when
-    a test gives it `clock`); a test raises it with `@pytest.mark.parametrize("speed", ...)`."""
+    a test gives it `telegram_time`); a test raises it with
+    `@pytest.mark.parametrize("speed", ...)`."""
     return 1.0
 
 
 @pytest.fixture
-def clock(speed: float) -> SharedClock:
+def telegram_time(speed: float) -> SharedClock:
+    """Telegram's time, which a test may share with the bot (not `clock`: test_ratings has
+    a desk clock of that name)."""
     return SharedClock(speed)
 
 
 @pytest.fixture
-async def tg(clock: SharedClock) -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(TOKEN, monotonic=clock.monotonic, sleep=clock.sleep) as fake:
+async def tg(telegram_time: SharedClock) -> AsyncIterator[FakeTelegram]:
+    time = telegram_time
+    async with FakeTelegram(TOKEN, monotonic=time.monotonic, sleep=time.sleep) as fake:
         fake.add_user(CLIENT, "Анна", username="anna", language_code="ru")
         fake.add_user(CLIENT_EN, "John", username="john", language_code="en")
         fake.add_user(STAFF, "Иван", last_name="Петров", username="ivan", language_code="ru")

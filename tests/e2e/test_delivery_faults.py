@@ -51,19 +51,19 @@ def limited(tg: FakeTelegram) -> FakeTelegram:
 
 
 async def start_app(
-    make_config: Callable[..., Config], clock: SharedClock, **telegram: Any
+    make_config: Callable[..., Config], shared: SharedClock, **telegram: Any
 ) -> App:
     config = make_config(delivery=dict(TELEGRAM_LIMITS), telegram={"staff_forum": True, **telegram})
-    app = new_app(config, clock=clock.now, monotonic=clock.monotonic, sleep=clock.sleep)
+    app = new_app(config, clock=shared.now, monotonic=shared.monotonic, sleep=shared.sleep)
     await app.start()
     return app
 
 
 @pytest.fixture
 async def app(
-    make_config: Callable[..., Config], limited: FakeTelegram, clock: SharedClock
+    make_config: Callable[..., Config], limited: FakeTelegram, telegram_time: SharedClock
 ) -> AsyncIterator[App]:
-    bot_app = await start_app(make_config, clock)
+    bot_app = await start_app(make_config, telegram_time)
     yield bot_app
     await bot_app.stop()
 
@@ -101,12 +101,12 @@ def assert_within_limits(tg: FakeTelegram) -> None:
     assert violations(tg.calls, **TELEGRAM_LIMITS) == []
 
 
-async def settle_held(app: App, tg: FakeTelegram, clock: SharedClock) -> None:
+async def settle_held(app: App, tg: FakeTelegram, shared: SharedClock) -> None:
     """Settle but for the rows held for clients who blocked the bot; then let two minutes
     pass at once, past any back-off and limit window, and settle again: a row that was
     only waiting would be sent now, a held one is not."""
     await settle(app, tg, undelivered=pending_to_reachable)
-    clock.advance(120)
+    shared.advance(120)
     app.delivery.wake()
     await settle(app, tg, undelivered=pending_to_reachable)
 
@@ -187,11 +187,11 @@ async def test_connection_refused_then_back(app: App, limited: FakeTelegram) -> 
 
 
 async def test_read_timeout_delivers_at_least_once_and_logs_the_duplicate(
-    make_config: Callable[..., Config], limited: FakeTelegram, clock: SharedClock,
+    make_config: Callable[..., Config], limited: FakeTelegram, telegram_time: SharedClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     tg = limited
-    app = await start_app(make_config, clock, request_timeout=1)
+    app = await start_app(make_config, telegram_time, request_timeout=1)
     try:
         [chat, other] = add_clients(tg, 2)
         # The 2nd message to `chat` is delivered, but the answer comes after the bot gave up.
@@ -210,7 +210,7 @@ async def test_read_timeout_delivers_at_least_once_and_logs_the_duplicate(
 
 
 async def test_blocked_client_is_held_then_delivered_when_they_write_again(
-    app: App, limited: FakeTelegram, clock: SharedClock
+    app: App, limited: FakeTelegram, telegram_time: SharedClock
 ) -> None:
     tg = limited
     tg.send_message(CLIENT, "Не работает интернет во всём офисе")
@@ -222,9 +222,9 @@ async def test_blocked_client_is_held_then_delivered_when_they_write_again(
 
     block = tg.block_bot(CLIENT)
     tg.send_message(STAFF, "Перезагрузите роутер", chat_id=STAFF_CHAT, thread_id=thread)
-    await settle_held(app, tg, clock)
+    await settle_held(app, tg, telegram_time)
     tg.send_message(STAFF, "Мы проверили линию", chat_id=STAFF_CHAT, thread_id=thread)
-    await settle_held(app, tg, clock)
+    await settle_held(app, tg, telegram_time)
 
     async with app.db.transaction() as session:
         client = await session.scalar(select(Client).where(Client.user_id == CLIENT))
