@@ -10,6 +10,7 @@ jobs and the App's callbacks one per transaction of theirs, and so do the tests.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -24,7 +25,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, ConfigError
-from bot.domain.clock import Clock, utc_now
+from bot.domain.clock import Clock, Monotonic, utc_now
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
@@ -86,18 +87,21 @@ class Container:
         classify: Classifier | None = None,
         on_blocked: BlockedHandler | None = None,
         db: Database | None = None,
+        monotonic: Monotonic = time.monotonic,
     ) -> Container:
         """Everything that needs no network. The FAQ files are read now: a broken file (or
         vocabulary) stops start-up before anything runs. `on_blocked`: what the delivery
         worker does when a client turns out to have blocked the bot; `db`: a database
-        already open (tests share one), else `[database] url`'s."""
+        already open (tests share one), else `[database] url`'s; `monotonic`: the rate
+        limiter's sense of elapsed time (tests move it)."""
         faq = FaqService(config.kb, clock)
         faq.load_files()
         db = db or Database(config.database.url, echo=config.database.echo)
         t, d = config.telegram, config.delivery
         bot = Bot(config.token, session=AiohttpSession(
             api=TelegramAPIServer.from_base(t.api_base), timeout=t.request_timeout))
-        limiter = RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute)
+        limiter = RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute,
+                              monotonic)
         return cls(
             config=config, clock=clock, db=db,
             texts=Texts(config.desk.language, config.desk.timezone),

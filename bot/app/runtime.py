@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -15,7 +16,7 @@ from bot.app.container import Container
 from bot.app.leader import Leadership
 from bot.app.scheduler import Scheduler, job_table
 from bot.config import Config
-from bot.domain.clock import Clock, utc_now
+from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.services.companies import sync_from_config as sync_companies
 from bot.services.desk import Classifier
@@ -57,11 +58,13 @@ class App:
         *,
         clock: Clock = utc_now,
         classify: Classifier | None = None,
+        monotonic: Monotonic = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
         self.clock = clock
         self.container = Container.build(config, clock=clock, classify=classify,
-                                         on_blocked=self._client_blocked)
+                                         on_blocked=self._client_blocked, monotonic=monotonic)
         self.db = self.container.db
         self.bot = self.container.bot
         self.delivery = self.container.delivery
@@ -69,7 +72,7 @@ class App:
         self.intake = Intake(
             self.db, self.dispatcher, self.bot, clock,
             concurrency=config.delivery.concurrency, on_failure=self._update_failed,
-            ordered_across_processes=not self.db.is_sqlite,
+            ordered_across_processes=not self.db.is_sqlite, sleep=sleep,
         )
         self.scheduler = Scheduler(job_table(self.container, self.intake), clock,
                                    on_wrote=self.delivery.wake)
@@ -154,6 +157,12 @@ class App:
     async def run_job(self, job_id: str) -> None:
         """One tick of a scheduled job now (as the scheduler would run it)."""
         await self.scheduler.tick(job_id)
+
+    def idle(self) -> bool:
+        """Nothing under way in this process: no update queued or being handled, no send in
+        flight or due, no scheduled job due or running (what tests and the sandbox wait for:
+        bot/sandbox/settle.py)."""
+        return self.intake.activity.idle and self.delivery.activity.idle and self.scheduler.idle()
 
     async def stop(self) -> None:
         await self.leadership.halt()  # no election from now on; the lock is released last

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 
 from bot.app.container import Container
 from bot.domain.clock import Clock
@@ -83,7 +84,7 @@ class Scheduler:
         for job in self.jobs.values():
             first = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
             self.timer.add_job(self.tick, "interval", args=[job.id], seconds=job.seconds,
-                               id=job.id, max_instances=1, coalesce=True, **first)
+                               id=job.id, name=job.id, max_instances=1, coalesce=True, **first)
         self.timer.start(paused=True)
 
     def resume(self) -> None:
@@ -99,6 +100,17 @@ class Scheduler:
         """Until no tick is under way."""
         async with self._ticking:
             pass
+
+    def idle(self) -> bool:
+        """No tick under way, and none due by the scheduler's own time (not the desk's
+        clock, which tests fix)."""
+        if self._ticking.locked():
+            return False
+        if self.timer.state != STATE_RUNNING:
+            return True
+        now = datetime.now(UTC)
+        return not any(job.next_run_time is not None and job.next_run_time <= now
+                       for job in self.timer.get_jobs())
 
     async def shutdown(self) -> None:
         """No tick ever again (the lock stays held: the database is about to close); one

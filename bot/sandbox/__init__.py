@@ -1,23 +1,2 @@
-"""The sandbox: a local Telegram Bot API emulator and a terminal chat on top of it."""
-
-from .emulator import (
-    SEND_METHODS,
-    ApiError,
-    CallRecord,
-    FakeTelegram,
-    Fault,
-    FaultRule,
-    Violation,
-    violations,
-)
-
-__all__ = [
-    "SEND_METHODS",
-    "ApiError",
-    "CallRecord",
-    "FakeTelegram",
-    "Fault",
-    "FaultRule",
-    "Violation",
-    "violations",
-]
+"""The sandbox: a local Telegram Bot API emulator (`emulator`), a terminal chat on top of it
+(`terminal`, `launch`), and waiting until the bot is done (`settle`)."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from bot.app.runtime import App
 from bot.config import parse_config
 from bot.sandbox.emulator import FakeTelegram
+from bot.sandbox.settle import settle
 from bot.sandbox.terminal import run_terminal
+from storage.repos import Outbox
 
 TOKEN = "100000:SANDBOX"
 CLIENT_ID = 1001
@@ -39,6 +42,14 @@ async def run_sandbox(script: Path | None = None, db_path: Path | None = None) -
                 "delivery": {"per_chat_per_second": 20, "per_group_per_minute": 600},
             })
             app = App(config)
+
+            async def undelivered() -> int:
+                async with app.db.transaction() as session:  # held rows: none in the sandbox
+                    return len(await Outbox(session).due(app.clock() + timedelta(days=1), 1))
+
+            async def bot_settled(timeout: float) -> None:
+                await settle(tg, [app], undelivered, timeout)
+
             await app.start()
             try:
                 if script is not None:
@@ -46,10 +57,11 @@ async def run_sandbox(script: Path | None = None, db_path: Path | None = None) -
                         return await run_terminal(
                             tg, client_id=CLIENT_ID, staff_id=STAFF_ID,
                             staff_chat_id=STAFF_CHAT_ID, script=lines, out=sys.stdout,
+                            settle=bot_settled,
                         )
                 return await run_terminal(
                     tg, client_id=CLIENT_ID, staff_id=STAFF_ID, staff_chat_id=STAFF_CHAT_ID,
-                    script=None, out=sys.stdout,
+                    script=None, out=sys.stdout, settle=bot_settled,
                 )
             finally:
                 await app.stop()

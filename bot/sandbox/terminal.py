@@ -19,7 +19,7 @@ Topics: in a forum staff group, ``staff>`` writes in the topic the bot posted in
 recently (falling back to the newest topic, then to the General topic); ``staff#N>``
 picks the topic whose name starts with ``#N`` (the bot names topics ``#N · …``).
 
-After each input the terminal waits until the bot is idle (``FakeTelegram.wait_idle``);
+After each input the terminal waits until the bot is idle (``run_terminal``);
 the bot's messages are printed as they are sent::
 
     [bot → client] Заявка #12 принята
@@ -34,6 +34,7 @@ import asyncio
 import re
 import sys
 import textwrap
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -224,6 +225,7 @@ async def run_terminal(
     stdin: TextIO | None = None,
     quiet: float = 0.3,
     idle_timeout: float = 15.0,
+    settle: Callable[[float], Awaitable[None]] | None = None,
 ) -> int:
     """Run the terminal chat against ``tg`` (whose bot runs elsewhere in the process).
 
@@ -231,7 +233,9 @@ async def run_terminal(
     or 1 if a line could not be performed; otherwise lines are read from ``stdin``
     (default ``sys.stdin``) in a worker thread until ``quit`` or end of input.
     Missing users and the staff group are created. After every line it waits until
-    the bot is idle (``quiet`` seconds without calls, at most ``idle_timeout``)."""
+    the bot is idle, at most ``idle_timeout`` seconds: until ``settle(timeout)`` returns
+    for a bot that tells (bot/sandbox/settle.py), else until ``quiet`` seconds passed
+    without a call."""
     _ensure_parties(tg, client_id, staff_id, staff_chat_id)
     term = _Terminal(tg, client_id, staff_id, staff_chat_id, out)
     unsubscribe = tg.on_bot_message(term.on_bot_message)
@@ -267,7 +271,10 @@ async def run_terminal(
                 term.print(f"! {error}")
                 continue
             try:
-                await tg.wait_idle(quiet=quiet, timeout=idle_timeout)
+                if settle is not None:
+                    await settle(idle_timeout)
+                else:
+                    await tg.wait_idle(quiet=quiet, timeout=idle_timeout)
             except TimeoutError:
                 term.print(f"! the bot did not go idle within {idle_timeout:g}s")
     finally:

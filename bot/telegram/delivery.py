@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Clock
 from bot.messaging.outbox import TEXT_LIMIT, split_html
+from bot.telegram.activity import Activity
 from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
 from storage.models import OutboxMessage, Ticket
@@ -99,6 +100,10 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # chat id -> its send
         self._stopping = False
+        self._running = False
+        # Idle: no send in flight and nothing due now (rows waiting for a limit or a retry
+        # are the database's to tell); only while run() runs, i.e. on the leader.
+        self.activity = Activity()
         # Rows fetched but not sent yet: heads of distinct chats, none of them in flight.
         self._buffer: list[_Row] = []
         self._buffered_at = 0.0
@@ -106,6 +111,8 @@ class DeliveryWorker:
 
     def wake(self) -> None:
         self._wake.set()
+        if self._running:
+            self.activity.begin()  # the next pass looks for what was written
 
     def reset(self) -> None:
         """Ready to run() again after stop(): a deposed leader elected again (bot/leader.py).
@@ -115,12 +122,20 @@ class DeliveryWorker:
         self._buffered_at = 0.0
 
     async def run(self) -> None:
-        while not self._stopping:
-            # Cleared before looking, so a wake-up that comes while we look is not lost.
-            self._wake.clear()
-            delay = await self._dispatch_due()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        self._running = True
+        self.activity.begin()
+        try:
+            while not self._stopping:
+                # Cleared before looking, so a wake-up that comes while we look is not lost.
+                self._wake.clear()
+                delay = await self._dispatch_due()
+                if not (self._in_flight or self._buffer or self._wake.is_set()):
+                    self.activity.end()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            self._running = False
+            self.activity.end()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -137,6 +152,7 @@ class DeliveryWorker:
             if not self._in_flight and delay >= self.idle_poll:
                 async with self.db.transaction() as session:
                     if not await Outbox(session).due(self.clock() + timedelta(days=1), 1):
+                        self.activity.end()
                         return
             await asyncio.sleep(min(delay, 0.05) if not self._in_flight else 0.01)
 
@@ -180,6 +196,7 @@ class DeliveryWorker:
                 continue
             row = dataclasses.replace(row, quiet=self.limiter.quiet(row.chat_id, 1.0))
             self.limiter.record(row.chat_id)
+            self.activity.begin()
             task = asyncio.create_task(self._deliver(row))
             self._in_flight[row.chat_id] = task
             task.add_done_callback(partial(self._finished, row.chat_id))

@@ -32,7 +32,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.methods import GetUpdates
 
-from bot.domain.clock import Clock
+from bot.domain.clock import Clock, Sleep
+from bot.telegram.activity import Activity
 from storage.db import Database
 from storage.repos import Inbox
 
@@ -71,6 +72,7 @@ class Intake:
         concurrency: int,
         on_failure: FailureHandler | None = None,
         ordered_across_processes: bool = False,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.db = db
         # Several processes handle updates: keep each chat in order across them (see above).
@@ -79,11 +81,11 @@ class Intake:
         self.bot = bot
         self.clock = clock
         self.on_failure = on_failure
+        self.sleep = sleep  # the polling back-off's
         self._slots = asyncio.Semaphore(concurrency)
         self._queues: dict[int, deque[dict[str, Any]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.activity = Activity()  # an update queued or being handled
         self._queued: set[int] = set()  # update ids waiting in this process's queues
 
     async def accept(self, updates: list[dict[str, Any]]) -> int:
@@ -129,7 +131,7 @@ class Intake:
                 )
             except (TelegramNetworkError, TelegramAPIError) as exc:
                 log.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
-                await asyncio.sleep(backoff)
+                await self.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 1.0
@@ -140,7 +142,7 @@ class Intake:
             offset = updates[-1].update_id + 1
 
     async def wait_idle(self) -> None:
-        await self._idle.wait()
+        await self.activity.wait_idle()
 
     def _schedule(self, update: dict[str, Any]) -> None:
         key = chat_of(update)
@@ -148,8 +150,8 @@ class Intake:
             key = -(10**15) - update["update_id"]  # no chat: a queue of its own
         self._queues.setdefault(key, deque()).append(update)
         self._queued.add(update["update_id"])
+        self.activity.begin()
         if key not in self._workers:
-            self._idle.clear()
             self._workers[key] = asyncio.create_task(self._drain(key))
 
     async def _drain(self, key: int) -> None:
@@ -168,7 +170,7 @@ class Intake:
             del self._queues[key]
             del self._workers[key]
             if not self._workers:
-                self._idle.set()
+                self.activity.end()
 
     async def _handle(self, update: dict[str, Any], *, last_try: bool = False) -> bool:
         """Handle one update; False when it has to wait for an earlier one of its chat."""

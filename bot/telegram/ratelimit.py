@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+
+from bot.domain.clock import Monotonic
 
 # Windows are widened by these factors. The global one stays tight, because throughput in a
 # mass outage is counted against it. One chat loses nothing by a wider gap, and a request
@@ -34,7 +35,7 @@ class RateLimiter:
         global_per_second: float,
         per_chat_per_second: float,
         per_group_per_minute: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Monotonic = time.monotonic,
     ) -> None:
         self._global_count = max(1, int(global_per_second))
         self._global_window = SAFETY * self._global_count / global_per_second

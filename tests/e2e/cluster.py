@@ -11,13 +11,12 @@ delivery worker, scheduler and rate limiter, and takes part in the leadership
 election, so what is shared between them is shared the way it is in production.
 
 `new_app` is what a test calls instead of `App(...)`; a `Cluster` answers the
-attributes tests use: its `intake.wait_idle()` waits for every worker, anything
-else (the delivery worker, the scheduler, the database) is the leader's.
+attributes tests use with the leader's (the delivery worker, the scheduler, the
+database); `workers_of` gives every worker, for `settle` to wait for all of them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any, cast
 
@@ -39,17 +38,6 @@ def webhook_settings(port: int) -> dict[str, Any]:
             "secret_token": WEBHOOK_SECRET}
 
 
-class _Intakes:
-    def __init__(self, apps: list[App]) -> None:
-        self._apps = apps
-
-    async def wait_idle(self) -> None:
-        await asyncio.gather(*(app.intake.wait_idle() for app in self._apps))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._apps[0].intake, name)
-
-
 class Cluster:
     """N workers of one configuration, started in turn (the first one leads)."""
 
@@ -69,12 +57,13 @@ class Cluster:
     def leader(self) -> App:
         return next((app for app in self.apps if app.leadership.is_leader), self.apps[0])
 
-    @property
-    def intake(self) -> Any:
-        return _Intakes(self.apps)
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self.leader, name)
+
+
+def workers_of(app: App) -> list[App]:
+    """The workers behind what `new_app` returned."""
+    return app.apps if isinstance(app, Cluster) else [app]
 
 
 def new_app(config: Config, **options: Any) -> App:

@@ -8,12 +8,12 @@ answered before the limit check and are not counted as violations.
 
 What is checked, each time: every expected message arrives exactly once (at least
 once after a read timeout, with the duplicate logged), in order per chat, and the
-emulator's timestamps show no limit exceeded.
+emulator's timestamps show no limit exceeded. Tests that wait for retries and limits let
+time pass faster (`speed`) for Telegram and the bot alike: tests/e2e/clock.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,8 +26,16 @@ from bot.config import Config
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault, violations
 from storage.models import Client, OutboxMessage
+from tests.e2e.clock import SharedClock
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
+from tests.e2e.conftest import (
+    CLIENT,
+    STAFF,
+    STAFF_CHAT,
+    pending_to_reachable,
+    settle,
+    texts_to,
+)
 
 TELEGRAM_LIMITS: dict[str, Any] = {
     "global_per_second": 30, "per_chat_per_second": 1, "per_group_per_minute": 20,
@@ -41,16 +49,20 @@ def limited(tg: FakeTelegram) -> FakeTelegram:
     return tg
 
 
-async def start_app(make_config: Callable[..., Config], **telegram: Any) -> App:
+async def start_app(
+    make_config: Callable[..., Config], shared: SharedClock, **telegram: Any
+) -> App:
     config = make_config(delivery=dict(TELEGRAM_LIMITS), telegram={"staff_forum": True, **telegram})
-    app = new_app(config)
+    app = new_app(config, clock=shared.now, monotonic=shared.monotonic, sleep=shared.sleep)
     await app.start()
     return app
 
 
 @pytest.fixture
-async def app(make_config: Callable[..., Config], limited: FakeTelegram) -> AsyncIterator[App]:
-    bot_app = await start_app(make_config)
+async def app(
+    make_config: Callable[..., Config], limited: FakeTelegram, telegram_time: SharedClock
+) -> AsyncIterator[App]:
+    bot_app = await start_app(make_config, telegram_time)
     yield bot_app
     await bot_app.stop()
 
@@ -88,12 +100,14 @@ def assert_within_limits(tg: FakeTelegram) -> None:
     assert violations(tg.calls, **TELEGRAM_LIMITS) == []
 
 
-async def quiesce(app: App, tg: FakeTelegram) -> None:
-    """Wait until the bot has nothing more to do now (held rows stay pending)."""
-    await tg.wait_idle(quiet=0.3, timeout=10)
-    await app.intake.wait_idle()
-    await asyncio.sleep(1.2)  # longer than the per-chat interval and the worker's idle poll
-    await tg.wait_idle(quiet=0.3, timeout=10)
+async def settle_held(app: App, tg: FakeTelegram, shared: SharedClock) -> None:
+    """Settle but for the rows held for clients who blocked the bot; then let two minutes
+    pass at once, past any back-off and limit window, and settle again: a row that was
+    only waiting would be sent now, a held one is not."""
+    await settle(app, tg, undelivered=pending_to_reachable)
+    shared.advance(120)
+    app.delivery.wake()
+    await settle(app, tg, undelivered=pending_to_reachable)
 
 
 async def outbox_rows(app: App) -> list[OutboxMessage]:
@@ -101,6 +115,7 @@ async def outbox_rows(app: App) -> list[OutboxMessage]:
         return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
+@pytest.mark.parametrize("speed", [3.0])
 async def test_429_on_1st_5th_and_20th_send(app: App, limited: FakeTelegram) -> None:
     tg = limited
     rule = tg.inject(Fault.too_many_requests(retry_after=1), on_calls={1, 5, 20})
@@ -116,6 +131,7 @@ async def test_429_on_1st_5th_and_20th_send(app: App, limited: FakeTelegram) -> 
     assert all(row.status == "sent" and row.telegram_message_id for row in await outbox_rows(app))
 
 
+@pytest.mark.parametrize("speed", [4.0])
 async def test_429_waits_retry_after_before_the_chat_is_tried_again(
     app: App, limited: FakeTelegram
 ) -> None:
@@ -133,6 +149,7 @@ async def test_429_waits_retry_after_before_the_chat_is_tried_again(
     assert_within_limits(tg)
 
 
+@pytest.mark.parametrize("speed", [3.0])
 async def test_burst_of_server_errors(app: App, limited: FakeTelegram) -> None:
     tg = limited
     rule = tg.inject(Fault.server_error(502), count=10)
@@ -147,18 +164,19 @@ async def test_burst_of_server_errors(app: App, limited: FakeTelegram) -> None:
     assert_within_limits(tg)
 
 
+@pytest.mark.parametrize("speed", [4.0])
 async def test_connection_refused_then_back(app: App, limited: FakeTelegram) -> None:
     """Telegram unreachable (connection refused) for 10 s: several retries of every kind
     (sends, and polling or the webhook's set-up calls). Messages decided during the outage
-    and a client writing during it all come through."""
+    and a client writing during it all come through. (10 s for Telegram and the bot alike,
+    passing 4 times faster than the wall's.)"""
     tg = limited
     chats = add_clients(tg, 4)
     await tg.refuse_connections(10)
     plan = make_plan(chats, 3)
     await enqueue(app, plan)
     tg.send_message(CLIENT, "Нет связи с сервером 1С")
-    await asyncio.sleep(10.2)
-    assert not tg.refusing
+    await tg.wait_for(lambda: not tg.refusing, timeout=10)
     await settle(app, tg, timeout=30)
 
     assert_exactly_once_in_order(tg, plan)
@@ -168,10 +186,11 @@ async def test_connection_refused_then_back(app: App, limited: FakeTelegram) -> 
 
 
 async def test_read_timeout_delivers_at_least_once_and_logs_the_duplicate(
-    make_config: Callable[..., Config], limited: FakeTelegram, caplog: pytest.LogCaptureFixture
+    make_config: Callable[..., Config], limited: FakeTelegram, telegram_time: SharedClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     tg = limited
-    app = await start_app(make_config, request_timeout=1)
+    app = await start_app(make_config, telegram_time, request_timeout=1)
     try:
         [chat, other] = add_clients(tg, 2)
         # The 2nd message to `chat` is delivered, but the answer comes after the bot gave up.
@@ -190,7 +209,7 @@ async def test_read_timeout_delivers_at_least_once_and_logs_the_duplicate(
 
 
 async def test_blocked_client_is_held_then_delivered_when_they_write_again(
-    app: App, limited: FakeTelegram
+    app: App, limited: FakeTelegram, telegram_time: SharedClock
 ) -> None:
     tg = limited
     tg.send_message(CLIENT, "Не работает интернет во всём офисе")
@@ -202,9 +221,9 @@ async def test_blocked_client_is_held_then_delivered_when_they_write_again(
 
     block = tg.block_bot(CLIENT)
     tg.send_message(STAFF, "Перезагрузите роутер", chat_id=STAFF_CHAT, thread_id=thread)
-    await quiesce(app, tg)
+    await settle_held(app, tg, telegram_time)
     tg.send_message(STAFF, "Мы проверили линию", chat_id=STAFF_CHAT, thread_id=thread)
-    await quiesce(app, tg)
+    await settle_held(app, tg, telegram_time)
 
     async with app.db.transaction() as session:
         client = await session.scalar(select(Client).where(Client.user_id == CLIENT))

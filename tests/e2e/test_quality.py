@@ -4,7 +4,6 @@ of a seeded history at a fixed clock, the answers and the admin commands."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,29 +19,20 @@ from bot.sandbox.emulator import FakeTelegram
 from bot.services import quality as q
 from storage.models import Client, OutboxMessage, QualityDelivery, Ticket
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import ADMIN, CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
+from tests.e2e.conftest import (
+    ADMIN,
+    CLIENT,
+    CLIENT_EN,
+    STAFF,
+    STAFF_CHAT,
+    pending_to_reachable,
+    settle,
+    texts_to,
+)
 
 ZONE = ZoneInfo("Europe/Moscow")
 CHECK_TIME = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)  # Wed 1 April 2026, 11:00 in Moscow
 Q1 = q.quarter(2026, 1, ZONE)
-
-
-async def settle_held(app: App, tg: FakeTelegram, timeout: float = 60) -> None:
-    """`settle`, except for the rows held for clients who blocked the bot (pending for good)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await tg.wait_idle(quiet=0.25, timeout=timeout)
-        await app.intake.wait_idle()
-        async with app.db.transaction() as session:
-            left = await session.scalar(
-                select(func.count()).select_from(OutboxMessage)
-                .join(Client, Client.chat_id == OutboxMessage.chat_id, isouter=True)
-                .where(OutboxMessage.status == "pending", Client.unreachable_since.is_(None)))
-        if not left:
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError("outbox rows still pending")
 
 
 def notifier_for(app: App) -> Callable[[Any], Any]:
@@ -98,7 +88,7 @@ async def test_300_clients_crash_halfway_resume_without_duplicates(
             queued = await session.scalar(select(func.count()).select_from(QualityDelivery)
                                           .where(QualityDelivery.status != "pending"))
         assert queued == 100  # two batches committed, the third rolled back whole
-        await settle_held(app, tg)
+        await settle(app, tg, 60, undelivered=pending_to_reachable)
     finally:
         await app.stop()
     monkeypatch.setattr(q, "render_check", real)
@@ -109,7 +99,7 @@ async def test_300_clients_crash_halfway_resume_without_duplicates(
         assert await q.send_pending(app.db, notifier_for(app), config, CHECK_TIME) == 200
         assert await q.send_pending(app.db, notifier_for(app), config, CHECK_TIME) == 0
         app.delivery.wake()
-        await settle_held(app, tg)
+        await settle(app, tg, 60, undelivered=pending_to_reachable)
         for uid in users:
             got = [t for t in texts_to(tg, uid) if "Как у нас дела?" in t]
             expected = 0 if uid in blocked_by_403 | marked else 1

@@ -45,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-0123456789abcdef"
 FIRST_CLIENT = 200_000
 LEADS = re.compile(r"leadership: process (\d+) leads")
+# APScheduler's log lines for the ratings sweep (only the leader's scheduler runs).
+RATING_SWEEP_BEGUN = re.compile(r'Running job "ratings ')
+RATING_SWEEP_DONE = re.compile(r'Job "ratings .*" executed successfully')
 # The bound that matters here is the global one (30/s at Telegram, 25/s or less in the
 # bot): only the leader sends. The staff group gets a topic and a card per incident, so a
 # per-chat limit of 1/s would make these tests minutes long; the delivery fault suite
@@ -320,13 +323,22 @@ sweep_seconds = 5
         await wait_for(lambda: _async(bool(rating_requests(tg, client))), 45,
                        "no rating request after the leader died")
         sent_after = time.monotonic() - killed_at
-        await asyncio.sleep(6)  # one more sweep: nothing is sent again
+        seen = len(log.read_text(errors="replace"))
+        await wait_for(lambda: _async(rating_sweep_since(log, seen)), 30,
+                       "no rating sweep after the request")  # which must not send it again
     finally:
         await stop(process)
     print(f"rating request sent by the new leader {sent_after:.1f}s after the kill")
     assert len(leaders(log)) == 2 and leaders(log)[1] != leader
     assert len(rating_requests(tg, client)) == 1
     assert await scalar(engine, "SELECT count(*) FROM ratings WHERE requested_at IS NOT NULL") == 1
+
+
+def rating_sweep_since(log: Path, offset: int) -> bool:
+    """Whether a ratings sweep began and finished in the log after `offset`."""
+    tail = log.read_text(errors="replace")[offset:]
+    begun = RATING_SWEEP_BEGUN.search(tail)
+    return begun is not None and RATING_SWEEP_DONE.search(tail, begun.end()) is not None
 
 
 def rating_requests(tg: FakeTelegram, chat_id: int) -> list[Any]:

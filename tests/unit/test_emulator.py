@@ -159,15 +159,15 @@ async def test_validation_errors(tg: FakeTelegram, bot: Bot) -> None:
 async def test_long_poll_delivers_message_and_callback(tg: FakeTelegram, bot: Bot) -> None:
     sent = await bot.send_message(CLIENT, "Pick", reply_markup=keyboard(("Yes", "y")))
 
-    async def inject_later() -> None:
-        await asyncio.sleep(0.2)
+    async def inject_while_polled() -> None:
+        await tg.wait_for(lambda: tg.polls_waiting, timeout=2)
         tg.send_message(CLIENT, "/start")
 
     started = time.monotonic()
-    task = asyncio.create_task(inject_later())
+    task = asyncio.create_task(inject_while_polled())
     updates = await bot.get_updates(timeout=5)
     await task
-    assert 0.15 < time.monotonic() - started < 2
+    assert time.monotonic() - started < 2  # answered when the update came, not at the timeout
     [upd] = updates
     assert upd.message is not None and upd.message.text == "/start"
     assert upd.message.entities is not None and upd.message.entities[0].type == "bot_command"
@@ -189,7 +189,7 @@ async def test_long_poll_delivers_message_and_callback(tg: FakeTelegram, bot: Bo
     updates = await bot.get_updates(offset=cb.update_id + 1, timeout=0)
     assert [u.callback_query.data for u in updates if u.callback_query] == ["forged"]
     assert await bot.get_updates(offset=updates[-1].update_id + 1, timeout=0) == []
-    await tg.wait_idle(quiet=0.05, timeout=2)
+    await tg.wait_idle(timeout=2)
 
 
 async def test_edits_and_not_modified(tg: FakeTelegram, bot: Bot) -> None:
@@ -375,7 +375,7 @@ async def test_webhook_delivery_with_secret(tg: FakeTelegram, bot: Bot) -> None:
         secret, update = received[0]
         assert secret == "s3cret"
         assert update["message"]["text"] == "via webhook"  # type: ignore[index]
-        await tg.wait_idle(quiet=0.05, timeout=2)
+        await tg.wait_idle(timeout=2)
         assert tg.pending_updates == []
         assert (await bot.get_webhook_info()).url.endswith("/hook")
         assert await bot.delete_webhook()
@@ -392,7 +392,7 @@ async def test_disconnect_fault_and_prompt_stop(tg: FakeTelegram, bot: Bot) -> N
         await bot.send_message(CLIENT, "lost answer")
     assert [m["plain"] for m in tg.sent(CLIENT)] == ["lost answer"]
     poll = asyncio.create_task(bot.get_updates(timeout=30))
-    await asyncio.sleep(0.1)
+    await tg.wait_for(lambda: tg.polls_waiting, timeout=2)
     started = time.monotonic()
     await tg.stop()
     assert time.monotonic() - started < 2

@@ -1,0 +1,26 @@
+"""A local Telegram Bot API emulator: ``FakeTelegram`` (see server.py for how to use it).
+
+The package is split by concern: ``server`` (the aiohttp app, routing, the ``FakeTelegram``
+class that puts the parts together), ``state`` (what it remembers), ``protocol`` (the wire
+format), ``users`` (what the test makes users do), ``observing`` (what a test waits for
+and reads), one module per group of Bot API methods (``messages``, ``editing``,
+``chats``, ``commands``, ``updates``, ``files``), ``faults`` and ``limits``.
+"""
+
+from .faults import Fault, FaultRule
+from .limits import Violation, violations
+from .protocol import MEDIA_KINDS, SEND_METHODS, ApiError
+from .server import FakeTelegram
+from .state import CallRecord
+
+__all__ = [
+    "MEDIA_KINDS",
+    "SEND_METHODS",
+    "ApiError",
+    "CallRecord",
+    "FakeTelegram",
+    "Fault",
+    "FaultRule",
+    "Violation",
+    "violations",
+]
