@@ -24,7 +24,7 @@ from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from handlers._parse import MEDIA_KINDS, person_of, staff_actor
 from handlers.client import REMOVE_KEYBOARD
-from storage.repos import Inbox
+from storage.repos.inbox import Inbox
 
 router = Router(name=__name__)
 SEVERITIES = frozenset(s.value for s in Severity)

@@ -20,20 +20,18 @@ from __future__ import annotations
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
+from bot.domain.periods import parse_period
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services import companies as org
-from bot.services import reports
 from bot.services.desk import Desk, DeskError
+from bot.services.reports.stats import compute_stats
 from handlers._filters import in_staff_chat
 from handlers._parse import reply_to_id
 from handlers.staff_commands import reply
-from storage.models import Client, Company, Ticket, TicketMessage
-from storage.repos import OPEN_STATUSES
+from storage.models import Company
 
 router = Router(name=__name__)
 
@@ -65,7 +63,7 @@ async def org_command(
     now = desk.clock()
     try:
         if not args:
-            await reply(message, notifier, texts.staff("org_list", rows=await _list(session)))
+            await reply(message, notifier, texts.staff("org_list", rows=await org.listing(session)))
         elif word == "help" and not rest:
             await reply(message, notifier, texts.staff("org_reply", code="help"))
         elif word == "add":
@@ -109,20 +107,6 @@ def _user(message: Message) -> int | None:
     return message.from_user.id if message.from_user else None
 
 
-async def _list(session: AsyncSession) -> list[tuple[Company, int, int]]:
-    people: dict[int | None, int] = dict((await session.execute(
-        select(Client.company_id, func.count()).where(Client.company_id.is_not(None))
-        .group_by(Client.company_id)
-    )).all())
-    open_counts: dict[int | None, int] = dict((await session.execute(
-        select(Client.company_id, func.count()).join(Ticket, Ticket.client_id == Client.id)
-        .where(Client.company_id.is_not(None), Ticket.status.in_(OPEN_STATUSES))
-        .group_by(Client.company_id)
-    )).all())
-    return [(c, people.get(c.id, 0), open_counts.get(c.id, 0))
-            for c in await org.all_companies(session)]
-
-
 async def _link(
     message: Message, word: str, rest: str, desk: Desk, notifier: Notifier, texts: Texts,
 ) -> None:
@@ -150,13 +134,7 @@ async def _link(
         await reply(message, notifier, texts.staff(
             "org_reply", code="linked", company=company, client=client, ticket=ticket,
             before=before))
-    # The card shows the client's company: show the new one.
-    first_text = await desk.session.scalar(
-        select(TicketMessage.text)
-        .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
-        .order_by(TicketMessage.id).limit(1)
-    )
-    await notifier.refresh_card(ticket, client, first_text or "")
+    await desk.refresh_card(ticket, client)  # the card shows the client's company
 
 
 async def _overview(
@@ -165,16 +143,10 @@ async def _overview(
 ) -> None:
     session = desk.session
     now = desk.clock()
-    open_rows = (await session.execute(
-        select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
-        .where(Client.company_id == company.id, Ticket.status.in_(OPEN_STATUSES))
-        .order_by(Ticket.opened_at, Ticket.id).limit(30)
-    )).all()
-    people = await session.scalar(
-        select(func.count()).select_from(Client).where(Client.company_id == company.id)
-    ) or 0
-    period = reports.parse_period("month", now, texts.zone)
-    stats = await reports.compute_stats(session, period, now, company=company)
+    open_rows = await org.open_incidents(session, company)
+    people = await org.employee_count(session, company)
+    period = parse_period("month", now, texts.zone)
+    stats = await compute_stats(session, period, now, company=company)
     link = org.invite_link(await bot_username(bot), company.invite_code)
     await reply(message, notifier, texts.staff(
         "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people))

@@ -1,7 +1,7 @@
 """/health in the staff group: is anything stuck on the way to Telegram?
 
 Outbox depth, the oldest pending message, the last unresolved error and the 429
-answers of the last hour, from `storage.repos.delivery_health`. Only in the staff
+answers of the last hour, from `storage.repos.outbox.delivery_health`. Only in the staff
 group (whose members are staff and admins); the answer jumps the group's queue of
 cards (see `Outbox.due`), so it comes even during a mass outage.
 """
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from handlers._filters import in_staff_chat
-from storage.repos import delivery_health
+from storage.repos.outbox import delivery_health
 
 router = Router(name=__name__)
 

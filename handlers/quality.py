@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.config import Config
 from bot.domain.enums import Severity
+from bot.domain.periods import Period, parse_quarter, previous_quarter
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
@@ -54,7 +55,7 @@ async def quality_command(
         await reply(message, notifier, texts.staff("quality_status", campaign=campaign,
                                                    status=status))
     elif word == "send":
-        period = q.previous_quarter(now, zone)
+        period = previous_quarter(now, zone)
         campaign, created = await q.start_campaign(session, config, period, now,
                                                    started_by=user_id)
         total = await q.campaign_status(session, campaign)
@@ -63,7 +64,7 @@ async def quality_command(
             total=total.total))
     elif word in ("preview", "test"):
         fire = schedule.next_after(now)
-        period = q.previous_quarter(fire or now, zone)
+        period = previous_quarter(fire or now, zone)
         own = await desk.clients.by_user(user_id)
         numbers = (await q.summaries(session, [own.id], period))[own.id] if own else q.Summary()
         language = own.language if own else texts.default_language
@@ -94,7 +95,7 @@ async def quality_answer(
         delivery, campaign = await q.delivery_for(desk.session, client, callback_data.delivery)
         if message is None or chat_id != client.chat_id:
             raise q.QualityError("invalid")
-        period = q.period_from_label(campaign.period, zone)
+        period = parse_quarter(campaign.period, zone)
         if callback_data.answer == q.TALK:
             if delivery.talk_ticket_id is not None:
                 ticket = await desk.tickets.by_id(delivery.talk_ticket_id)
@@ -128,7 +129,7 @@ async def quality_answer(
 
 async def _show_choice(
     notifier: Notifier, texts: Texts, client: Client, message_id: int, delivery_id: int,
-    period: q.Period, score: int, *, talk: bool,
+    period: Period, score: int, *, talk: bool,
 ) -> None:
     """The check becomes "your rating: X"; the scale stays (the answer may be changed) and
     "Let's talk" stays until it is pressed."""

@@ -17,12 +17,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Config
+from bot.domain.periods import PeriodError, parse_month, parse_period, previous_month
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import companies as org
-from bot.services import reports
 from bot.services.desk import Desk
+from bot.services.reports.jobs import ReportError, send_act, send_stats
 from handlers._filters import in_staff_chat
 from handlers.staff_commands import reply
 
@@ -45,12 +46,12 @@ async def stats_command(
 ) -> None:
     now = desk.clock()
     try:
-        period = reports.parse_period(command.args, now, texts.zone)
-    except reports.ReportError as error:
+        period = parse_period(command.args, now, texts.zone)
+    except PeriodError as error:
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await reports.send_stats(desk.session, notifier, config, period, now,
+    await send_stats(desk.session, notifier, config, period, now,
                              chat_id=message.chat.id, thread_id=_thread(message),
                              priority=PRIORITY_REPLY)
 
@@ -66,14 +67,14 @@ async def report_command(
     name, month = (match["name"], match["month"]) if match else (args, None)
     try:
         if not name:
-            raise reports.ReportError("usage")
-        period = (reports.parse_month(month, texts.zone) if month
-                  else reports.previous_month(now, texts.zone))
+            raise ReportError("usage")
+        period = (parse_month(month, texts.zone) if month
+                  else previous_month(now, texts.zone))
         company = await org.find(desk.session, name)
-    except (reports.ReportError, org.CompanyError) as error:
+    except (ReportError, PeriodError, org.CompanyError) as error:
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await reports.send_act(desk.session, notifier, config, company, period, now,
+    await send_act(desk.session, notifier, config, company, period, now,
                            chat_id=message.chat.id, thread_id=_thread(message),
                            priority=PRIORITY_REPLY)

@@ -79,7 +79,7 @@ async def ticket_command(
                 raise DeskError("bad_severity")
             await desk.set_severity(ticket.number, actor, Severity(words[0].lower()))
         elif not words:
-            events = await desk.log.events(ticket.id)
+            events = await desk.history(ticket)
             await reply(message, notifier, texts.client(
                 texts.default_language, "history", ticket=ticket, events=events))
         elif words[0].lower() not in STATUS_WORDS:

@@ -34,7 +34,7 @@ from bot.services.desk import Classifier
 from bot.services.faq import FaqService
 from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
-from bot.services.reports import monthly_acts
+from bot.services.reports.jobs import monthly_acts
 from bot.services.surge import post_surge_digest
 from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
@@ -45,7 +45,9 @@ from bot.telegram.webhook import WebhookServer, webhook_app
 from handlers import get_routers
 from storage.db import Database
 from storage.migrate import upgrade_async
-from storage.repos import Clients, Outbox, Tickets
+from storage.repos.clients import Clients
+from storage.repos.outbox import Outbox
+from storage.repos.tickets import Tickets
 
 log = logging.getLogger(__name__)
 

@@ -11,19 +11,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import DeskConfig
 from bot.domain.calendar import Pause
 from bot.domain.clock import Clock
-from bot.domain.enums import Severity, TicketStatus
+from bot.domain.enums import (
+    ActorKind,
+    ContentKind,
+    EventKind,
+    MessageAuthor,
+    ResolutionKind,
+    Severity,
+    TicketStatus,
+)
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Ticket, TicketEvent, TicketMessage
-from storage.repos import Clients, TicketLog, Tickets, next_number
+from storage.repos.clients import Clients
+from storage.repos.events import TicketEvents
+from storage.repos.tickets import TicketMessages, Tickets
 
 SUBJECT_WORDS = 8
 # A burst of follow-ups gets one acknowledgement, not one per photo.
@@ -94,7 +103,8 @@ class Desk:
         self.language_for = language_for
         self.clients = Clients(session)
         self.tickets = Tickets(session)
-        self.log = TicketLog(session)
+        self.messages = TicketMessages(session)
+        self.events = TicketEvents(session)
         # SLA targets and timers (set by the composition root; without them incidents
         # carry no due times and the registration message makes no promise).
         self.sla: SlaPolicy | None = None
@@ -139,11 +149,11 @@ class Desk:
         if reply_to is not None:
             replied = await self.tickets.by_message(client.chat_id, reply_to)
             if replied is not None and replied.client_id == client.id:
-                if TicketStatus(replied.status).is_open:
+                if replied.status.is_open:
                     await self.append_from_client(replied, client, content)
                     return Registration("appended", replied)
                 if self._may_reopen(replied):
-                    actor = Actor("client", client.user_id, client.display_name)
+                    actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
                     await self._reopen(replied, client, actor, content.text)
                     await self._record_client_message(replied, client, content)
                     await self.notify.client_followup(replied, client, content)
@@ -159,12 +169,12 @@ class Desk:
 
     async def pick(self, client: Client, number: int, content: Content) -> Registration:
         """The client answered "which incident is this about?"."""
-        if await self.log.has_message(content.chat_id, content.message_id):
+        if await self.messages.has(content.chat_id, content.message_id):
             raise DeskError("already_attached")
         if number == 0:
             return Registration("opened", await self.open_ticket(client, content))
         ticket = await self._client_ticket(client, number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
         await self.append_from_client(ticket, client, content)
         return Registration("appended", ticket)
@@ -184,7 +194,7 @@ class Desk:
         texts = self.notify.texts
         fallback = str(texts.label(texts.default_language, "kind_" + content.kind))
         ticket = Ticket(
-            number=await next_number(self.session), client_id=client.id,
+            number=await self.tickets.next_number(), client_id=client.id,
             status=TicketStatus.NEW, severity=severity,
             subject=subject_of(content, fallback), reopen_count=0,
             opened_at=now, updated_at=now, origin=origin,
@@ -195,8 +205,8 @@ class Desk:
             ticket.client_updated_at = now
             promise = self.sla.promise(ticket.severity, now)
         await self.tickets.add(ticket)
-        await self._event(ticket, Actor("client", client.user_id, client.display_name),
-                          "opened", None, TicketStatus.NEW)
+        await self._event(ticket, Actor(ActorKind.CLIENT, client.user_id, client.display_name),
+                          EventKind.OPENED, None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content, at=now)
         await self.notify.ticket_opened(ticket, client, content, promise,
                                         surge=await self._in_surge(now))
@@ -215,7 +225,7 @@ class Desk:
         """Post the staff card of an incident registered during a surge, when it matters."""
         if ticket.card_outbox_id is not None:
             return
-        first = await self.log.first_client_message(ticket.id)
+        first = await self.messages.first_from_client(ticket.id)
         if first is None:
             return
         await self.notify.post_card(ticket, client, Content(
@@ -227,9 +237,9 @@ class Desk:
         if ticket.status == TicketStatus.WAITING:
             # The client answered: the ball is ours again and the SLA clock runs.
             await self._change_status(ticket, client,
-                                      Actor("client", client.user_id, client.display_name),
+                                      Actor(ActorKind.CLIENT, client.user_id, client.display_name),
                                       TicketStatus.IN_PROGRESS, None, announce=False)
-        count, previous = await self.log.client_messages_summary(ticket.id)
+        count, previous = await self.messages.client_summary(ticket.id)
         await self._record_client_message(ticket, client, content)
         await self.notify.client_followup(ticket, client, content)
         # The first follow-up is always acknowledged; later ones once per burst.
@@ -242,25 +252,21 @@ class Desk:
         if ticket is None or ticket.client_id != client.id:
             return None
         await self.ensure_card(ticket, client)
-        await self._record_client_message(ticket, client, content, kind="edit")
+        await self._record_client_message(ticket, client, content, kind=ContentKind.EDIT)
         await self.notify.staff_line(ticket, "client_edited", client=client, text=content.text)
         return ticket
 
     async def _record_client_message(
-        self, ticket: Ticket, client: Client, content: Content, kind: str | None = None,
-        at: datetime | None = None,
+        self, ticket: Ticket, client: Client, content: Content,
+        kind: ContentKind | None = None, at: datetime | None = None,
     ) -> None:
         now = at or self.clock()
         ticket.updated_at = now
-        message = TicketMessage(
-            ticket_id=ticket.id, author="client", author_user_id=client.user_id,
+        await self.messages.add(TicketMessage(
+            ticket_id=ticket.id, author=MessageAuthor.CLIENT, author_user_id=client.user_id,
             author_name=client.display_name, kind=kind or content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=now,
-        )
-        if kind == "edit":
-            self.session.add(message)  # the original message is linked already
-        else:
-            await self.log.add_message(message)
+        ), link=kind != ContentKind.EDIT)  # the message an edit changes is linked already
 
     async def _ask_which(self, client: Client, content: Content, tickets: Sequence[Ticket]) -> None:
         label = self.notify.texts.label
@@ -292,7 +298,11 @@ class Desk:
         self, client: Client, number: int
     ) -> tuple[Ticket, Sequence[TicketEvent]]:
         ticket = await self._client_ticket(client, number)
-        return ticket, await self.log.events(ticket.id)
+        return ticket, await self.history(ticket)
+
+    async def history(self, ticket: Ticket) -> Sequence[TicketEvent]:
+        """Everything that happened to the incident, in order."""
+        return await self.events.of_ticket(ticket.id)
 
     async def client_tickets(self, client: Client) -> tuple[Sequence[Ticket], int]:
         tickets = await self.tickets.for_client(client.id, self.config.list_limit)
@@ -320,8 +330,8 @@ class Desk:
     async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
         client = await self.clients.by_id(ticket.client_id)
         now = self.clock()
-        await self.log.add_message(TicketMessage(
-            ticket_id=ticket.id, author="staff", author_user_id=actor.user_id or 0,
+        await self.messages.add(TicketMessage(
+            ticket_id=ticket.id, author=MessageAuthor.STAFF, author_user_id=actor.user_id or 0,
             author_name=actor.name, kind=content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=now,
         ))
@@ -333,35 +343,35 @@ class Desk:
         await self.notify.staff_answer(ticket, client, actor, content)
         if ticket.assignee_id is None:
             # Whoever answers an unassigned incident first has taken it.
-            await self._event(ticket, actor, "assigned", None, actor.name)
+            await self._event(ticket, actor, EventKind.ASSIGNED, None, actor.name)
             ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
         if ticket.status in (TicketStatus.NEW, TicketStatus.TAKEN):
             await self._change_status(ticket, client, actor, TicketStatus.IN_PROGRESS, None,
                                       announce=False)
 
     async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
-        await self.log.add_message(TicketMessage(
-            ticket_id=ticket.id, author="note", author_user_id=actor.user_id or 0,
+        await self.messages.add(TicketMessage(
+            ticket_id=ticket.id, author=MessageAuthor.NOTE, author_user_id=actor.user_id or 0,
             author_name=actor.name, kind=content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=self.clock(),
         ))
 
     async def take(self, number: int, actor: Actor) -> Ticket:
         ticket = await self.ticket(number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
         if ticket.assignee_id == actor.user_id:
             raise DeskError("already_yours", number=number)
         client = await self.clients.by_id(ticket.client_id)
         await self.ensure_card(ticket, client)
-        await self._event(ticket, actor, "assigned", ticket.assignee_name, actor.name)
+        await self._event(ticket, actor, EventKind.ASSIGNED, ticket.assignee_name, actor.name)
         ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
         if ticket.status == TicketStatus.NEW:
             await self._change_status(ticket, client, actor, TicketStatus.TAKEN, None)
         else:  # work is under way already: only the person changes
             await self.notify.to_client(ticket, client, "assigned", signature=actor.name)
             await self.notify.staff_line(ticket, "assigned_line", actor=actor)
-            await self._refresh_card(ticket, client)
+            await self.refresh_card(ticket, client)
         return ticket
 
     async def set_status(
@@ -370,7 +380,7 @@ class Desk:
         if status == TicketStatus.CLOSED:
             return await self.close(number, actor, text)
         ticket = await self.ticket(number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
         if ticket.status == status:
             raise DeskError("same_status", number=number)
@@ -392,7 +402,7 @@ class Desk:
     async def reopen(self, number: int, actor: Actor, text: str | None = None,
                      client: Client | None = None) -> Ticket:
         ticket = await self._client_ticket(client, number) if client else await self.ticket(number)
-        if TicketStatus(ticket.status).is_open:
+        if ticket.status.is_open:
             raise DeskError("ticket_open", number=number)
         if client is not None and not self._may_reopen(ticket):
             raise DeskError("reopen_expired", number=number, days=self.config.reopen_days)
@@ -405,18 +415,18 @@ class Desk:
         ticket.resolution_kind = None  # an FAQ answer that did not hold is no deflection
         ticket.resolved_at = ticket.closed_at = None
         status = TicketStatus.TAKEN if ticket.assignee_id else TicketStatus.NEW
-        await self._event(ticket, actor, "reopened", ticket.status, status, text)
+        await self._event(ticket, actor, EventKind.REOPENED, ticket.status, status, text)
         await self._change_status(ticket, client, actor, status, text, event=False,
                                   reopened=True)
 
     async def resolve_by_faq(self, ticket: Ticket, client: Client, article_id: str) -> None:
         """The client pressed "This solved it" on an FAQ article: resolved, counted as
         deflected (`resolution_kind` "faq"); the client can still reopen it."""
-        if ticket.client_id != client.id or not TicketStatus(ticket.status).is_open:
+        if ticket.client_id != client.id or not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=ticket.number)
-        actor = Actor("client", client.user_id, client.display_name)
-        await self._event(ticket, actor, "faq_solved", None, article_id[:64])
-        ticket.resolution_kind = "faq"
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
+        await self._event(ticket, actor, EventKind.FAQ_SOLVED, None, article_id[:64])
+        ticket.resolution_kind = ResolutionKind.FAQ
         ticket.resolution = ticket.resolution or f"FAQ: {article_id}"
         await self._change_status(ticket, client, actor, TicketStatus.RESOLVED, None)
 
@@ -427,7 +437,7 @@ class Desk:
         client = await self.clients.by_id(ticket.client_id)
         await self.ensure_card(ticket, client)
         old = ticket.severity
-        await self._event(ticket, actor, "severity", old, severity)
+        await self._event(ticket, actor, EventKind.SEVERITY, old, severity)
         ticket.severity = severity
         ticket.severity_source = actor.kind
         ticket.updated_at = ticket.client_updated_at = self.clock()
@@ -435,7 +445,7 @@ class Desk:
         await self.notify.to_client(ticket, client, "severity_changed", old=old,
                                     promise=self._promise(ticket))
         await self.notify.staff_line(ticket, "severity_line", actor=actor, old=old)
-        await self._refresh_card(ticket, client)
+        await self.refresh_card(ticket, client)
         return ticket
 
     async def client_urgent(self, client: Client, number: int) -> Ticket:
@@ -444,19 +454,15 @@ class Desk:
         Only the incident's own client, only while it is open, and once per incident.
         """
         ticket = await self._client_ticket(client, number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
-        pressed = await self.session.scalar(
-            select(TicketEvent.id)
-            .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "urgent").limit(1)
-        )
-        if pressed is not None:
+        if await self.events.happened(ticket.id, EventKind.URGENT):
             raise DeskError("already_urgent", number=number)
-        actor = Actor("client", client.user_id, client.display_name)
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
         old = ticket.severity
-        await self._event(ticket, actor, "urgent", old, Severity.CRITICAL)
+        await self._event(ticket, actor, EventKind.URGENT, old, Severity.CRITICAL)
         if old != Severity.CRITICAL:
-            await self._event(ticket, actor, "severity", old, Severity.CRITICAL)
+            await self._event(ticket, actor, EventKind.SEVERITY, old, Severity.CRITICAL)
             ticket.severity = Severity.CRITICAL
             ticket.severity_source = "client"
             await self._sla_reschedule(ticket, new_target=True)
@@ -466,7 +472,7 @@ class Desk:
         on_duty = list(self.sla.config.on_duty) if self.sla is not None else []
         await self.notify.staff_line(ticket, "urgent_line", client=client, old=old,
                                      mentions=on_duty)
-        await self._refresh_card(ticket, client)
+        await self.refresh_card(ticket, client)
         return ticket
 
     # -- SLA timers (bot/sla.py) ----------------------------------------------------------
@@ -475,7 +481,7 @@ class Desk:
         return self.sla.promise(ticket.severity, self.clock()) if self.sla is not None else None
 
     async def _sla_pauses(self, ticket: Ticket) -> list[Pause]:
-        return pauses_from_events(await self.log.events(ticket.id))
+        return pauses_from_events(await self.events.of_ticket(ticket.id))
 
     async def _sla_reschedule(self, ticket: Ticket, *, new_target: bool = False) -> None:
         if self.sla is not None:
@@ -517,7 +523,7 @@ class Desk:
         old = ticket.status
         now = self.clock()
         if event:
-            await self._event(ticket, actor, "status", old, status, text)
+            await self._event(ticket, actor, EventKind.STATUS, old, status, text)
         ticket.status = status
         ticket.updated_at = now
         if status == TicketStatus.RESOLVED:
@@ -525,38 +531,35 @@ class Desk:
         elif status == TicketStatus.CLOSED:
             ticket.closed_at = now
             ticket.resolved_at = ticket.resolved_at or now
-        if text and actor.kind == "staff" and ticket.first_response_at is None:
+        if text and actor.kind == ActorKind.STAFF and ticket.first_response_at is None:
             ticket.first_response_at = now  # the reply text reached the client with the news
             await self._sla_record(ticket, "first_response")
-        await self._sla_status(ticket, TicketStatus(old), status)
+        await self._sla_status(ticket, old, status)
         if announce:
             ticket.client_updated_at = now
             message = "reopened" if reopened else "status_changed"
             await self.notify.status_changed(ticket, client, actor, old, text, message=message)
             await self.notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
                                          reopened=reopened)
-        await self._refresh_card(ticket, client)
+        await self.refresh_card(ticket, client)
         if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self.on_closed:
             await self.on_closed(ticket, client)
 
-    async def _refresh_card(self, ticket: Ticket, client: Client) -> None:
-        first = await self.session.scalar(
-            select(TicketMessage.text)
-            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
-            .order_by(TicketMessage.id).limit(1)
-        )
-        await self.notify.refresh_card(ticket, client, first or "")
+    async def refresh_card(self, ticket: Ticket, client: Client) -> None:
+        """The staff card shows the incident as it is now (with the client's first words)."""
+        first = await self.messages.first_from_client(ticket.id)
+        await self.notify.refresh_card(ticket, client, first.text if first else "")
 
     async def _event(
         self,
         ticket: Ticket,
         actor: Actor,
-        kind: str,
+        kind: EventKind,
         old: str | None,
         new: str | None,
         note: str | None = None,
     ) -> None:
-        await self.log.add_event(TicketEvent(
+        await self.events.add(TicketEvent(
             ticket_id=ticket.id, at=self.clock(), actor_kind=actor.kind, actor_id=actor.user_id,
             actor_name=actor.name or None, kind=kind, old_value=old, new_value=new, note=note,
         ))
@@ -570,5 +573,3 @@ class Desk:
         return [(t, c, self.sla.remaining(t, now) if self.sla is not None else None)
                 for t, c in rows]
 
-    async def open_tickets(self, limit: int = 50) -> Sequence[tuple[Ticket, Client]]:
-        return await self.tickets.open_oldest_first(limit)

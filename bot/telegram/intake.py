@@ -34,7 +34,7 @@ from aiogram.methods import GetUpdates
 
 from bot.domain.clock import Clock
 from storage.db import Database
-from storage.repos import Inbox
+from storage.repos.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

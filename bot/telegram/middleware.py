@@ -28,7 +28,8 @@ from bot.services.ratings import RatingDesk
 from bot.telegram.intake import OutOfTurn
 from bot.telegram.staff import StaffDirectory
 from storage.db import Database
-from storage.repos import Inbox, Outbox
+from storage.repos.inbox import Inbox
+from storage.repos.outbox import Outbox
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 

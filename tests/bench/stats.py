@@ -28,13 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.config import parse_config
+from bot.domain.periods import parse_period
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, OutboxWriter
 from bot.messaging.texts import Texts
-from bot.services import reports
+from bot.services.reports.jobs import send_stats
+from bot.services.reports.stats import compute_stats
 from storage.db import Database
 from storage.migrate import upgrade_async
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 
 TARGET_SECONDS = 2.0
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
@@ -120,7 +122,7 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
                            "database": {"url": url},
                            "reports": {"directory": str(directory)}})
     texts = Texts(config.desk.language, config.desk.timezone)
-    period = reports.parse_period("month", NOW, texts.zone)
+    period = parse_period("month", NOW, texts.zone)
     timings = []
     for _ in range(runs):
         db = Database(url)  # a fresh connection each run: the first query pays for it
@@ -128,13 +130,13 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
         async with db.transaction() as session:
             notifier = Notifier(OutboxWriter(Outbox(session), NOW), texts,
                                 staff_chat_id=STAFF_CHAT, forum=False, signature="name")
-            stats = await reports.send_stats(session, notifier, config, period, NOW,
+            stats = await send_stats(session, notifier, config, period, NOW,
                                              chat_id=STAFF_CHAT, thread_id=None,
                                              priority=PRIORITY_REPLY)
         total = time.perf_counter() - started
         async with db.transaction() as session:
             started = time.perf_counter()
-            await reports.compute_stats(session, period, NOW)
+            await compute_stats(session, period, NOW)
             figures = time.perf_counter() - started
         await db.dispose()
         timings.append({"total": total, "sql": figures, "opened": stats.opened_total,

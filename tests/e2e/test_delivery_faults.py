@@ -26,7 +26,7 @@ from bot.config import Config
 from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import FakeTelegram, Fault, violations
 from storage.models import Client, OutboxMessage
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.app.runtime import App
 from bot.messaging.outbox import PRIORITY_NOTICE, OutboxWriter
 from bot.sandbox.emulator import FakeTelegram, Fault
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
 

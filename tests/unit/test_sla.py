@@ -23,7 +23,7 @@ from bot.services.sla_jobs import DETAIL_LIMIT, sla_sweep, status_reminders
 from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import OutboxMessage, Ticket, TicketEvent
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 
 MSK = ZoneInfo("Europe/Moscow")
 STAFF_CHAT = -100500
