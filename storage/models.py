@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +22,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.operators import OperatorType
+from sqlalchemy.types import TypeEngine
+
+from bot.domain.enums import (
+    ActorKind,
+    CampaignState,
+    ContentKind,
+    DeliveryState,
+    EventKind,
+    MessageAuthor,
+    OutboxStatus,
+    RatingState,
+    Severity,
+    TicketStatus,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -49,6 +65,33 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(TypeDecorator[E]):
+    """A vocabulary (bot.domain.enums) kept as its plain strings in a VARCHAR column: the
+    schema is that of `String(length)`; values written are checked, enums come out."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def coerce_compared_value(self, op: OperatorType | None, value: Any) -> TypeEngine[Any]:
+        # Written values must be of the vocabulary; a LIKE pattern is compared as text.
+        values = value if isinstance(value, list | tuple | set | frozenset) else [value]
+        known = self.enum.__members__.values()
+        return self if all(v in known for v in values) else self.impl_instance
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -100,8 +143,8 @@ class Ticket(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     number: Mapped[int] = mapped_column(unique=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[TicketStatus] = mapped_column(StrEnumType(TicketStatus, 16), index=True)
+    severity: Mapped[Severity] = mapped_column(StrEnumType(Severity, 16))
     subject: Mapped[str] = mapped_column(String(200))
     assignee_id: Mapped[int | None]
     assignee_name: Mapped[str | None] = mapped_column(String(200))
@@ -154,10 +197,10 @@ class TicketMessage(Base):
     __tablename__ = "ticket_messages"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    author: Mapped[str] = mapped_column(String(8))  # client | staff | note
+    author: Mapped[MessageAuthor] = mapped_column(StrEnumType(MessageAuthor, 8))
     author_user_id: Mapped[int]
     author_name: Mapped[str] = mapped_column(String(200), default="")
-    kind: Mapped[str] = mapped_column(String(16))  # text, photo, document, voice, ...
+    kind: Mapped[ContentKind] = mapped_column(StrEnumType(ContentKind, 16))
     text: Mapped[str] = mapped_column(Text, default="")
     chat_id: Mapped[int]
     message_id: Mapped[int]
@@ -180,10 +223,10 @@ class TicketEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     at: Mapped[datetime] = mapped_column(index=True)
-    actor_kind: Mapped[str] = mapped_column(String(8))  # client | staff | system
+    actor_kind: Mapped[ActorKind] = mapped_column(StrEnumType(ActorKind, 8))
     actor_id: Mapped[int | None]
     actor_name: Mapped[str | None] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[EventKind] = mapped_column(StrEnumType(EventKind, 24))
     old_value: Mapped[str | None] = mapped_column(String(64))
     new_value: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
@@ -216,7 +259,8 @@ class OutboxMessage(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     # What a delivered message means for the ticket (e.g. "topic" stores the new thread id).
     purpose: Mapped[str | None] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[OutboxStatus] = mapped_column(StrEnumType(OutboxStatus, 12),
+                                                default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -292,8 +336,7 @@ class Rating(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
-    # scheduled (a delayed request) | requested | cancelled (reopened before it went out)
-    state: Mapped[str] = mapped_column(String(12))
+    state: Mapped[RatingState] = mapped_column(StrEnumType(RatingState, 12))
     send_at: Mapped[datetime | None]
     requested_at: Mapped[datetime | None]
     # The outbox rows of the request and of its reminder: only their buttons are taken.
@@ -332,7 +375,7 @@ class QualityCampaign(Base):
     period: Mapped[str] = mapped_column(String(8), unique=True)  # "2026Q1": the quarter summarised
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(12))  # running | done
+    status: Mapped[CampaignState] = mapped_column(StrEnumType(CampaignState, 12))
     started_by: Mapped[int | None]  # the admin who pressed /quality send; None: the schedule
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
@@ -351,7 +394,7 @@ class QualityDelivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("quality_campaigns.id"))
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
-    status: Mapped[str] = mapped_column(String(12))
+    status: Mapped[DeliveryState] = mapped_column(StrEnumType(DeliveryState, 12))
     outbox_id: Mapped[int | None]
     queued_at: Mapped[datetime | None]
     incidents: Mapped[int] = mapped_column(Integer, default=0)

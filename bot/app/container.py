@@ -40,7 +40,7 @@ from bot.telegram.ratelimit import RateLimiter
 from bot.telegram.staff import StaffDirectory
 from handlers import STAFF_FLAG, routers
 from storage.db import Database
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 
 
 def fsm_storage(config: Config) -> BaseStorage:

@@ -28,11 +28,8 @@ import os
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
-
 from storage.db import Database
+from storage.locks import SessionLock
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +57,7 @@ class Leadership:
         self.grace_seconds = 2 * retry_seconds if grace_seconds is None else grace_seconds
         self.is_leader = False
         self.elections = 0  # times this process became the leader (for logs and tests)
-        self._engine: AsyncEngine | None = None
-        self._connection: AsyncConnection | None = None
+        self._lock: SessionLock | None = None
         self._task: asyncio.Task[None] | None = None
         self._saw_other_leader = False
 
@@ -71,8 +67,7 @@ class Leadership:
         if self.db.is_sqlite:
             await self._elected()
             return
-        self._engine = create_async_engine(
-            self.db.url, poolclass=NullPool, connect_args={"server_settings": KEEPALIVES})
+        self._lock = SessionLock(self.db.url, LOCK_KEY, server_settings=KEEPALIVES)
         try:
             won = await self._attempt()
         except Exception as exc:  # the campaign below keeps trying
@@ -96,8 +91,8 @@ class Leadership:
         await self.halt()
         await self._release()
         self.is_leader = False
-        if self._engine is not None:
-            await self._engine.dispose()
+        if self._lock is not None:
+            await self._lock.dispose()
 
     async def _campaign(self) -> None:
         while True:
@@ -121,36 +116,20 @@ class Leadership:
             await asyncio.sleep(self.retry_seconds)
 
     async def _attempt(self) -> bool:
-        if self._connection is None:
-            assert self._engine is not None
-            self._connection = await self._engine.connect()
-        locked = await self._connection.scalar(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY})
-        await self._connection.commit()
+        assert self._lock is not None
+        locked = await self._lock.try_acquire()
         if not locked:
             self._saw_other_leader = True
-        return bool(locked)
+        return locked
 
     async def _hold(self) -> None:
-        """A cheap query on the lock's own session: it fails or hangs when the session
-        (and so the lock) is gone."""
-        assert self._connection is not None
-        await asyncio.wait_for(self._ping(self._connection), timeout=self.retry_seconds)
-
-    @staticmethod
-    async def _ping(connection: AsyncConnection) -> None:
-        await connection.scalar(text("SELECT 1"))
-        await connection.commit()
+        """The lock's session is checked: a failed or slow check deposes the leader."""
+        assert self._lock is not None
+        await asyncio.wait_for(self._lock.check(), timeout=self.retry_seconds)
 
     async def _release(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:  # a connection whose peer is gone may not even close in time
-            await asyncio.wait_for(connection.close(), timeout=self.retry_seconds)
-        except Exception:
-            with suppress(Exception):
-                await connection.invalidate()
+        if self._lock is not None:
+            await self._lock.release(timeout=self.retry_seconds)
 
     async def _elected(self) -> None:
         self.elections += 1

@@ -23,7 +23,7 @@ from bot.services.desk import Classifier
 from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
 from bot.telegram.webhook import WebhookServer, webhook_app
 from storage.migrate import upgrade_async
-from storage.repos import Clients
+from storage.repos.clients import Clients
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from bot.app.container import Container
 from bot.domain.clock import Clock
 from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
-from bot.services.reports import monthly_acts
+from bot.services.reports.jobs import monthly_acts
 from bot.services.sla_jobs import run_all as sla_and_reminders
 from bot.services.surge import post_surge_digest
 from bot.telegram.intake import Intake

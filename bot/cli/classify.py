@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConfigError, DatabaseConfig, SeverityConfig
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
-from storage.models import TicketEvent, TicketMessage
+from storage.repos.events import TicketEvents
+from storage.repos.tickets import TicketMessages
 
 
 def _config_sections(path: Path) -> dict[str, Any]:
@@ -75,26 +75,10 @@ def classify_command(
 
 async def staff_corrections(session: AsyncSession) -> list[dict[str, str]]:
     """Per incident whose severity staff changed: its first client text and the last level."""
-    levels: dict[int, str] = {}
-    events = await session.execute(
-        select(TicketEvent.ticket_id, TicketEvent.new_value)
-        .where(TicketEvent.kind == "severity", TicketEvent.actor_kind == "staff")
-        .order_by(TicketEvent.at, TicketEvent.id)
-    )
-    for ticket_id, level in events.all():
-        if level:
-            levels[ticket_id] = level
+    levels = await TicketEvents(session).severities_set_by_staff()
     if not levels:
         return []
-    first: dict[int, str] = {}
-    messages = await session.execute(
-        select(TicketMessage.ticket_id, TicketMessage.text)
-        .where(TicketMessage.ticket_id.in_(levels), TicketMessage.author == "client",
-               TicketMessage.kind != "edit")
-        .order_by(TicketMessage.id)
-    )
-    for ticket_id, text in messages.all():
-        first.setdefault(ticket_id, text or "")
+    first = await TicketMessages(session).first_texts_from_client(levels)
     return [
         {"text": first[ticket_id], "severity": levels[ticket_id]}
         for ticket_id in sorted(levels)

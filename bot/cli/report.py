@@ -15,31 +15,34 @@ from zoneinfo import ZoneInfo
 
 from bot.cli.main import EXIT_BAD_INPUT
 from bot.config import Config
-from bot.services import companies, reports
+from bot.domain.periods import PeriodError, parse_month
+from bot.services import companies
+from bot.services.reports.act import build_act
+from bot.services.reports.render import template_path, write_act
 from storage.db import Database
 from storage.migrate import upgrade_async
 
 
 async def _write(config: Config, month: str, company_name: str, out: Path) -> list[Path]:
     zone = ZoneInfo(config.desk.timezone)
-    period = reports.parse_month(month, zone)
+    period = parse_month(month, zone)
     await upgrade_async(config.database.url)
     db = Database(config.database.url)
     try:
         async with db.transaction() as session:
             company = await companies.find(session, company_name)
-            act = await reports.build_act(session, company, period, datetime.now(UTC),
-                                          config.desk.name)
+            act = await build_act(session, company, period, datetime.now(UTC),
+                                  config.desk.name)
     finally:
         await db.dispose()
-    return reports.write_act(act, out, config.desk.language, reports.template_path(config))
+    return write_act(act, out, config.desk.language, template_path(config))
 
 
 def report_command(config: Config, month: str, company: str, out: Path,
                    stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     try:
         paths = asyncio.run(_write(config, month, company, out))
-    except reports.ReportError as error:
+    except PeriodError as error:
         print(f"frontdesk: --month {error.context.get('text', month)!r}: expected YYYY-MM",
               file=stderr)
         return EXIT_BAD_INPUT

@@ -1,4 +1,4 @@
-"""Business hours and the SLA clock.
+"""Working days, business hours and the SLA clock.
 
 The contract promises response times in business time (critical tickets may be
 measured around the clock). All instants in and out are timezone-aware UTC; the
@@ -9,8 +9,11 @@ desk's wall clock across DST changes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from bot.config import DeskConfig
 
 Pause = tuple[datetime, datetime | None]
 """An interval while the ticket waits for the client; `None` end = still waiting."""
@@ -19,6 +22,27 @@ Pause = tuple[datetime, datetime | None]
 def _require_aware(at: datetime, name: str) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {at.isoformat()}")
+
+
+@dataclass(frozen=True)
+class WorkingDays:
+    """Which local dates are working days: the weekdays of [desk] minus its holidays."""
+
+    weekdays: frozenset[int]  # 0 (Mon) .. 6 (Sun)
+    holidays: frozenset[date] = frozenset()
+
+    @classmethod
+    def of(cls, desk: DeskConfig) -> WorkingDays:
+        return cls(frozenset(desk.workday_numbers), frozenset(desk.holidays))
+
+    def __contains__(self, day: date) -> bool:
+        return day.weekday() in self.weekdays and day not in self.holidays
+
+    def first_in_month(self, year: int, month: int) -> date:
+        day = date(year, month, 1)
+        while day not in self:
+            day += timedelta(days=1)
+        return day
 
 
 class BusinessCalendar:
@@ -36,17 +60,17 @@ class BusinessCalendar:
     ) -> None:
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
-        self.workdays = frozenset(workdays)
+        self.days = WorkingDays(frozenset(workdays), frozenset(holidays))
         self.start = start
         self.end = end
-        self.holidays = frozenset(holidays)
         self.around_the_clock = around_the_clock
         if around_the_clock:
             return
-        if not self.workdays:
+        if not self.days.weekdays:
             raise ValueError("workdays must not be empty")
-        if not self.workdays <= set(range(7)):
-            raise ValueError(f"workdays must be 0 (Mon) .. 6 (Sun), got {sorted(self.workdays)}")
+        if not self.days.weekdays <= set(range(7)):
+            raise ValueError(
+                f"workdays must be 0 (Mon) .. 6 (Sun), got {sorted(self.days.weekdays)}")
         if start >= end:
             # Overnight shifts are not supported: a business day is one local date.
             raise ValueError(f"start {start} must be before end {end}")
@@ -55,18 +79,15 @@ class BusinessCalendar:
         if self.around_the_clock:
             return "BusinessCalendar(around_the_clock=True)"
         return (
-            f"BusinessCalendar({self.timezone!r}, workdays={sorted(self.workdays)}, "
-            f"{self.start}-{self.end}, holidays={len(self.holidays)})"
+            f"BusinessCalendar({self.timezone!r}, workdays={sorted(self.days.weekdays)}, "
+            f"{self.start}-{self.end}, holidays={len(self.days.holidays)})"
         )
-
-    def _is_business_day(self, day: date) -> bool:
-        return day.weekday() in self.workdays and day not in self.holidays
 
     def _open_intervals(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
         """UTC (open, close) of each business day, from the local day of `since` onwards."""
         day = since.astimezone(self.zone).date()
         while True:
-            if self._is_business_day(day):
+            if day in self.days:
                 opens = datetime.combine(day, self.start, tzinfo=self.zone).astimezone(UTC)
                 closes = datetime.combine(day, self.end, tzinfo=self.zone).astimezone(UTC)
                 yield opens, closes
@@ -77,7 +98,7 @@ class BusinessCalendar:
         if self.around_the_clock:
             return True
         local = at.astimezone(self.zone)
-        return self._is_business_day(local.date()) and self.start <= local.time() < self.end
+        return local.date() in self.days and self.start <= local.time() < self.end
 
     def next_open(self, at: datetime) -> datetime:
         """The first moment at or after `at` when the desk is open."""

@@ -16,14 +16,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.config import DeskConfig, SlaConfig, SlaTarget
 from bot.domain.calendar import CALENDAR_24X7, BusinessCalendar, Pause, SlaClock
-from bot.domain.enums import TicketStatus
-from storage.models import Ticket, TicketEvent
+from bot.domain.enums import Severity, TicketStatus
 
 PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
 TARGETS = ("first_response", "resolution")
+
+
+class Timed(Protocol):
+    """What the policy reads of an incident (storage.models.Ticket). It also keeps, per
+    target of TARGETS, `<target>_due`, `_warn_due`, `_warned_at`, `_breached_at`, `_met`
+    and `_seconds`, set by name."""
+
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def opened_at(self) -> datetime: ...
+    @property
+    def first_response_at(self) -> datetime | None: ...
+    @property
+    def first_response_due(self) -> datetime | None: ...
+    @property
+    def resolution_due(self) -> datetime | None: ...
+
+
+class StatusChange(Protocol):
+    """What pauses are read from: an entry of the audit trail (storage.models.TicketEvent)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def new_value(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -127,7 +157,7 @@ class SlaPolicy:
 
     # -- the timers on an incident ------------------------------------------------------
 
-    def schedule(self, ticket: Ticket, pauses: Sequence[Pause], now: datetime,
+    def schedule(self, ticket: Timed, pauses: Sequence[Pause], now: datetime,
                  *, new_target: bool = False) -> None:
         """(Re)compute the due and warning times of the targets not yet met.
 
@@ -154,7 +184,7 @@ class SlaPolicy:
                 if due is None or due > now:
                     setattr(ticket, f"{name}_breached_at", None)
 
-    def record(self, ticket: Ticket, name: str, pauses: Sequence[Pause], now: datetime) -> None:
+    def record(self, ticket: Timed, name: str, pauses: Sequence[Pause], now: datetime) -> None:
         """A target is reached (first response given, or resolved): store time and verdict."""
         target = self.target(ticket.severity)
         spent = SlaClock.elapsed(ticket.opened_at, now, pauses, target.calendar)
@@ -163,7 +193,7 @@ class SlaPolicy:
         setattr(ticket, f"{name}_due", None)
         setattr(ticket, f"{name}_warn_due", None)
 
-    def remaining(self, ticket: Ticket, now: datetime) -> tuple[str, timedelta] | None:
+    def remaining(self, ticket: Timed, now: datetime) -> tuple[str, timedelta] | None:
         """The nearest pending target and the time left (negative when overdue)."""
         for name in TARGETS:
             due = getattr(ticket, f"{name}_due")
@@ -172,7 +202,7 @@ class SlaPolicy:
         return None
 
 
-def pauses_from_events(events: Sequence[TicketEvent]) -> list[Pause]:
+def pauses_from_events(events: Sequence[StatusChange]) -> list[Pause]:
     """Intervals the incident spent off the clock, from its status changes in the trail."""
     pauses: list[Pause] = []
     since: datetime | None = None
@@ -190,7 +220,7 @@ def pauses_from_events(events: Sequence[TicketEvent]) -> list[Pause]:
     return pauses
 
 
-def sort_key(ticket: Ticket) -> tuple[int, datetime]:
+def sort_key(ticket: Timed) -> tuple[int, datetime]:
     """Soonest due first; paused incidents (no due time) after all running ones."""
     dues = [d for d in (ticket.first_response_due, ticket.resolution_due) if d is not None]
     if dues:

@@ -77,7 +77,7 @@ class Notifier:
         return {}
 
     def _card_keyboard(self, ticket: Ticket) -> Keyboard:
-        status = TicketStatus(ticket.status)
+        status = ticket.status
         actions = []
         if status.is_open and ticket.assignee_id is None:
             actions.append("take")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.models import OutboxMessage
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024

@@ -17,7 +17,7 @@ from bot.config import parse_config
 from bot.sandbox.emulator import FakeTelegram
 from bot.sandbox.settle import settle
 from bot.sandbox.terminal import run_terminal
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 
 TOKEN = "100000:SANDBOX"
 CLIENT_ID = 1001

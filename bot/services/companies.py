@@ -19,14 +19,16 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PERIODICITIES, CompanyConfig
 from bot.domain.errors import UserError
 from storage.db import Database
 from storage.models import Client, Company, MaintenanceDone
+from storage.repos.companies import Companies
+from storage.repos.tickets import Tickets, TicketWithClient
 
 INVITE_PREFIX = "org-"
 INVITE_BYTES = 9
@@ -98,12 +100,34 @@ class Linked:
     before: str | None  # the company the client was linked to before, if another
 
 
+class CompanyLine(NamedTuple):
+    company: Company
+    employees: int
+    open_incidents: int
+
+
 async def all_companies(session: AsyncSession) -> Sequence[Company]:
-    return (await session.scalars(select(Company).order_by(Company.name))).all()
+    return await Companies(session).all()
 
 
-async def by_id(session: AsyncSession, company_id: int) -> Company | None:
-    return await session.get(Company, company_id)
+async def listing(session: AsyncSession) -> list[CompanyLine]:
+    """Every company with its number of employees and of open incidents (/org)."""
+    companies = Companies(session)
+    people = await companies.employee_counts()
+    open_counts = await companies.open_ticket_counts()
+    return [CompanyLine(c, people.get(c.id, 0), open_counts.get(c.id, 0))
+            for c in await companies.all()]
+
+
+async def open_incidents(
+    session: AsyncSession, company: Company, limit: int = 30
+) -> list[TicketWithClient]:
+    """The company's open incidents, oldest first."""
+    return await Tickets(session).open_of_company(company.id, limit)
+
+
+async def employee_count(session: AsyncSession, company: Company) -> int:
+    return await Companies(session).employee_count(company.id)
 
 
 async def find(session: AsyncSession, query: str) -> Company:
@@ -135,15 +159,13 @@ async def create(
     for company in await all_companies(session):
         if company.name.casefold() == name.casefold():
             raise CompanyError("exists", name=company.name)
-    company = Company(name=name, invite_code=new_invite_code(), services=None, maintenance=[],
-                      source=source, created_by=created_by, created_at=now)
-    session.add(company)
-    await session.flush()
-    return company
+    return await Companies(session).add(Company(
+        name=name, invite_code=new_invite_code(), services=None, maintenance=[],
+        source=source, created_by=created_by, created_at=now))
 
 
 async def by_invite(session: AsyncSession, code: str) -> Company | None:
-    return await session.scalar(select(Company).where(Company.invite_code == code.strip()))
+    return await Companies(session).by_invite(code.strip())
 
 
 async def link(session: AsyncSession, client: Client, company: Company | None) -> str | None:
@@ -172,15 +194,7 @@ async def rename(session: AsyncSession, company: Company, name: str) -> None:
     for other in await all_companies(session):
         if other.id != company.id and other.name.casefold() == name.casefold():
             raise CompanyError("exists", name=other.name)
-    company.name = name
-    await session.execute(update(Client).where(Client.company_id == company.id)
-                          .values(company=name))
-
-
-async def employees(session: AsyncSession, company_id: int) -> Sequence[Client]:
-    return (await session.scalars(
-        select(Client).where(Client.company_id == company_id).order_by(Client.id)
-    )).all()
+    await Companies(session).rename(company, name)
 
 
 def match_work(company: Company, text: str) -> str:
@@ -201,11 +215,9 @@ async def mark_done(
     actor_id: int | None, actor_name: str | None, note: str | None = None,
 ) -> MaintenanceDone:
     work = match_work(company, work_text)
-    row = MaintenanceDone(company_id=company.id, work=work, done_at=now, actor_id=actor_id,
-                          actor_name=actor_name, note=note)
-    session.add(row)
-    await session.flush()
-    return row
+    return await Companies(session).add_done(MaintenanceDone(
+        company_id=company.id, work=work, done_at=now, actor_id=actor_id,
+        actor_name=actor_name, note=note))
 
 
 async def sync_from_config(db: Database, configured: Sequence[CompanyConfig],

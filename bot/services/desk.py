@@ -11,20 +11,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import DeskConfig
 from bot.domain.calendar import Pause
 from bot.domain.clock import Clock
-from bot.domain.enums import Severity, TicketStatus
+from bot.domain.enums import (
+    ActorKind,
+    ContentKind,
+    EventKind,
+    MessageAuthor,
+    ResolutionKind,
+    Severity,
+    TicketStatus,
+)
 from bot.domain.errors import UserError
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Ticket, TicketEvent, TicketMessage
-from storage.repos import Clients, Inbox, TicketLog, Tickets, next_number
+from storage.repos.clients import Clients
+from storage.repos.events import TicketEvents
+from storage.repos.inbox import Inbox
+from storage.repos.tickets import TicketMessages, Tickets
 
 SUBJECT_WORDS = 8
 # A burst of follow-ups gets one acknowledgement, not one per photo.
@@ -100,7 +110,8 @@ class Desk:
         self._on_closed = on_closed
         self._clients = Clients(session)
         self._tickets = Tickets(session)
-        self._log = TicketLog(session)
+        self._messages = TicketMessages(session)
+        self._events = TicketEvents(session)
         self._inbox = Inbox(session)
         # Clients already looked up in this transaction, by user id: several handlers of one
         # update may ask for the same one (see bot/telegram/middleware.py).
@@ -161,11 +172,11 @@ class Desk:
             return Registration("opened", await self.open_ticket(client, content))
         replied = await self.replied_ticket(client, reply_to)
         if replied is not None:
-            if TicketStatus(replied.status).is_open:
+            if replied.status.is_open:
                 await self.append_from_client(replied, client, content)
                 return Registration("appended", replied)
             if self._may_reopen(replied):
-                actor = Actor("client", client.user_id, client.display_name)
+                actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
                 await self._reopen(replied, client, actor, content.text)
                 await self._record_client_message(replied, client, content)
                 await self._notify.client_followup(replied, client, content)
@@ -197,12 +208,12 @@ class Desk:
 
     async def pick(self, client: Client, number: int, content: Content) -> Registration:
         """The client answered "which incident is this about?"."""
-        if await self._log.has_message(content.chat_id, content.message_id):
+        if await self._messages.has(content.chat_id, content.message_id):
             raise DeskError("already_attached")
         if number == 0:
             return Registration("opened", await self.open_ticket(client, content))
         ticket = await self._client_ticket(client, number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
         await self.append_from_client(ticket, client, content)
         return Registration("appended", ticket)
@@ -222,7 +233,7 @@ class Desk:
         texts = self._notify.texts
         fallback = str(texts.label(texts.default_language, "kind_" + content.kind))
         ticket = Ticket(
-            number=await next_number(self._session), client_id=client.id,
+            number=await self._tickets.next_number(), client_id=client.id,
             status=TicketStatus.NEW, severity=severity,
             subject=subject_of(content, fallback), reopen_count=0,
             opened_at=now, updated_at=now, origin=origin,
@@ -233,11 +244,11 @@ class Desk:
             ticket.client_updated_at = now
             promise = self._sla.promise(ticket.severity, now)
         await self._tickets.add(ticket)
-        await self._event(ticket, Actor("client", client.user_id, client.display_name),
-                          "opened", None, TicketStatus.NEW)
+        await self._event(ticket, Actor(ActorKind.CLIENT, client.user_id, client.display_name),
+                          EventKind.OPENED, None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content, at=now)
         await self._notify.ticket_opened(ticket, client, content, promise,
-                                         surge=await self._in_surge(now))
+                                        surge=await self._in_surge(now))
         if self._on_opened is not None:
             await self._on_opened(ticket, client, content)
         return ticket
@@ -253,7 +264,7 @@ class Desk:
         """Post the staff card of an incident registered during a surge, when it matters."""
         if ticket.card_outbox_id is not None:
             return
-        first = await self._log.first_client_message(ticket.id)
+        first = await self._messages.first_from_client(ticket.id)
         if first is None:
             return
         await self._notify.post_card(ticket, client, Content(
@@ -265,40 +276,36 @@ class Desk:
         if ticket.status == TicketStatus.WAITING:
             # The client answered: the ball is ours again and the SLA clock runs.
             await self._change_status(ticket, client,
-                                      Actor("client", client.user_id, client.display_name),
+                                      Actor(ActorKind.CLIENT, client.user_id, client.display_name),
                                       TicketStatus.IN_PROGRESS, None, announce=False)
-        count, previous = await self._log.client_messages_summary(ticket.id)
+        count, previous = await self._messages.client_summary(ticket.id)
         await self._record_client_message(ticket, client, content)
         await self._notify.client_followup(ticket, client, content)
         # The first follow-up is always acknowledged; later ones once per burst.
         if count <= 1 or previous is None or self._clock() - previous > FOLLOWUP_ACK_AFTER:
             await self._notify.to_client(ticket, client, "followup_added",
-                                         priority=PRIORITY_REPLY, reply_to=content.message_id)
+                                        priority=PRIORITY_REPLY, reply_to=content.message_id)
 
     async def client_edited(self, client: Client, content: Content) -> Ticket | None:
         ticket = await self._tickets.by_message(content.chat_id, content.message_id)
         if ticket is None or ticket.client_id != client.id:
             return None
         await self.ensure_card(ticket, client)
-        await self._record_client_message(ticket, client, content, kind="edit")
+        await self._record_client_message(ticket, client, content, kind=ContentKind.EDIT)
         await self._notify.staff_line(ticket, "client_edited", client=client, text=content.text)
         return ticket
 
     async def _record_client_message(
-        self, ticket: Ticket, client: Client, content: Content, kind: str | None = None,
-        at: datetime | None = None,
+        self, ticket: Ticket, client: Client, content: Content,
+        kind: ContentKind | None = None, at: datetime | None = None,
     ) -> None:
         now = at or self._clock()
         ticket.updated_at = now
-        message = TicketMessage(
-            ticket_id=ticket.id, author="client", author_user_id=client.user_id,
+        await self._messages.add(TicketMessage(
+            ticket_id=ticket.id, author=MessageAuthor.CLIENT, author_user_id=client.user_id,
             author_name=client.display_name, kind=kind or content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=now,
-        )
-        if kind == "edit":
-            self._session.add(message)  # the original message is linked already
-        else:
-            await self._log.add_message(message)
+        ), link=kind != ContentKind.EDIT)  # the message an edit changes is linked already
 
     async def _ask_which(self, client: Client, content: Content, tickets: Sequence[Ticket]) -> None:
         label = self._notify.texts.label
@@ -310,13 +317,13 @@ class Desk:
         rows.append([button(label(client.language, "new_incident"),
                             PickTicket(number=0, message_id=content.message_id).pack())])
         await self._notify.to_client(None, client, "choose_ticket", tickets=tickets,
-                                     priority=PRIORITY_REPLY, reply_to=content.message_id,
-                                     keyboard=rows)
+                                    priority=PRIORITY_REPLY, reply_to=content.message_id,
+                                    keyboard=rows)
 
     def _may_reopen(self, ticket: Ticket) -> bool:
         ended = ticket.closed_at or ticket.resolved_at
-        reopen_window = timedelta(days=self._config.reopen_days)
-        return ended is not None and self._clock() - ended <= reopen_window
+        return (ended is not None
+                and self._clock() - ended <= timedelta(days=self._config.reopen_days))
 
     # -- reading ----------------------------------------------------------------------
 
@@ -331,7 +338,11 @@ class Desk:
         self, client: Client, number: int
     ) -> tuple[Ticket, Sequence[TicketEvent]]:
         ticket = await self._client_ticket(client, number)
-        return ticket, await self._log.events(ticket.id)
+        return ticket, await self.events(ticket)
+
+    async def events(self, ticket: Ticket) -> Sequence[TicketEvent]:
+        """The incident's history, oldest first."""
+        return await self._events.of_ticket(ticket.id)
 
     async def client_tickets(self, client: Client) -> tuple[Sequence[Ticket], int]:
         tickets = await self._tickets.for_client(client.id, self._config.list_limit)
@@ -345,10 +356,6 @@ class Desk:
 
     async def ticket_by_id(self, ticket_id: int) -> Ticket:
         return await self._tickets.by_id(ticket_id)
-
-    async def events(self, ticket: Ticket) -> Sequence[TicketEvent]:
-        """The incident's history, oldest first."""
-        return await self._log.events(ticket.id)
 
     async def ticket_in_thread(self, topic_id: int | None, reply_to: int | None) -> Ticket | None:
         """The incident a staff-group message is about: its topic, or the message it replies to."""
@@ -365,8 +372,8 @@ class Desk:
     async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
         client = await self.client_of(ticket)
         now = self._clock()
-        await self._log.add_message(TicketMessage(
-            ticket_id=ticket.id, author="staff", author_user_id=actor.user_id or 0,
+        await self._messages.add(TicketMessage(
+            ticket_id=ticket.id, author=MessageAuthor.STAFF, author_user_id=actor.user_id or 0,
             author_name=actor.name, kind=content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=now,
         ))
@@ -378,35 +385,35 @@ class Desk:
         await self._notify.staff_answer(ticket, client, actor, content)
         if ticket.assignee_id is None:
             # Whoever answers an unassigned incident first has taken it.
-            await self._event(ticket, actor, "assigned", None, actor.name)
+            await self._event(ticket, actor, EventKind.ASSIGNED, None, actor.name)
             ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
         if ticket.status in (TicketStatus.NEW, TicketStatus.TAKEN):
             await self._change_status(ticket, client, actor, TicketStatus.IN_PROGRESS, None,
                                       announce=False)
 
     async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
-        await self._log.add_message(TicketMessage(
-            ticket_id=ticket.id, author="note", author_user_id=actor.user_id or 0,
+        await self._messages.add(TicketMessage(
+            ticket_id=ticket.id, author=MessageAuthor.NOTE, author_user_id=actor.user_id or 0,
             author_name=actor.name, kind=content.kind, text=content.text,
             chat_id=content.chat_id, message_id=content.message_id, created_at=self._clock(),
         ))
 
     async def take(self, number: int, actor: Actor) -> Ticket:
         ticket = await self.ticket(number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
         if ticket.assignee_id == actor.user_id:
             raise DeskError("already_yours", number=number)
         client = await self.client_of(ticket)
         await self.ensure_card(ticket, client)
-        await self._event(ticket, actor, "assigned", ticket.assignee_name, actor.name)
+        await self._event(ticket, actor, EventKind.ASSIGNED, ticket.assignee_name, actor.name)
         ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
         if ticket.status == TicketStatus.NEW:
             await self._change_status(ticket, client, actor, TicketStatus.TAKEN, None)
         else:  # work is under way already: only the person changes
             await self._notify.to_client(ticket, client, "assigned", signature=actor.name)
             await self._notify.staff_line(ticket, "assigned_line", actor=actor)
-            await self._refresh_card(ticket, client)
+            await self.refresh_card(ticket, client)
         return ticket
 
     async def set_status(
@@ -415,7 +422,7 @@ class Desk:
         if status == TicketStatus.CLOSED:
             return await self.close(number, actor, text)
         ticket = await self.ticket(number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
         if ticket.status == status:
             raise DeskError("same_status", number=number)
@@ -437,7 +444,7 @@ class Desk:
     async def reopen(self, number: int, actor: Actor, text: str | None = None,
                      client: Client | None = None) -> Ticket:
         ticket = await self._client_ticket(client, number) if client else await self.ticket(number)
-        if TicketStatus(ticket.status).is_open:
+        if ticket.status.is_open:
             raise DeskError("ticket_open", number=number)
         if client is not None and not self._may_reopen(ticket):
             raise DeskError("reopen_expired", number=number, days=self._config.reopen_days)
@@ -450,18 +457,18 @@ class Desk:
         ticket.resolution_kind = None  # an FAQ answer that did not hold is no deflection
         ticket.resolved_at = ticket.closed_at = None
         status = TicketStatus.TAKEN if ticket.assignee_id else TicketStatus.NEW
-        await self._event(ticket, actor, "reopened", ticket.status, status, text)
+        await self._event(ticket, actor, EventKind.REOPENED, ticket.status, status, text)
         await self._change_status(ticket, client, actor, status, text, event=False,
                                   reopened=True)
 
     async def resolve_by_faq(self, ticket: Ticket, client: Client, article_id: str) -> None:
         """The client pressed "This solved it" on an FAQ article: resolved, counted as
         deflected (`resolution_kind` "faq"); the client can still reopen it."""
-        if ticket.client_id != client.id or not TicketStatus(ticket.status).is_open:
+        if ticket.client_id != client.id or not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=ticket.number)
-        actor = Actor("client", client.user_id, client.display_name)
-        await self._event(ticket, actor, "faq_solved", None, article_id[:64])
-        ticket.resolution_kind = "faq"
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
+        await self._event(ticket, actor, EventKind.FAQ_SOLVED, None, article_id[:64])
+        ticket.resolution_kind = ResolutionKind.FAQ
         ticket.resolution = ticket.resolution or f"FAQ: {article_id}"
         await self._change_status(ticket, client, actor, TicketStatus.RESOLVED, None)
 
@@ -472,15 +479,15 @@ class Desk:
         client = await self.client_of(ticket)
         await self.ensure_card(ticket, client)
         old = ticket.severity
-        await self._event(ticket, actor, "severity", old, severity)
+        await self._event(ticket, actor, EventKind.SEVERITY, old, severity)
         ticket.severity = severity
         ticket.severity_source = actor.kind
         ticket.updated_at = ticket.client_updated_at = self._clock()
         await self._sla_reschedule(ticket, new_target=True)
         await self._notify.to_client(ticket, client, "severity_changed", old=old,
-                                     promise=self._promise(ticket))
+                                    promise=self._promise(ticket))
         await self._notify.staff_line(ticket, "severity_line", actor=actor, old=old)
-        await self._refresh_card(ticket, client)
+        await self.refresh_card(ticket, client)
         return ticket
 
     async def client_urgent(self, client: Client, number: int) -> Ticket:
@@ -489,29 +496,25 @@ class Desk:
         Only the incident's own client, only while it is open, and once per incident.
         """
         ticket = await self._client_ticket(client, number)
-        if not TicketStatus(ticket.status).is_open:
+        if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
-        pressed = await self._session.scalar(
-            select(TicketEvent.id)
-            .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "urgent").limit(1)
-        )
-        if pressed is not None:
+        if await self._events.happened(ticket.id, EventKind.URGENT):
             raise DeskError("already_urgent", number=number)
-        actor = Actor("client", client.user_id, client.display_name)
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
         old = ticket.severity
-        await self._event(ticket, actor, "urgent", old, Severity.CRITICAL)
+        await self._event(ticket, actor, EventKind.URGENT, old, Severity.CRITICAL)
         if old != Severity.CRITICAL:
-            await self._event(ticket, actor, "severity", old, Severity.CRITICAL)
+            await self._event(ticket, actor, EventKind.SEVERITY, old, Severity.CRITICAL)
             ticket.severity = Severity.CRITICAL
             ticket.severity_source = "client"
             await self._sla_reschedule(ticket, new_target=True)
         ticket.updated_at = ticket.client_updated_at = self._clock()
         await self._notify.to_client(ticket, client, "urgent_accepted", old=old,
-                                     promise=self._promise(ticket))
+                                    promise=self._promise(ticket))
         on_duty = list(self._sla.config.on_duty) if self._sla is not None else []
         await self._notify.staff_line(ticket, "urgent_line", client=client, old=old,
-                                      mentions=on_duty)
-        await self._refresh_card(ticket, client)
+                                     mentions=on_duty)
+        await self.refresh_card(ticket, client)
         return ticket
 
     # -- SLA timers (bot/sla.py) ----------------------------------------------------------
@@ -520,12 +523,12 @@ class Desk:
         return self._sla.promise(ticket.severity, self._clock()) if self._sla is not None else None
 
     async def _sla_pauses(self, ticket: Ticket) -> list[Pause]:
-        return pauses_from_events(await self._log.events(ticket.id))
+        return pauses_from_events(await self._events.of_ticket(ticket.id))
 
     async def _sla_reschedule(self, ticket: Ticket, *, new_target: bool = False) -> None:
         if self._sla is not None:
             self._sla.schedule(ticket, await self._sla_pauses(ticket), self._clock(),
-                               new_target=new_target)
+                              new_target=new_target)
 
     async def _sla_record(self, ticket: Ticket, target: str) -> None:
         """First response given / resolved: the SLA time spent and whether it was met."""
@@ -562,7 +565,7 @@ class Desk:
         old = ticket.status
         now = self._clock()
         if event:
-            await self._event(ticket, actor, "status", old, status, text)
+            await self._event(ticket, actor, EventKind.STATUS, old, status, text)
         ticket.status = status
         ticket.updated_at = now
         if status == TicketStatus.RESOLVED:
@@ -570,38 +573,35 @@ class Desk:
         elif status == TicketStatus.CLOSED:
             ticket.closed_at = now
             ticket.resolved_at = ticket.resolved_at or now
-        if text and actor.kind == "staff" and ticket.first_response_at is None:
+        if text and actor.kind == ActorKind.STAFF and ticket.first_response_at is None:
             ticket.first_response_at = now  # the reply text reached the client with the news
             await self._sla_record(ticket, "first_response")
-        await self._sla_status(ticket, TicketStatus(old), status)
+        await self._sla_status(ticket, old, status)
         if announce:
             ticket.client_updated_at = now
             message = "reopened" if reopened else "status_changed"
             await self._notify.status_changed(ticket, client, actor, old, text, message=message)
             await self._notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
-                                          reopened=reopened)
-        await self._refresh_card(ticket, client)
+                                         reopened=reopened)
+        await self.refresh_card(ticket, client)
         if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self._on_closed:
             await self._on_closed(ticket, client)
 
-    async def _refresh_card(self, ticket: Ticket, client: Client) -> None:
-        first = await self._session.scalar(
-            select(TicketMessage.text)
-            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
-            .order_by(TicketMessage.id).limit(1)
-        )
-        await self._notify.refresh_card(ticket, client, first or "")
+    async def refresh_card(self, ticket: Ticket, client: Client) -> None:
+        """The staff card shows the incident as it is now (with the client's first words)."""
+        first = await self._messages.first_from_client(ticket.id)
+        await self._notify.refresh_card(ticket, client, first.text if first else "")
 
     async def _event(
         self,
         ticket: Ticket,
         actor: Actor,
-        kind: str,
+        kind: EventKind,
         old: str | None,
         new: str | None,
         note: str | None = None,
     ) -> None:
-        await self._log.add_event(TicketEvent(
+        await self._events.add(TicketEvent(
             ticket_id=ticket.id, at=self._clock(), actor_kind=actor.kind, actor_id=actor.user_id,
             actor_name=actor.name or None, kind=kind, old_value=old, new_value=new, note=note,
         ))
@@ -614,3 +614,4 @@ class Desk:
         rows = await self._tickets.open_soonest_due_first(limit)
         return [(t, c, self._sla.remaining(t, now) if self._sla is not None else None)
                 for t, c in rows]
+

@@ -36,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import KBConfig
@@ -49,8 +48,11 @@ from kb.articles import Article, KBError, load_articles
 from kb.index import Hit, SearchIndex
 from kb.text import normalize
 from storage.db import Database
-from storage.models import Client, FaqArticle, FaqStats, FaqSuggestion, Ticket, TicketMessage
-from storage.repos import Tickets, next_number, read_counter
+from storage.hooks import after_commit
+from storage.models import Client, FaqArticle, FaqStats, FaqSuggestion, Ticket
+from storage.repos.counters import next_number, read_counter
+from storage.repos.faq import FaqArticles, FaqSuggestions
+from storage.repos.tickets import TicketMessages, Tickets
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +111,6 @@ def slug_for(text: str) -> str:
     return slug or "article"
 
 
-def _on_commit(session: AsyncSession, action: Callable[[], None]) -> None:
-    """Run `action` once the session's transaction has committed (never on rollback)."""
-    event.listen(session.sync_session, "after_commit", lambda _session: action(), once=True)
-
-
 class FaqService:
     """Every article the bot knows and the search index over the published ones."""
 
@@ -153,7 +150,8 @@ class FaqService:
         now = self.clock()
         async with db.transaction() as session:
             revision = await read_counter(session, KB_REVISION)
-            rows = list(await session.scalars(select(FaqArticle)))
+            repo = FaqArticles(session)
+            rows = list(await repo.all())
             for row in rows:
                 if row.id in self.file_articles:
                     raise KBError(
@@ -161,14 +159,14 @@ class FaqService:
                         "used by an article written in chat (in the database); rename one, "
                         "or delete it with /kb del"
                     )
-            stats = {s.article_id: s for s in await session.scalars(select(FaqStats))}
+            stats = await repo.all_stats()
             for article in self.file_articles.values():
                 digest = content_hash(article)
                 row_stats = stats.get(article.id)
                 if row_stats is None:
-                    session.add(FaqStats(article_id=article.id, suggested=0, solved=0, rejected=0,
-                                         updated_at=self._file_time(now), content_hash=digest,
-                                         extra_alt=[]))
+                    repo.add_stats(FaqStats(
+                        article_id=article.id, suggested=0, solved=0, rejected=0,
+                        updated_at=self._file_time(now), content_hash=digest, extra_alt=[]))
                 elif row_stats.content_hash != digest:
                     row_stats.content_hash, row_stats.updated_at = digest, now
         self._install(rows, stats.values(), revision)
@@ -180,9 +178,8 @@ class FaqService:
         revision = await read_counter(session, KB_REVISION)
         if revision == self.revision:
             return
-        rows = list(await session.scalars(select(FaqArticle)))
-        stats = list(await session.scalars(select(FaqStats)))
-        self._install(rows, stats, revision)
+        repo = FaqArticles(session)
+        self._install(list(await repo.all()), (await repo.all_stats()).values(), revision)
         log.info("FAQ: reloaded at revision %d (changed elsewhere)", revision)
 
     def _install(self, rows: list[FaqArticle], stats: Iterable[FaqStats], revision: int) -> None:
@@ -304,12 +301,10 @@ class FaqDesk:
         article = self.service.article(hit.id)
         if article is None:
             return
-        suggestion = FaqSuggestion(
+        suggestion = await FaqSuggestions(self.session).add(FaqSuggestion(
             ticket_id=ticket.id, client_id=client.id, article_id=article.id, score=hit.score,
             query=content.text, created_at=self.clock(),
-        )
-        self.session.add(suggestion)
-        await self.session.flush()
+        ))
         (await self._stats(article.id)).suggested += 1
         label = self.texts.label
         keyboard: Keyboard = [[
@@ -349,7 +344,7 @@ class FaqDesk:
 
     async def top(self, language: str, limit: int = TOP_LIMIT) -> list[Article]:
         """The most useful published articles: most often solved, then most often offered."""
-        stats = {s.article_id: s for s in await self.session.scalars(select(FaqStats))}
+        stats = await FaqArticles(self.session).all_stats()
         articles = [a for a in map(self.service.article, self.service.published_ids()) if a]
         mine = [a for a in articles if a.lang == language] or articles
 
@@ -364,7 +359,7 @@ class FaqDesk:
         """Record "This solved it" / "Not that" on a suggestion. Only the client it was made
         to may answer, and only once; the caller (the handler) resolves the incident through
         `Desk.resolve_by_faq` when it was solved."""
-        suggestion = await self.session.get(FaqSuggestion, suggestion_id)
+        suggestion = await FaqSuggestions(self.session).get(suggestion_id)
         if suggestion is None or suggestion.client_id != client.id:
             raise FaqError("button_invalid")
         if suggestion.outcome is not None:
@@ -402,15 +397,15 @@ class FaqDesk:
     # -- staff --------------------------------------------------------------------------
 
     async def _stats(self, article_id: str) -> FaqStats:
-        stats = await self.session.get(FaqStats, article_id)
+        repo = FaqArticles(self.session)
+        stats = await repo.stats_of(article_id)
         if stats is None:
-            stats = FaqStats(article_id=article_id, suggested=0, solved=0, rejected=0,
-                             updated_at=self.clock(), extra_alt=[])
-            self.session.add(stats)
+            stats = repo.add_stats(FaqStats(article_id=article_id, suggested=0, solved=0,
+                                            rejected=0, updated_at=self.clock(), extra_alt=[]))
         return stats
 
     async def infos(self, ids: Iterable[str] | None = None) -> list[ArticleInfo]:
-        stats = {s.article_id: s for s in await self.session.scalars(select(FaqStats))}
+        stats = await FaqArticles(self.session).all_stats()
         result = []
         for article_id in (self.service.all_ids() if ids is None else ids):
             article = self.service.article(article_id)
@@ -442,8 +437,9 @@ class FaqDesk:
     async def new_id(self, question: str) -> str:
         base = slug_for(question)
         candidate, n = base, 1
+        repo = FaqArticles(self.session)
         while (self.service.source(candidate) is not None
-               or await self.session.get(FaqArticle, candidate) is not None):
+               or await repo.get(candidate) is not None):
             n += 1
             candidate = f"{base}-{n}"
         return candidate
@@ -456,12 +452,11 @@ class FaqDesk:
         """Create (article_id None) or change an article written in chat."""
         now = self.clock()
         if article_id is None:
-            row = FaqArticle(
+            row = FaqArticles(self.session).add(FaqArticle(
                 id=await self.new_id(question), lang=language_of(question), question="",
                 alt=[], answer="", tags=[], draft=draft, source_ticket_id=source_ticket_id,
                 created_by=author, created_at=now,
-            )
-            self.session.add(row)
+            ))
         else:
             found = await self._db_row(article_id)
             row = found
@@ -470,7 +465,6 @@ class FaqDesk:
         row.image = image
         stats = await self._stats(row.id)
         stats.updated_at = now
-        await self.session.flush()
         article = article_of(row)
         stats.content_hash = content_hash(article)
         is_draft = row.draft
@@ -486,10 +480,10 @@ class FaqDesk:
             apply()
             self.service._advance(revision)
 
-        _on_commit(self.session, applied)
+        after_commit(self.session, applied)
 
     async def _db_row(self, article_id: str) -> FaqArticle:
-        row = await self.session.get(FaqArticle, article_id)
+        row = await FaqArticles(self.session).get(article_id)
         if row is None:
             if self.service.source(article_id) == "file":
                 raise FaqError("in_file", id=article_id, path=str(self.service.config.path))
@@ -513,39 +507,29 @@ class FaqDesk:
 
     async def delete(self, article_id: str) -> None:
         await self._db_row(article_id)
-        await self.session.execute(delete(FaqArticle).where(FaqArticle.id == article_id))
-        await self.session.execute(delete(FaqStats).where(FaqStats.article_id == article_id))
+        await FaqArticles(self.session).delete(article_id)
         await self._changed(lambda: self.service._drop(article_id))
 
     async def draft_from_ticket(self, ticket: Ticket, author: int | None) -> Article:
         """`/close 42 faq`: the staff resolution as the answer, the client's first words as
         the question; a draft until staff publish it."""
-        first = await self.session.scalar(
-            select(TicketMessage.text)
-            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client",
-                   TicketMessage.text != "")
-            .order_by(TicketMessage.id).limit(1)
-        )
-        answer = ticket.resolution or await self.session.scalar(
-            select(TicketMessage.text)
-            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "staff",
-                   TicketMessage.text != "")
-            .order_by(TicketMessage.id.desc()).limit(1)
-        )
-        if not first or not answer:
+        messages = TicketMessages(self.session)
+        first = await messages.first_from_client(ticket.id, with_text=True)
+        answer = ticket.resolution or await messages.last_staff_text(ticket.id)
+        if first is None or not answer:
             raise FaqError("nothing_to_draft", number=ticket.number)
-        return await self.save(article_id=None, question=first, alt=[], answer=answer,
+        return await self.save(article_id=None, question=first.text, alt=[], answer=answer,
                                image=None, author=author, draft=True, source_ticket_id=ticket.id)
 
     async def accept_phrasing(self, suggestion_id: int) -> tuple[Article, str]:
-        suggestion = await self.session.get(FaqSuggestion, suggestion_id)
+        suggestion = await FaqSuggestions(self.session).get(suggestion_id)
         if suggestion is None or suggestion.phrasing != "offered":
             raise FaqError("button_invalid")
         article_id, words = suggestion.article_id, suggestion.query.strip()
         if self.service.article(article_id) is None:
             raise FaqError("no_article", id=article_id)
         suggestion.phrasing = "accepted"
-        row = await self.session.get(FaqArticle, article_id)
+        row = await FaqArticles(self.session).get(article_id)
         if row is not None:
             row.alt = [*row.alt, words]
         else:
@@ -567,21 +551,21 @@ async def import_articles(db: Database, path: Path, clock: Clock) -> tuple[int, 
     added = updated = 0
     now = clock()
     async with db.transaction() as session:
+        repo = FaqArticles(session)
         for article in articles:
-            row = await session.get(FaqArticle, article.id)
+            row = await repo.get(article.id)
             if row is None:
-                row = FaqArticle(id=article.id, draft=False, created_at=now)
-                session.add(row)
+                row = repo.add(FaqArticle(id=article.id, draft=False, created_at=now))
                 added += 1
             else:
                 updated += 1
             row.lang, row.question, row.answer = article.lang, article.question, article.answer
             row.alt, row.tags, row.image = list(article.alt), list(article.tags), article.image
-            stats = await session.get(FaqStats, article.id)
+            stats = await repo.stats_of(article.id)
             digest = content_hash(article)
             if stats is None:
-                session.add(FaqStats(article_id=article.id, suggested=0, solved=0, rejected=0,
-                                     updated_at=now, content_hash=digest, extra_alt=[]))
+                repo.add_stats(FaqStats(article_id=article.id, suggested=0, solved=0, rejected=0,
+                                        updated_at=now, content_hash=digest, extra_alt=[]))
             elif stats.content_hash != digest:
                 stats.updated_at, stats.content_hash = now, digest
         await next_number(session, KB_REVISION)  # running workers reload
@@ -591,6 +575,6 @@ async def import_articles(db: Database, path: Path, clock: Clock) -> tuple[int, 
 async def export_articles(db: Database, *, drafts: bool = False) -> list[Article]:
     """The database's articles (published ones unless `drafts`), in id order."""
     async with db.transaction() as session:
-        rows = await session.scalars(select(FaqArticle).order_by(FaqArticle.id))
+        rows = await FaqArticles(session).all()
         return [article_of(row) for row in rows if drafts or not row.draft]
 

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import repos
-from storage.repos import DeliveryHealth
+from storage.repos import outbox
+from storage.repos.outbox import DeliveryHealth
 
 
 async def delivery_health(session: AsyncSession, now: datetime) -> DeliveryHealth:
     """Outbox depth, the oldest pending message, the last unresolved error and the 429
     answers of the last hour."""
-    return await repos.delivery_health(session, now)
+    return await outbox.delivery_health(session, now)

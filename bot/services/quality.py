@@ -23,63 +23,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
+from bot.domain.calendar import WorkingDays
+from bot.domain.enums import CampaignState, DeliveryState, OutboxStatus
 from bot.domain.errors import UserError
+from bot.domain.periods import Period, parse_quarter, previous_quarter
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_BROADCAST, Keyboard, button
 from bot.messaging.texts import Texts
 from bot.services.ratings import SCORES, Distribution
 from storage.db import Database
-from storage.models import Client, OutboxMessage, QualityCampaign, QualityDelivery, Ticket
+from storage.models import Client, QualityCampaign, QualityDelivery
+from storage.repos.quality import Quality
 
 TALK = "talk"
-
-
-@dataclass(frozen=True)
-class Period:
-    """A calendar quarter in the desk's time zone, as UTC bounds [start, end)."""
-
-    year: int
-    quarter: int
-    start: datetime
-    end: datetime
-
-    @property
-    def label(self) -> str:
-        return f"{self.year}Q{self.quarter}"
-
-
-def quarter(year: int, number: int, zone: ZoneInfo) -> Period:
-    first = date(year, 3 * number - 2, 1)
-    after = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
-    return Period(year, number, _utc(first, zone), _utc(after, zone))
-
-
-def period_from_label(label: str, zone: ZoneInfo) -> Period:
-    year, number = label.split("Q")
-    return quarter(int(year), int(number), zone)
-
-
-def previous_quarter(moment: datetime, zone: ZoneInfo) -> Period:
-    """The last complete quarter before `moment` (what a check sent then summarises)."""
-    local = moment.astimezone(zone)
-    number = (local.month - 1) // 3 + 1
-    if number == 1:
-        return quarter(local.year - 1, 4, zone)
-    return quarter(local.year, number - 1, zone)
-
-
-def _utc(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), zone).astimezone(ZoneInfo("UTC"))
 
 
 @dataclass(frozen=True)
@@ -89,31 +54,24 @@ class Schedule:
     crontab: str
     first_workday_only: bool
     zone: ZoneInfo
-    workdays: Sequence[int]
-    holidays: Sequence[date]
+    workdays: WorkingDays
     catch_up: timedelta
 
     @classmethod
     def from_config(cls, config: Config) -> Schedule:
-        desk = config.desk
-        # Working days come with the business-hours settings of [desk]; Mon-Fri without them.
-        workdays = getattr(desk, "workday_numbers", [0, 1, 2, 3, 4])
         return cls(config.quality.schedule, config.quality.first_workday_only,
-                   ZoneInfo(desk.timezone), workdays, getattr(desk, "holidays", []),
+                   ZoneInfo(config.desk.timezone), WorkingDays.of(config.desk),
                    timedelta(days=config.quality.catch_up_days))
-
-    def _workday(self, day: date) -> bool:
-        return day.weekday() in self.workdays and day not in self.holidays
 
     def in_month(self, year: int, month: int) -> datetime | None:
         """The moment the check goes out in this month, or None if the schedule skips it."""
         trigger = CronTrigger.from_crontab(self.crontab, timezone=self.zone)
         start = datetime(year, month, 1, tzinfo=self.zone)
         end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=self.zone)
-        fire = trigger.get_next_fire_time(None, start)
+        fire: datetime | None = trigger.get_next_fire_time(None, start)
         while fire is not None and fire < end:
             local = fire.astimezone(self.zone)
-            if not self.first_workday_only or self._workday(local.date()):
+            if not self.first_workday_only or local.date() in self.workdays:
                 return fire
             next_day = datetime.combine(local.date() + timedelta(days=1), time(0), self.zone)
             fire = trigger.get_next_fire_time(None, next_day)
@@ -153,9 +111,6 @@ class Summary:
     sla_total: int | None = None
 
 
-HAS_SLA = hasattr(Ticket, "first_response_met") and hasattr(Ticket, "resolution_met")
-
-
 async def summaries(
     session: AsyncSession, client_ids: Sequence[int], period: Period
 ) -> dict[int, Summary]:
@@ -167,14 +122,8 @@ async def summaries(
     if not client_ids:
         return result
     start, end = period.start, period.end
-    tickets = await session.scalars(
-        select(Ticket).where(
-            Ticket.client_id.in_(client_ids),
-            or_(Ticket.opened_at.between(start, end), Ticket.resolved_at.between(start, end)),
-        )
-    )
     waits: dict[int, list[timedelta]] = {}
-    for t in tickets:
+    for t in await Quality(session).tickets_of(client_ids, start, end):
         summary = result[t.client_id]
         opened_in = start <= t.opened_at < end
         if t.resolved_at is not None and start <= t.resolved_at < end:
@@ -184,12 +133,10 @@ async def summaries(
         summary.incidents += 1
         if t.first_response_at is not None:
             waits.setdefault(t.client_id, []).append(t.first_response_at - t.opened_at)
-        if HAS_SLA:
-            verdicts = [v for v in (getattr(t, "first_response_met", None),
-                                    getattr(t, "resolution_met", None)) if v is not None]
-            if verdicts:
-                summary.sla_total = (summary.sla_total or 0) + 1
-                summary.sla_kept = (summary.sla_kept or 0) + (1 if all(verdicts) else 0)
+        verdicts = [v for v in (t.first_response_met, t.resolution_met) if v is not None]
+        if verdicts:
+            summary.sla_total = (summary.sla_total or 0) + 1
+            summary.sla_kept = (summary.sla_kept or 0) + (1 if all(verdicts) else 0)
     for client_id, spans in waits.items():
         result[client_id].avg_response = sum(spans, timedelta()) / len(spans)
     return result
@@ -198,16 +145,10 @@ async def summaries(
 async def audience(session: AsyncSession, config: Config, now: datetime) -> list[int]:
     """The clients a check goes to: with an incident in the last `recent_months` months, or
     everyone who ever started the bot. Admins are not asked."""
-    admins = config.telegram.admins
-    if config.quality.audience == "all":
-        query = select(Client.id)
-    else:
-        since = _months_before(now, config.quality.recent_months)
-        query = (select(Client.id).join(Ticket, Ticket.client_id == Client.id)
-                 .where(Ticket.opened_at >= since).distinct())
-    if admins:
-        query = query.where(Client.user_id.not_in(admins))
-    return list(await session.scalars(query.order_by(Client.id)))
+    since = (None if config.quality.audience == "all"
+             else _months_before(now, config.quality.recent_months))
+    return await Quality(session).audience(with_incident_since=since,
+                                           except_users=config.telegram.admins)
 
 
 def _months_before(moment: datetime, months: int) -> datetime:
@@ -250,12 +191,11 @@ def summary_of(delivery: QualityDelivery) -> Summary:
 
 
 async def campaign_of(session: AsyncSession, label: str) -> QualityCampaign | None:
-    return await session.scalar(select(QualityCampaign).where(QualityCampaign.period == label))
+    return await Quality(session).campaign_of(label)
 
 
 async def latest_campaign(session: AsyncSession) -> QualityCampaign | None:
-    return await session.scalar(select(QualityCampaign).order_by(QualityCampaign.id.desc())
-                                .limit(1))
+    return await Quality(session).latest_campaign()
 
 
 async def start_campaign(
@@ -267,20 +207,12 @@ async def start_campaign(
     existing = await campaign_of(session, period.label)
     if existing is not None:
         return existing, False
-    campaign = QualityCampaign(period=period.label, period_start=period.start,
-                               period_end=period.end, status="running",
-                               started_by=started_by, created_at=now)
-    session.add(campaign)
-    await session.flush()
     clients = await audience(session, config, now)
-    if clients:
-        await session.execute(insert(QualityDelivery), [
-            {"campaign_id": campaign.id, "client_id": client_id, "status": "pending",
-             "incidents": 0, "closed": 0}
-            for client_id in clients
-        ])
-    if not clients:
-        campaign.status, campaign.finished_at = "done", now
+    campaign = await Quality(session).add_campaign(QualityCampaign(
+        period=period.label, period_start=period.start, period_end=period.end,
+        status=CampaignState.RUNNING if clients else CampaignState.DONE,
+        started_by=started_by, created_at=now, finished_at=None if clients else now,
+    ), clients)
     return campaign, True
 
 
@@ -296,13 +228,7 @@ async def send_pending(
         size = config.quality.batch if limit is None else min(config.quality.batch,
                                                               limit - handled)
         async with db.transaction() as session:
-            rows = (await session.execute(
-                select(QualityDelivery, Client, QualityCampaign)
-                .join(Client, Client.id == QualityDelivery.client_id)
-                .join(QualityCampaign, QualityCampaign.id == QualityDelivery.campaign_id)
-                .where(QualityCampaign.status == "running", QualityDelivery.status == "pending")
-                .order_by(QualityDelivery.id).limit(size)
-            )).all()
+            rows = await Quality(session).pending(size)
             if not rows:
                 await _finish_campaigns(session, now)
                 break
@@ -311,7 +237,7 @@ async def send_pending(
             periods: dict[int, Period] = {}
             for delivery, client, campaign in rows:
                 by_campaign.setdefault(campaign.id, []).append((delivery, client))
-                periods[campaign.id] = period_from_label(campaign.period, zone)
+                periods[campaign.id] = parse_quarter(campaign.period, zone)
             for campaign_id, pairs in by_campaign.items():
                 period = periods[campaign_id]
                 numbers = await summaries(session, [c.id for _, c in pairs], period)
@@ -332,7 +258,7 @@ async def _write(
     delivery.sla_kept, delivery.sla_total = summary.sla_kept, summary.sla_total
     delivery.queued_at = now
     if client.unreachable_since is not None:
-        delivery.status = "blocked"  # they blocked the bot: nothing is sent
+        delivery.status = DeliveryState.BLOCKED  # they blocked the bot: nothing is sent
         return
     texts = notifier.texts
     row = await notifier.out.send_text(
@@ -340,22 +266,15 @@ async def _write(
         priority=PRIORITY_BROADCAST,
         keyboard=check_keyboard(texts, client.language, delivery.id),
     )
-    delivery.status = "queued"
+    delivery.status = DeliveryState.QUEUED
     delivery.outbox_id = row.id
 
 
 async def _finish_campaigns(session: AsyncSession, now: datetime) -> None:
-    running = await session.scalars(
-        select(QualityCampaign).where(QualityCampaign.status == "running")
-    )
-    for campaign in running:
-        left = await session.scalar(
-            select(func.count()).select_from(QualityDelivery)
-            .where(QualityDelivery.campaign_id == campaign.id,
-                   QualityDelivery.status == "pending")
-        )
-        if not left:
-            campaign.status, campaign.finished_at = "done", now
+    quality = Quality(session)
+    for campaign in await quality.running_campaigns():
+        if not await quality.pending_count(campaign.id):
+            campaign.status, campaign.finished_at = CampaignState.DONE, now
 
 
 async def quality_tick(
@@ -391,22 +310,16 @@ class CampaignStatus:
 
 async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> CampaignStatus:
     status = CampaignStatus()
-    rows = await session.execute(
-        select(QualityDelivery.status, QualityDelivery.score, QualityDelivery.talk_ticket_id,
-               OutboxMessage.status, OutboxMessage.last_error, Client.unreachable_since)
-        .join(Client, Client.id == QualityDelivery.client_id)
-        .outerjoin(OutboxMessage, OutboxMessage.id == QualityDelivery.outbox_id)
-        .where(QualityDelivery.campaign_id == campaign.id)
-    )
-    for state, score, talk, sent_state, error, unreachable in rows.all():
+    for state, score, talk, sent_state, error, unreachable in await Quality(session).outcomes(
+            campaign.id):
         status.total += 1
-        if state == "blocked":
+        if state == DeliveryState.BLOCKED:
             status.blocked += 1
-        elif state == "pending" or sent_state is None:
+        elif state == DeliveryState.PENDING or sent_state is None:
             status.waiting += 1
-        elif sent_state == "sent":
+        elif sent_state == OutboxStatus.SENT:
             status.sent += 1
-        elif sent_state == "failed":
+        elif sent_state == OutboxStatus.FAILED:
             status.failed += 1
         elif (error or "").startswith("403") or unreachable is not None:
             status.blocked += 1
@@ -432,10 +345,12 @@ async def delivery_for(
     """The client's own delivered check, or QualityError (forged or someone else's)."""
     if delivery_id == 0:
         raise QualityError("test")
-    delivery = await session.get(QualityDelivery, delivery_id)
-    if delivery is None or delivery.client_id != client.id or delivery.status != "queued":
+    quality = Quality(session)
+    delivery = await quality.delivery(delivery_id)
+    if (delivery is None or delivery.client_id != client.id
+            or delivery.status != DeliveryState.QUEUED):
         raise QualityError("invalid")
-    campaign = await session.get(QualityCampaign, delivery.campaign_id)
+    campaign = await quality.campaign(delivery.campaign_id)
     assert campaign is not None
     return delivery, campaign
 
@@ -448,14 +363,9 @@ def score_of(answer: str) -> int:
 
 async def client_trend(session: AsyncSession, client_id: int) -> list[dict[str, Any]]:
     """A client's quarters, oldest first: the summary numbers and their answer."""
-    rows = await session.execute(
-        select(QualityCampaign.period, QualityDelivery)
-        .join(QualityCampaign, QualityCampaign.id == QualityDelivery.campaign_id)
-        .where(QualityDelivery.client_id == client_id).order_by(QualityCampaign.period)
-    )
     return [
         {"period": period, "score": d.score, "incidents": d.incidents, "closed": d.closed,
          "avg_response_seconds": d.avg_response_seconds, "sla_kept": d.sla_kept,
          "sla_total": d.sla_total, "talk": d.talk_ticket_id is not None}
-        for period, d in rows.all()
+        for period, d in await Quality(session).quarters_of(client_id)
     ]

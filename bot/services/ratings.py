@@ -27,24 +27,26 @@ The rules, in one place:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RatingsConfig
 from bot.domain.clock import Clock
-from bot.domain.enums import TicketStatus
+from bot.domain.enums import ActorKind, EventKind, RatingState, TicketStatus
 from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
 from storage.db import Database
-from storage.models import Client, OutboxMessage, Rating, RatingAgent, Ticket, TicketEvent
-from storage.repos import TicketLog, Tickets
+from storage.models import Client, Rating, Ticket, TicketEvent
+from storage.repos.events import TicketEvents
+from storage.repos.outbox import Outbox
+from storage.repos.ratings import Ratings, ScoreCount
+from storage.repos.tickets import Tickets
 
 SCORES = (5, 4, 3, 2, 1)  # Отлично, Хорошо, Нормально, Плохо, Ужас
 BAD = frozenset({1, 2})
@@ -72,6 +74,7 @@ class RatingDesk:
         self.session = session
         self.notify = notifier
         self.clock = clock
+        self.ratings = Ratings(session)
 
     # -- the request ---------------------------------------------------------------------
 
@@ -82,39 +85,28 @@ class RatingDesk:
         now = self.clock()
         rating = await self.of_ticket(ticket.id)
         if rating is None:
-            rating = Rating(ticket_id=ticket.id, client_id=client.id, counted=True,
-                            question_open=False, state="scheduled")
-            self.session.add(rating)
+            rating = await self.ratings.add(Rating(
+                ticket_id=ticket.id, client_id=client.id, counted=True, question_open=False,
+                state=RatingState.SCHEDULED))
         rating.reminded_at = None
         rating.question_open = False
         await self._attribute(rating, ticket)
         if self.config.request_delay_minutes > 0:
-            rating.state = "scheduled"
+            rating.state = RatingState.SCHEDULED
             rating.send_at = now + timedelta(minutes=self.config.request_delay_minutes)
-            await self.session.flush()
             return
         await self._send_request(rating, ticket, client)
 
     async def _attribute(self, rating: Rating, ticket: Ticket) -> None:
         """Every staff member the incident was assigned to (the audit trail and the current
         assignee): the per-agent statistics count the rating for each of them."""
-        await self.session.flush()
         agents: dict[int, str] = {}
-        events = await self.session.scalars(
-            select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
-                                      TicketEvent.kind == "assigned",
-                                      TicketEvent.actor_kind == "staff")
-            .order_by(TicketEvent.id)
-        )
-        for event in events:
+        for event in await TicketEvents(self.session).staff_assignments(ticket.id):
             if event.actor_id is not None:
                 agents[event.actor_id] = event.new_value or event.actor_name or ""
         if ticket.assignee_id is not None:
             agents[ticket.assignee_id] = ticket.assignee_name or ""
-        await self.session.execute(delete(RatingAgent).where(RatingAgent.rating_id == rating.id))
-        for agent_id, name in agents.items():
-            self.session.add(RatingAgent(rating_id=rating.id, agent_id=agent_id,
-                                         agent_name=name[:200]))
+        await self.ratings.set_agents(rating.id, {a: name[:200] for a, name in agents.items()})
 
     def keyboard(self, language: str, number: int, chosen: int | None = None) -> Keyboard:
         label = self.notify.texts.label
@@ -141,7 +133,7 @@ class RatingDesk:
             client.chat_id, html, priority=PRIORITY_NOTICE, ticket_id=ticket.id,
             keyboard=self.keyboard(client.language, ticket.number),
         )
-        rating.state = "requested"
+        rating.state = RatingState.REQUESTED
         rating.send_at = None
         if reminder:
             rating.reminded_at, rating.reminder_outbox_id = now, row.id
@@ -152,7 +144,7 @@ class RatingDesk:
     # -- the client's choice ----------------------------------------------------------------
 
     async def of_ticket(self, ticket_id: int) -> Rating | None:
-        return await self.session.scalar(select(Rating).where(Rating.ticket_id == ticket_id))
+        return await self.ratings.of_ticket(ticket_id)
 
     async def rate(
         self, client: Client, number: int, score: int, *, is_staff: bool, chat_id: int,
@@ -165,7 +157,7 @@ class RatingDesk:
         ticket = await Tickets(self.session).by_number(number)
         rating = await self.of_ticket(ticket.id) if ticket is not None else None
         if (ticket is None or rating is None or ticket.client_id != client.id
-                or rating.state != "requested" or chat_id != client.chat_id
+                or rating.state != RatingState.REQUESTED or chat_id != client.chat_id
                 or message_id is None):
             raise RatingError("invalid")
         # The button must sit on the request (or its reminder) for this very closure.
@@ -187,9 +179,10 @@ class RatingDesk:
         rating.changed_at = now
         if first:
             rating.rated_at = now
-        await TicketLog(self.session).add_event(TicketEvent(
-            ticket_id=ticket.id, at=now, actor_kind="staff" if is_staff else "client",
-            actor_id=client.user_id, actor_name=client.display_name, kind="rating",
+        await TicketEvents(self.session).add(TicketEvent(
+            ticket_id=ticket.id, at=now,
+            actor_kind=ActorKind.STAFF if is_staff else ActorKind.CLIENT, actor_id=client.user_id,
+            actor_name=client.display_name, kind=EventKind.RATING,
             old_value=str(old) if old is not None else None, new_value=str(score),
             note=None if rating.counted else "not counted: rated by a staff member",
         ))
@@ -203,8 +196,9 @@ class RatingDesk:
         return RateResult("rated" if first else "changed", rating)
 
     async def _is_request(self, rating: Rating, chat_id: int, message_id: int) -> bool:
+        outbox = Outbox(self.session)
         for row_id in (rating.request_outbox_id, rating.reminder_outbox_id):
-            row = await self.session.get(OutboxMessage, row_id) if row_id else None
+            row = await outbox.get(row_id) if row_id else None
             if row is not None and row.chat_id == chat_id and row.telegram_message_id == message_id:
                 return True
         return False
@@ -246,9 +240,7 @@ class RatingDesk:
         self, ticket: Ticket, client: Client, rating: Rating, comment: str | None
     ) -> None:
         """A bad rating rings a bell in the staff group itself (not only in the topic)."""
-        agents = list(await self.session.scalars(
-            select(RatingAgent.agent_name).where(RatingAgent.rating_id == rating.id)
-        ))
+        agents = await self.ratings.agent_names(rating.id)
         await self.notify.out.send_text(
             self.notify.staff_chat_id,
             self.notify.texts.staff("rating_alert", ticket=ticket, client=client,
@@ -269,11 +261,7 @@ class RatingDesk:
     async def open_question(self, client: Client) -> Rating | None:
         """The follow-up question the client's next message answers, if one is open."""
         since = self.clock() - timedelta(minutes=self.config.comment_minutes)
-        return await self.session.scalar(
-            select(Rating).where(Rating.client_id == client.id, Rating.question_open.is_(True),
-                                 Rating.question_at >= since)
-            .order_by(Rating.question_at.desc()).limit(1)
-        )
+        return await self.ratings.open_question(client.id, since)
 
     async def close_question(self, rating: Rating) -> None:
         rating.question_open = False
@@ -284,9 +272,9 @@ class RatingDesk:
         rating.question_open = False
         rating.comment = (rating.comment + "\n\n" + text) if rating.comment else text
         rating.comment_at = now
-        await TicketLog(self.session).add_event(TicketEvent(
-            ticket_id=ticket.id, at=now, actor_kind="client", actor_id=client.user_id,
-            actor_name=client.display_name, kind="rating_comment", old_value=None,
+        await TicketEvents(self.session).add(TicketEvent(
+            ticket_id=ticket.id, at=now, actor_kind=ActorKind.CLIENT, actor_id=client.user_id,
+            actor_name=client.display_name, kind=EventKind.RATING_COMMENT, old_value=None,
             new_value=str(rating.score), note=text,
         ))
         if rating.question == "bad":
@@ -301,16 +289,10 @@ class RatingDesk:
 
     async def send_due(self, limit: int = 200) -> int:
         """Delayed requests whose time has come (an incident reopened meanwhile is skipped)."""
-        now = self.clock()
-        rows = (await self.session.execute(
-            select(Rating, Ticket, Client)
-            .join(Ticket, Ticket.id == Rating.ticket_id).join(Client, Client.id == Rating.client_id)
-            .where(Rating.state == "scheduled", Rating.send_at <= now)
-            .order_by(Rating.send_at).limit(limit)
-        )).all()
+        rows = await self.ratings.requests_due(self.clock(), limit)
         for rating, ticket, client in rows:
             if ticket.status != TicketStatus.CLOSED:
-                rating.state, rating.send_at = "cancelled", None
+                rating.state, rating.send_at = RatingState.CANCELLED, None
                 continue
             await self._send_request(rating, ticket, client)
         return len(rows)
@@ -319,16 +301,8 @@ class RatingDesk:
         """One reminder for requests unanswered after `remind_after_hours`, never a second."""
         if self.config.remind_after_hours <= 0:
             return 0
-        now = self.clock()
-        before = now - timedelta(hours=self.config.remind_after_hours)
-        rows = (await self.session.execute(
-            select(Rating, Ticket, Client)
-            .join(Ticket, Ticket.id == Rating.ticket_id).join(Client, Client.id == Rating.client_id)
-            .where(Rating.state == "requested", Rating.score.is_(None),
-                   Rating.reminded_at.is_(None), Rating.requested_at <= before,
-                   Ticket.status == TicketStatus.CLOSED)
-            .order_by(Rating.requested_at).limit(limit)
-        )).all()
+        before = self.clock() - timedelta(hours=self.config.remind_after_hours)
+        rows = await self.ratings.unanswered(before, limit)
         for rating, ticket, client in rows:
             await self._send_request(rating, ticket, client, reminder=True)
         return len(rows)
@@ -373,14 +347,14 @@ class Distribution:
         total = self.total
         return round(sum(s * n for s, n in self.counts.items()) / total, 2) if total else None
 
-    def add(self, score: int) -> None:
-        self.counts[score] = self.counts.get(score, 0) + 1
+    def add(self, score: int, count: int = 1) -> None:
+        self.counts[score] = self.counts.get(score, 0) + count
 
 
-def _distribute(rows: Iterable[tuple[Any, int]]) -> dict[Any, Distribution]:
+def _distribute(rows: Iterable[ScoreCount[Any]]) -> dict[Any, Distribution]:
     result: dict[Any, Distribution] = defaultdict(Distribution)
-    for key, score in rows:
-        result[key].add(score)
+    for key, score, ratings in rows:
+        result[key].add(score, ratings)
     return dict(result)
 
 
@@ -392,27 +366,11 @@ async def rating_distribution(
     `by`: None (one key, None: the whole desk), "agent" (key: (agent_id, agent_name); a
     rating counts for each agent it is attributed to), "client" (key: client id).
     """
-    where = (Rating.counted.is_(True), Rating.score.is_not(None),
-             Rating.rated_at >= start, Rating.rated_at < end)
+    ratings = Ratings(session)
     if by is None:
-        scores = await session.scalars(select(Rating.score).where(*where))
-        return _distribute((None, s) for s in scores if s is not None)
+        return _distribute(await ratings.score_counts(start, end))
     if by == "client":
-        rows = await session.execute(select(Rating.client_id, Rating.score).where(*where))
-        return _distribute((c, s) for c, s in rows.all() if s is not None)
+        return _distribute(await ratings.score_counts_by_client(start, end))
     if by == "agent":
-        rows2 = await session.execute(
-            select(RatingAgent.agent_id, RatingAgent.agent_name, Rating.score)
-            .join(Rating, Rating.id == RatingAgent.rating_id).where(*where)
-        )
-        return _distribute(((a, n), s) for a, n, s in rows2.all() if s is not None)
+        return _distribute(await ratings.score_counts_by_agent(start, end))
     raise ValueError(f"unknown grouping {by!r}")
-
-
-async def distribution_by_period(
-    session: AsyncSession, periods: Sequence[tuple[str, datetime, datetime]],
-    by: str | None = None,
-) -> dict[str, dict[Any, Distribution]]:
-    """The distribution for each (label, start, end) period, e.g. months or quarters."""
-    return {label: await rating_distribution(session, start, end, by)
-            for label, start, end in periods}

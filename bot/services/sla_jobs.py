@@ -13,16 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
-from bot.domain.enums import Severity, TicketStatus
+from bot.domain.enums import ActorKind, EventKind
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_STAFF
 from storage.db import Database
-from storage.models import Client, Ticket, TicketEvent
-from storage.repos import OPEN_STATUSES
+from storage.models import Ticket, TicketEvent
+from storage.repos.events import TicketEvents
+from storage.repos.tickets import Tickets
 
 NotifierFactory = Callable[[AsyncSession], Notifier]
 
@@ -43,29 +43,13 @@ class SweepResult:
         return bool(self.warned or self.breached or self.reminded)
 
 
-# (moment, told) column pairs: the moment has come and nobody was told yet.
-_MOMENTS = [
-    (f"{target}_{moment}", f"{target}_{told}")
-    for target in ("first_response", "resolution")
-    for moment, told in (("warn_due", "warned_at"), ("due", "breached_at"))
-]
-
-
 async def sla_sweep(
     db: Database, notifier_for: NotifierFactory, config: Config, now: datetime
 ) -> SweepResult:
     """Warn the staff group at `warn_at` of a target and escalate at its breach, once each."""
     result = SweepResult()
-    pending = or_(*(
-        and_(getattr(Ticket, moment) <= now, getattr(Ticket, told).is_(None))
-        for moment, told in _MOMENTS
-    ))
     async with db.transaction() as session:
-        tickets = (await session.scalars(
-            select(Ticket)
-            .where(Ticket.status.in_(OPEN_STATUSES), Ticket.paused_since.is_(None), pending)
-            .order_by(Ticket.id).limit(BATCH)
-        )).all()
+        tickets = await Tickets(session).sla_notices_due(now, BATCH)
         if not tickets:
             return result
         notices: list[tuple[Ticket, str, str, datetime]] = []
@@ -86,10 +70,12 @@ async def sla_sweep(
                     setattr(ticket, f"{target}_warned_at", now)
                     notices.append((ticket, target, "warn", due))
                     result.warned.append((ticket.number, target))
+        events = TicketEvents(session)
         for ticket, target, kind, _due_at in notices:
-            session.add(TicketEvent(
-                ticket_id=ticket.id, at=now, actor_kind="system", actor_id=None,
-                actor_name=None, kind="sla_breach" if kind == "breach" else "sla_warning",
+            await events.add(TicketEvent(
+                ticket_id=ticket.id, at=now, actor_kind=ActorKind.SYSTEM, actor_id=None,
+                actor_name=None,
+                kind=EventKind.SLA_BREACH if kind == "breach" else EventKind.SLA_WARNING,
                 old_value=None, new_value=target,
             ))
         notifier = notifier_for(session)
@@ -129,26 +115,21 @@ async def status_reminders(
     if hours <= 0:
         return result
     quiet_since = now - timedelta(hours=hours)
-    running = [s for s in OPEN_STATUSES if s != TicketStatus.WAITING]
     async with db.transaction() as session:
-        rows = (await session.execute(
-            select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
-            .where(Ticket.status.in_(running), Ticket.severity == Severity.CRITICAL,
-                   Ticket.client_updated_at.is_not(None),
-                   Ticket.client_updated_at <= quiet_since)
-            .order_by(Ticket.id).limit(BATCH)
-        )).all()
+        rows = await Tickets(session).quiet_critical(quiet_since, BATCH)
         if not rows:
             return result
         notifier = notifier_for(session)
         detailed = len(rows) <= DETAIL_LIMIT
         on_duty = list(config.sla.on_duty)
         hours_text = f"{hours:g}"
+        events = TicketEvents(session)
         for ticket, client in rows:
             ticket.client_updated_at = now
-            session.add(TicketEvent(
-                ticket_id=ticket.id, at=now, actor_kind="system", actor_id=None,
-                actor_name=None, kind="status_reminder", old_value=None, new_value=ticket.status,
+            await events.add(TicketEvent(
+                ticket_id=ticket.id, at=now, actor_kind=ActorKind.SYSTEM, actor_id=None,
+                actor_name=None, kind=EventKind.STATUS_REMINDER, old_value=None,
+                new_value=ticket.status,
             ))
             signature = (ticket.assignee_name if notifier.signature == "name" else None)
             await notifier.to_client(ticket, client, "status_reminder", signature=signature)

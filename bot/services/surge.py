@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messaging.notify import Notifier
 from storage.db import Database
-from storage.models import Counter
-from storage.repos import Clients, Tickets
+from storage.repos.clients import Clients
+from storage.repos.counters import read_counter, write_counter
+from storage.repos.tickets import Tickets
 
 DIGEST_COUNTER = "surge_digest_at"
 DIGEST_LINES = 40
@@ -30,8 +31,7 @@ async def post_surge_digest(
 ) -> int:
     """Announce the incidents without a card opened since the last digest; returns how many."""
     async with db.transaction() as session:
-        counter = await session.get(Counter, DIGEST_COUNTER)
-        after = EPOCH + timedelta(microseconds=counter.value if counter else 0)
+        after = EPOCH + timedelta(microseconds=await read_counter(session, DIGEST_COUNTER))
         # Counted and dated in the database: thousands of incidents in a minute are the
         # point of a surge, and loading them all here would hold up their registration.
         first, count, latest = await Tickets(session).without_card(after, DIGEST_LINES)
@@ -40,10 +40,6 @@ async def post_surge_digest(
         clients = Clients(session)
         rows = [(ticket, await clients.by_id(ticket.client_id)) for ticket in first]
         await notifier_for(session).surge_digest(rows, more=count - len(rows))
-        cutoff = (latest - EPOCH) // MICROSECOND
-        if counter is None:
-            session.add(Counter(name=DIGEST_COUNTER, value=cutoff))
-        else:
-            counter.value = cutoff
+        await write_counter(session, DIGEST_COUNTER, (latest - EPOCH) // MICROSECOND)
     return count
 

@@ -44,16 +44,17 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import FSInputFile
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Clock
+from bot.domain.enums import OutboxStatus
 from bot.messaging.outbox import TEXT_LIMIT, split_html
 from bot.telegram.activity import Activity
 from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
-from storage.models import OutboxMessage, Ticket
-from storage.repos import Clients, Outbox, TicketLog, Tickets, record_rate_limited
+from storage.repos.clients import Clients
+from storage.repos.outbox import Outbox, record_rate_limited
+from storage.repos.tickets import TicketMessages, Tickets
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class DeliveryWorker:
         try:
             payload = await self._resolve(row)
         except _Dropped as exc:
-            await self._finish(row, "failed", error=str(exc))
+            await self._finish(row, OutboxStatus.FAILED, error=str(exc))
             return
         try:
             result = await self._call(row.method, payload)
@@ -289,7 +290,7 @@ class DeliveryWorker:
     ) -> None:
         message = exc.message.lower()
         if "not modified" in message:
-            await self._finish(row, "sent", error=None)
+            await self._finish(row, OutboxStatus.SENT, error=None)
         elif "thread not found" in message and "message_thread_id" in row.payload:
             # The topic was deleted: post to the group itself rather than lose the message,
             # and let the ticket forget the topic so its next lines go there straight away.
@@ -307,20 +308,15 @@ class DeliveryWorker:
             await self._rewrite(row, _first_part(row.payload, parts))
         else:
             log.error("outbox row %s failed for good: %s", row.id, exc.message)
-            await self._finish(row, "failed", error=exc.message)
+            await self._finish(row, OutboxStatus.FAILED, error=exc.message)
 
     async def _rewrite(
         self, row: _Row, payload: dict[str, Any], *, forget_topic_of: int | None = None
     ) -> None:
         async with self.db.transaction() as session:
             if forget_topic_of is not None:
-                ticket = await session.get(Ticket, forget_topic_of)
-                if ticket is not None:
-                    ticket.topic_id = None
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id)
-                .values(payload=payload, attempts=row.attempts + 1)
-            )
+                await Tickets(session).forget_topic(forget_topic_of)
+            await Outbox(session).rewrite(row.id, payload, attempts=row.attempts + 1)
         self.wake()
 
     async def _delivered(self, row: _Row, result: Any) -> None:
@@ -331,22 +327,19 @@ class DeliveryWorker:
                     ticket = await Tickets(session).by_id(row.ticket_id)
                     ticket.topic_id = result.message_thread_id
                 elif message_id is not None:
-                    await TicketLog(session).link(row.ticket_id, row.chat_id, message_id)
+                    await TicketMessages(session).link(row.ticket_id, row.chat_id, message_id)
             if row.payload.get("$rest"):  # a part of a long text; the next is the head now
-                await session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id == row.id)
-                    .values(payload=_next_part(row.payload), not_before=None)
-                )
+                await Outbox(session).next_part(row.id, _next_part(row.payload))
                 self.wake()
                 return
-            await self._mark(session, row, "sent", error=None, message_id=message_id)
+            await self._mark(session, row, OutboxStatus.SENT, error=None, message_id=message_id)
 
     async def _blocked(self, row: _Row, description: str) -> None:
         async with self.db.transaction() as session:
             client = await Clients(session).by_chat(row.chat_id)
             if client is None:  # not a client's chat (a group that removed the bot, ...)
                 log.error("outbox row %s failed for good: 403 %s", row.id, description)
-                await self._mark(session, row, "failed", error=f"403 {description}")
+                await self._mark(session, row, OutboxStatus.FAILED, error=f"403 {description}")
                 return
             if client.unreachable_since is None:
                 client.unreachable_since = self.clock()
@@ -354,10 +347,8 @@ class DeliveryWorker:
                 if self.on_blocked is not None:
                     await self.on_blocked(session, client.id, row.ticket_id)
             # Held with the rest of the chat: it goes out first when the client writes again.
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id)
-                .values(attempts=row.attempts + 1, last_error=f"403 {description}")
-            )
+            await Outbox(session).hold(row.id, attempts=row.attempts + 1,
+                                       error=f"403 {description}")
         self.wake()
 
     async def _retry_later(
@@ -374,19 +365,13 @@ class DeliveryWorker:
             delay = min(self.max_backoff, 0.5 * 2 ** min(row.attempts, 10))
             delay *= random.uniform(0.8, 1.2)
         async with self.db.transaction() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    attempts=row.attempts + (1 if count_attempt else 0),
-                    not_before=self.clock() + timedelta(seconds=delay or 0),
-                    last_error=error,
-                )
-            )
+            await Outbox(session).retry_at(
+                row.id, self.clock() + timedelta(seconds=delay or 0),
+                attempts=row.attempts + (1 if count_attempt else 0), error=error)
             if rate_limited:
                 await record_rate_limited(session, self.clock())
 
-    async def _finish(self, row: _Row, status: str, *, error: str | None) -> None:
+    async def _finish(self, row: _Row, status: OutboxStatus, *, error: str | None) -> None:
         async with self.db.transaction() as session:
             await self._mark(session, row, status, error=error)
 
@@ -394,19 +379,13 @@ class DeliveryWorker:
         self,
         session: AsyncSession,
         row: _Row,
-        status: str,
+        status: OutboxStatus,
         *,
         error: str | None,
         message_id: int | None = None,
     ) -> None:
-        values: dict[str, Any] = {"status": status, "attempts": row.attempts + 1}
-        if status == "sent":
-            values.update(sent_at=self.clock(), telegram_message_id=message_id)
-        if error is not None:
-            values["last_error"] = error
-        await session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
-        )
+        await Outbox(session).finish(row.id, status, attempts=row.attempts + 1, error=error,
+                                     sent_at=self.clock(), message_id=message_id)
 
 
 def _first_part(payload: dict[str, Any], parts: list[str]) -> dict[str, Any]:
@@ -468,7 +447,7 @@ async def _resolve_value(session: AsyncSession, value: Any) -> Any:
     resolved: dict[str, Any] = {}
     for key, item in value.items():
         if isinstance(item, dict) and "$topic_of" in item:
-            ticket = await session.get(Ticket, item["$topic_of"])
+            ticket = await Tickets(session).get(item["$topic_of"])
             if ticket is not None and ticket.topic_id is not None:
                 resolved[key] = ticket.topic_id
             continue

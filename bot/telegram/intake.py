@@ -35,7 +35,7 @@ from aiogram.methods import GetUpdates
 from bot.domain.clock import Clock, Sleep
 from bot.telegram.activity import Activity
 from storage.db import Database
-from storage.repos import Inbox
+from storage.repos.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from bot.services.desk import Desk, Person
 from bot.telegram.intake import OutOfTurn
 from bot.telegram.staff import StaffDirectory
 from storage.db import Database
-from storage.repos import Inbox
+from storage.repos.inbox import Inbox
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 

@@ -9,6 +9,7 @@ from aiogram import Router
 from aiogram.types import CallbackQuery
 
 from bot.domain.enums import Severity
+from bot.domain.periods import Period, parse_quarter
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
@@ -28,7 +29,7 @@ async def quality_answer(
         delivery, campaign = await q.delivery_for(session, client, callback_data.delivery)
         if message is None or message.chat.id != client.chat_id:
             raise q.QualityError("invalid")
-        period = q.period_from_label(campaign.period, texts.zone)
+        period = parse_quarter(campaign.period, texts.zone)
         if callback_data.answer == q.TALK:
             if delivery.talk_ticket_id is not None:
                 ticket = await desk.ticket_by_id(delivery.talk_ticket_id)
@@ -62,7 +63,7 @@ async def quality_answer(
 
 async def _show_choice(
     notifier: Notifier, texts: Texts, client: Client, message_id: int, delivery_id: int,
-    period: q.Period, score: int, *, talk: bool,
+    period: Period, score: int, *, talk: bool,
 ) -> None:
     """The check becomes "your rating: X"; the scale stays (the answer may be changed) and
     "Let's talk" stays until it is pressed."""

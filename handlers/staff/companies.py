@@ -22,18 +22,16 @@ from datetime import datetime
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from sqlalchemy import func, select
 
+from bot.domain.periods import parse_period
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services import companies as org
-from bot.services import reports
 from bot.services.desk import Desk, DeskError
-from bot.services.records import Session
+from bot.services.records import Company, Session
+from bot.services.reports.stats import compute_stats
 from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
-from storage.models import Client, Company, Ticket, TicketMessage
-from storage.repos import OPEN_STATUSES
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "help")
 
@@ -57,7 +55,7 @@ async def org_command(
     word, rest = word.lower(), rest.strip()
     try:
         if not args:
-            await reply(message, notifier, texts.staff("org_list", rows=await _list(session)))
+            await reply(message, notifier, texts.staff("org_list", rows=await org.listing(session)))
         elif word == "help" and not rest:
             await reply(message, notifier, texts.staff("org_reply", code="help"))
         elif word == "add":
@@ -101,20 +99,6 @@ def _user(message: Message) -> int | None:
     return message.from_user.id if message.from_user else None
 
 
-async def _list(session: Session) -> list[tuple[Company, int, int]]:
-    people: dict[int | None, int] = dict((await session.execute(
-        select(Client.company_id, func.count()).where(Client.company_id.is_not(None))
-        .group_by(Client.company_id)
-    )).all())
-    open_counts: dict[int | None, int] = dict((await session.execute(
-        select(Client.company_id, func.count()).join(Ticket, Ticket.client_id == Client.id)
-        .where(Client.company_id.is_not(None), Ticket.status.in_(OPEN_STATUSES))
-        .group_by(Client.company_id)
-    )).all())
-    return [(c, people.get(c.id, 0), open_counts.get(c.id, 0))
-            for c in await org.all_companies(session)]
-
-
 async def _link(
     message: Message, word: str, rest: str, desk: Desk, session: Session,
     notifier: Notifier, texts: Texts,
@@ -140,29 +124,17 @@ async def _link(
         await reply(message, notifier, texts.staff(
             "org_reply", code="linked", company=company, client=client, ticket=ticket,
             before=before))
-    # The card shows the client's company: show the new one.
-    first_text = await session.scalar(
-        select(TicketMessage.text)
-        .where(TicketMessage.ticket_id == ticket.id, TicketMessage.author == "client")
-        .order_by(TicketMessage.id).limit(1)
-    )
-    await notifier.refresh_card(ticket, client, first_text or "")
+    await desk.refresh_card(ticket, client)  # the card shows the client's company
 
 
 async def _overview(
     message: Message, company: Company, session: Session, now: datetime,
     notifier: Notifier, texts: Texts, bot: Bot,
 ) -> None:
-    open_rows = (await session.execute(
-        select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
-        .where(Client.company_id == company.id, Ticket.status.in_(OPEN_STATUSES))
-        .order_by(Ticket.opened_at, Ticket.id).limit(30)
-    )).all()
-    people = await session.scalar(
-        select(func.count()).select_from(Client).where(Client.company_id == company.id)
-    ) or 0
-    period = reports.parse_period("month", now, texts.zone)
-    stats = await reports.compute_stats(session, period, now, company=company)
+    open_rows = await org.open_incidents(session, company)
+    people = await org.employee_count(session, company)
+    period = parse_period("month", now, texts.zone)
+    stats = await compute_stats(session, period, now, company=company)
     link = org.invite_link(await bot_username(bot), company.invite_code)
     await reply(message, notifier, texts.staff(
         "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people))

@@ -17,6 +17,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, User
 
 from bot.config import Config
+from bot.domain.periods import previous_quarter
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
@@ -48,7 +49,7 @@ async def quality_command(
         await reply(message, notifier, texts.staff("quality_status", campaign=campaign,
                                                    status=status))
     elif word == "send":
-        period = q.previous_quarter(now, zone)
+        period = previous_quarter(now, zone)
         campaign, created = await q.start_campaign(session, config, period, now,
                                                    started_by=user.id)
         total = await q.campaign_status(session, campaign)
@@ -57,7 +58,7 @@ async def quality_command(
             total=total.total))
     elif word in ("preview", "test"):
         fire = schedule.next_after(now)
-        period = q.previous_quarter(fire or now, zone)
+        period = previous_quarter(fire or now, zone)
         own = await desk.known_client(user.id)
         numbers = (await q.summaries(session, [own.id], period))[own.id] if own else q.Summary()
         language = own.language if own else texts.default_language

@@ -19,12 +19,13 @@ from aiogram.types import Message
 
 from bot.config import Config
 from bot.domain.errors import UserError
+from bot.domain.periods import parse_month, parse_period, previous_month
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import companies as org
-from bot.services import reports
 from bot.services.records import Session
+from bot.services.reports.jobs import ReportError, send_act, send_stats
 from handlers._common import reply, thread_of
 from handlers._filters import in_staff_chat
 
@@ -36,14 +37,14 @@ async def stats_command(
     notifier: Notifier, texts: Texts, config: Config,
 ) -> None:
     try:
-        period = reports.parse_period(command.args, now, texts.zone)
-    except reports.ReportError as error:
+        period = parse_period(command.args, now, texts.zone)
+    except UserError as error:
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await reports.send_stats(session, notifier, config, period, now,
-                             chat_id=message.chat.id, thread_id=thread_of(message),
-                             priority=PRIORITY_REPLY)
+    await send_stats(session, notifier, config, period, now,
+                     chat_id=message.chat.id, thread_id=thread_of(message),
+                     priority=PRIORITY_REPLY)
 
 
 async def report_command(
@@ -55,17 +56,17 @@ async def report_command(
     name, month = (match["name"], match["month"]) if match else (args, None)
     try:
         if not name:
-            raise reports.ReportError("usage")
-        period = (reports.parse_month(month, texts.zone) if month
-                  else reports.previous_month(now, texts.zone))
+            raise ReportError("usage")
+        period = (parse_month(month, texts.zone) if month
+                  else previous_month(now, texts.zone))
         company = await org.find(session, name)
     except UserError as error:  # a bad month or company name: report_reply explains both
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await reports.send_act(session, notifier, config, company, period, now,
-                           chat_id=message.chat.id, thread_id=thread_of(message),
-                           priority=PRIORITY_REPLY)
+    await send_act(session, notifier, config, company, period, now,
+                   chat_id=message.chat.id, thread_id=thread_of(message),
+                   priority=PRIORITY_REPLY)
 
 
 def router() -> Router:

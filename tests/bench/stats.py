@@ -29,9 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.app.container import Container
 from bot.config import parse_config
+from bot.domain.periods import parse_period
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
-from bot.services import reports
+from bot.services.reports.jobs import send_stats
+from bot.services.reports.stats import compute_stats
 from storage.db import Database
 from storage.migrate import upgrade_async
 
@@ -119,7 +121,7 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
                            "database": {"url": url},
                            "reports": {"directory": str(directory)}})
     texts = Texts(config.desk.language, config.desk.timezone)
-    period = reports.parse_period("month", NOW, texts.zone)
+    period = parse_period("month", NOW, texts.zone)
     timings = []
     for _ in range(runs):
         db = Database(url)  # a fresh connection each run: the first query pays for it
@@ -127,13 +129,13 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
         bot = Container.build(config, clock=lambda: NOW, db=db)
         async with db.transaction() as session:
             notifier = bot.notifier_for(session)
-            stats = await reports.send_stats(session, notifier, config, period, NOW,
+            stats = await send_stats(session, notifier, config, period, NOW,
                                              chat_id=STAFF_CHAT, thread_id=None,
                                              priority=PRIORITY_REPLY)
         total = time.perf_counter() - started
         async with db.transaction() as session:
             started = time.perf_counter()
-            await reports.compute_stats(session, period, NOW)
+            await compute_stats(session, period, NOW)
             figures = time.perf_counter() - started
         await db.dispose()
         timings.append({"total": total, "sql": figures, "opened": stats.opened_total,

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 from aiogram.client.session.aiohttp import AiohttpSession
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from bot.app.runtime import App
 from bot.config import Config, parse_config
@@ -24,6 +22,7 @@ from bot.sandbox.settle import settle as settle_bot
 from storage.models import Client, OutboxMessage
 from tests.e2e.clock import SharedClock
 from tests.e2e.cluster import WORKERS, new_app, webhook_settings, workers_of
+from tests.postgres import fresh_database
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-TOKEN"
@@ -100,16 +99,8 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
     if not server:
         yield f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.db'}"
         return
-    name = f"frontdesk_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with fresh_database(server, "frontdesk_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from sqlalchemy import func, insert, select
 
 from bot.app.runtime import App
 from bot.config import Config
+from bot.domain.calendar import WorkingDays
+from bot.domain.periods import Period, previous_quarter
 from bot.messaging.callbacks import QualityAnswer
 from bot.sandbox.emulator import FakeTelegram
 from bot.services import quality as q
@@ -32,7 +34,7 @@ from tests.e2e.conftest import (
 
 ZONE = ZoneInfo("Europe/Moscow")
 CHECK_TIME = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)  # Wed 1 April 2026, 11:00 in Moscow
-Q1 = q.quarter(2026, 1, ZONE)
+Q1 = Period.quarter_of(2026, 1, ZONE)
 
 
 def notifier_for(app: App) -> Callable[[Any], Any]:
@@ -172,8 +174,7 @@ async def test_summary_numbers_for_a_seeded_history_at_a_fixed_clock(
             numbers = (await q.summaries(session, [client_id], Q1))[client_id]
         assert (numbers.incidents, numbers.closed) == (3, 3)
         assert numbers.avg_response == timedelta(hours=1)  # (30 + 90) / 2 minutes
-        if q.HAS_SLA:
-            assert (numbers.sla_kept, numbers.sla_total) == (1, 2)
+        assert (numbers.sla_kept, numbers.sla_total) == (1, 2)
         # The schedule: nothing a minute before 11:00 on the first working day, then once.
         early = CHECK_TIME - timedelta(minutes=1)
         assert await q.quality_tick(app.db, notifier_for(app), config, early) == 0
@@ -186,8 +187,7 @@ async def test_summary_numbers_for_a_seeded_history_at_a_fixed_clock(
         assert "Итоги за I квартал 2026 года" in text
         assert "обратились к нам 3 раз(а), решено обращений: 3" in text
         assert "Среднее время ответа: 1h 00m" in text
-        if q.HAS_SLA:
-            assert "соблюдены в 1 из 2 обращений" in text
+        assert "соблюдены в 1 из 2 обращений" in text
         assert "замена сервера" in text
         async with app.db.transaction() as session:
             trend = await q.client_trend(session, client_id)
@@ -197,9 +197,9 @@ async def test_summary_numbers_for_a_seeded_history_at_a_fixed_clock(
 
 
 def test_schedule_first_working_day_of_the_quarter() -> None:
-    holidays = [date(2026, 1, d) for d in range(1, 9)]
-    schedule = q.Schedule("0 11 * 1,4,7,10 *", True, ZONE, [0, 1, 2, 3, 4], holidays,
-                          timedelta(days=7))
+    holidays = frozenset(date(2026, 1, d) for d in range(1, 9))
+    schedule = q.Schedule("0 11 * 1,4,7,10 *", True, ZONE,
+                          WorkingDays(frozenset(range(5)), holidays), timedelta(days=7))
     assert schedule.in_month(2026, 1) == datetime(2026, 1, 9, 11, tzinfo=ZONE)
     assert schedule.in_month(2026, 2) is None
     assert schedule.in_month(2026, 8) is None
@@ -208,7 +208,7 @@ def test_schedule_first_working_day_of_the_quarter() -> None:
     # A missed check is caught up within catch_up_days, then no longer.
     assert schedule.due(datetime(2026, 4, 6, tzinfo=UTC)) is not None
     assert schedule.due(datetime(2026, 4, 9, tzinfo=UTC)) is None
-    assert q.previous_quarter(datetime(2026, 1, 9, 8, tzinfo=UTC), ZONE).label == "2025Q4"
+    assert previous_quarter(datetime(2026, 1, 9, 8, tzinfo=UTC), ZONE).label == "2025Q4"
 
 
 async def test_answers_lets_talk_and_admin_commands(

@@ -19,7 +19,8 @@ from bot.app.runtime import App
 from bot.config import Config
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import CallRecord, FakeTelegram
-from bot.services import reports
+from bot.services.reports.jobs import monthly_acts
+from bot.services.reports.render import reports_directory
 from storage.models import Client, Company, OutboxMessage
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
@@ -140,7 +141,7 @@ async def test_report_sends_the_act_as_html_and_csv(app: App, tg: FakeTelegram) 
     assert all(d.ok and uploaded(d)["size"] > 0 for d in documents)
     assert answer[0].startswith("📄 Акт выполненных работ: Рога и копыта")
     assert "решено обращений: 1" in answer[0]
-    html = (reports.reports_directory(app.config) / "acts" / month
+    html = (reports_directory(app.config) / "acts" / month
             / f"act-Рога_и_копыта-{month}.html").read_text(encoding="utf-8")
     assert "#1" in html and "Не работает 1С" in html and "запланировано" in html
 
@@ -175,15 +176,15 @@ async def test_monthly_acts_job(app: App, tg: FakeTelegram) -> None:
     # 1 June 2026 is a Monday: the first working day; acts go from 10:00 Moscow time.
     early = datetime(2026, 6, 1, 6, 30, tzinfo=UTC)  # 09:30 in Moscow
     notifier_for = app.container.notifier_for
-    assert await reports.monthly_acts(app.db, notifier_for, config, early) == 0
+    assert await monthly_acts(app.db, notifier_for, config, early) == 0
     due = datetime(2026, 6, 1, 7, 5, tzinfo=UTC)
-    assert await reports.monthly_acts(app.db, notifier_for, config, due) == 1  # has works
-    assert await reports.monthly_acts(app.db, notifier_for, config, due) == 0  # once
+    assert await monthly_acts(app.db, notifier_for, config, due) == 1  # has works
+    assert await monthly_acts(app.db, notifier_for, config, due) == 0  # once
     app.delivery.wake()
     await settle(app, tg)
     names = [uploaded(d)["filename"] for d in tg.calls_to("sendDocument", STAFF_CHAT)]
     assert names == ["act-Рога_и_копыта-2026-05.html", "act-Рога_и_копыта-2026-05.csv"]
     assert "Акты выполненных работ за 2026-05: 1" in texts_to(tg, STAFF_CHAT)[-1]
     off = app.config  # monthly_acts is off by default
-    assert await reports.monthly_acts(app.db, app.container.notifier_for, off,
+    assert await monthly_acts(app.db, app.container.notifier_for, off,
                                       datetime(2026, 7, 1, 9, tzinfo=UTC)) == 0

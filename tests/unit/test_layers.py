@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "handlers": {"bot.domain", "bot.config", "bot.messaging", "bot.services"},
     "bot.app": {"bot.domain", "bot.config", "bot.messaging", "bot.services", "bot.telegram",
                 "storage", "kb", "handlers"},
-    "bot.sandbox": {"bot.app", "bot.config"},
+    "bot.sandbox": {"bot.app", "bot.config", "storage"},
     "bot.cli": {"bot.domain", "bot.config", "bot.messaging", "bot.services", "bot.app",
                 "bot.sandbox", "storage", "kb"},
     "bot.data": set(),

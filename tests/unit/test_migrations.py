@@ -1,25 +1,50 @@
-"""The models and the migrations describe the same schema, and migrations run both ways."""
+"""The models and the migrations describe the same schema, and migrations run both ways.
 
+On SQLite always; on PostgreSQL too when FRONTDESK_TEST_POSTGRES names a server (a fresh
+database is made for the test and dropped after it).
+"""
+
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.migrate import alembic_config
+from storage.migrate import alembic_config, upgrade_async
 from storage.models import Base
+from tests.postgres import fresh_database
+
+POSTGRES = os.environ.get("FRONTDESK_TEST_POSTGRES")
 
 
-def test_models_match_migrations(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}"
-    command.upgrade(alembic_config(url), "head")
-    engine = create_engine(f"sqlite:///{tmp_path / 'schema.db'}")
-    with engine.connect() as connection:
-        diff = compare_metadata(
-            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
-        )
-    engine.dispose()
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}"
+        return
+    if not POSTGRES:
+        pytest.skip("FRONTDESK_TEST_POSTGRES is not set")
+    async with fresh_database(POSTGRES, "frontdesk_schema") as url:
+        yield url
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_models_match_migrations(database_url: str) -> None:
+    await upgrade_async(database_url)
+    engine = create_async_engine(database_url)
+    async with engine.connect() as connection:
+        diff = await connection.run_sync(_differences)
+    await engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
 
 

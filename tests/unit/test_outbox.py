@@ -18,7 +18,7 @@ from bot.messaging.outbox import (
 )
 from bot.sandbox.textparse import parse_text, utf16_len
 from storage.models import OutboxMessage
-from storage.repos import Outbox
+from storage.repos.outbox import Outbox
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CHAT = 5001

@@ -19,8 +19,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import parse_config
+from bot.domain.periods import PeriodError, parse_month, parse_period, previous_month
 from bot.messaging.texts import Texts
-from bot.services import reports
+from bot.services.reports.act import build_act
+from bot.services.reports.render import (
+    act_csv,
+    chart_labels,
+    render_act_html,
+    render_chart,
+    template_path,
+    write_act,
+)
+from bot.services.reports.stats import Compliance, Durations, compute_stats
 from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import (
@@ -158,10 +168,10 @@ def H(hours: float) -> float:
 
 async def test_march_figures(db: Database) -> None:
     await history(db)
-    period = reports.parse_period("2026-03", NOW, ZONE)
+    period = parse_period("2026-03", NOW, ZONE)
     assert (period.start, period.end) == (utc(2, 28, 21), utc(3, 31, 21))
     async with db.transaction() as s:
-        st = await reports.compute_stats(s, period, NOW)
+        st = await compute_stats(s, period, NOW)
     # Opened in March (local): #1 #5 critical; #2 #4 #9 normal; #3 #7 low (#6 is April,
     # #8 #10 February).
     assert st.opened == {"critical": 2, "normal": 3, "low": 2}
@@ -170,18 +180,18 @@ async def test_march_figures(db: Database) -> None:
     # Open now: #5 critical; #6 #9 normal.
     assert st.open_now == {"critical": 1, "normal": 2, "low": 0}
     # First responses of March incidents: #7 10m, #1 30m, #2 1h, #3 2h, #5 3h.
-    assert st.first_response == reports.Durations(5, H(1), H(3))
+    assert st.first_response == Durations(5, H(1), H(3))
     # Resolutions (FAQ #4 left out): #7 2h, #1 4h, #3 24h, #2 48h, #8 22 days.
-    assert st.resolution == reports.Durations(5, H(24), H(22 * 24))
+    assert st.resolution == Durations(5, H(24), H(22 * 24))
     # Response verdicts: #1 met, #5 not; #2 met; #3 #7 met. Resolution: #1 met, #5 overdue
     # without a verdict; #2 not met; #3 #7 met. #4 #9 have no verdict.
-    assert st.sla_response == {"critical": reports.Compliance(1, 2),
-                               "normal": reports.Compliance(1, 1),
-                               "low": reports.Compliance(2, 2)}
-    assert st.sla_resolution == {"critical": reports.Compliance(1, 2),
-                                 "normal": reports.Compliance(0, 1),
-                                 "low": reports.Compliance(2, 2)}
-    assert st.sla_total("response") == reports.Compliance(4, 5)
+    assert st.sla_response == {"critical": Compliance(1, 2),
+                               "normal": Compliance(1, 1),
+                               "low": Compliance(2, 2)}
+    assert st.sla_resolution == {"critical": Compliance(1, 2),
+                                 "normal": Compliance(0, 1),
+                                 "low": Compliance(2, 2)}
+    assert st.sla_total("response") == Compliance(4, 5)
     assert st.sla_total("response").percent == 80.0
     assert st.sla_total("resolution").percent == 60.0
     assert (st.deflected, st.deflected_share) == (1, 16.7)  # #4 of 6 closed
@@ -219,11 +229,11 @@ async def test_march_figures(db: Database) -> None:
 
 async def test_company_month(db: Database) -> None:
     ids = await history(db)
-    period = reports.parse_period("2026-03", NOW, ZONE)
+    period = parse_period("2026-03", NOW, ZONE)
     async with db.transaction() as s:
         horns = await s.get(Company, ids["horns"])
         assert horns is not None
-        st = await reports.compute_stats(s, period, NOW, company=horns)
+        st = await compute_stats(s, period, NOW, company=horns)
     assert st.opened == {"critical": 1, "normal": 2, "low": 1}  # #1 #2 #9 #3
     assert st.closed == {"critical": 1, "normal": 2, "low": 1}  # #1 #2 #8 #3
     assert st.open_now == {"critical": 0, "normal": 1, "low": 0}  # #9
@@ -233,13 +243,13 @@ async def test_company_month(db: Database) -> None:
 
 async def test_empty_period(db: Database) -> None:
     await history(db)
-    period = reports.parse_period("2025-12", NOW, ZONE)
+    period = parse_period("2025-12", NOW, ZONE)
     async with db.transaction() as s:
-        st = await reports.compute_stats(s, period, NOW)
+        st = await compute_stats(s, period, NOW)
     assert st.opened_total == st.closed_total == 0
     assert st.open_now_total == 3  # now, whatever the period
-    assert st.first_response == st.resolution == reports.Durations()
-    assert st.sla_total("response") == reports.Compliance(0, 0)
+    assert st.first_response == st.resolution == Durations()
+    assert st.sla_total("response") == Compliance(0, 0)
     assert st.sla_total("response").percent is None
     assert (st.deflected, st.reopened, st.reopen_rate) == (0, 0, None)
     assert (st.ratings.total, st.ratings.average) == (0, None)
@@ -251,9 +261,9 @@ async def test_empty_period(db: Database) -> None:
 
 async def test_month_without_ratings(db: Database) -> None:
     await history(db)
-    period = reports.parse_period("2026-04", NOW, ZONE)
+    period = parse_period("2026-04", NOW, ZONE)
     async with db.transaction() as s:
-        st = await reports.compute_stats(s, period, NOW)
+        st = await compute_stats(s, period, NOW)
     assert st.opened == {"critical": 0, "normal": 1, "low": 0}  # #6, 1 April in Moscow
     assert (st.ratings.total, st.ratings.average) == (0, None)
     assert st.ratings.percent == dict.fromkeys((5, 4, 3, 2, 1), 0.0)
@@ -261,7 +271,7 @@ async def test_month_without_ratings(db: Database) -> None:
     assert len(st.per_day) == 10
     texts = Texts("ru", "Europe/Moscow")
     assert "Оценок нет." in texts.staff("stats", stats=st)
-    png = reports.render_chart(st, reports.chart_labels(texts, "ru", st))
+    png = render_chart(st, chart_labels(texts, "ru", st))
     assert_png(png)
 
 
@@ -276,9 +286,9 @@ def assert_png(png: bytes) -> tuple[int, int]:
 
 async def test_stats_text_and_chart(db: Database) -> None:
     await history(db)
-    period = reports.parse_period("2026-03", NOW, ZONE)
+    period = parse_period("2026-03", NOW, ZONE)
     async with db.transaction() as s:
-        st = await reports.compute_stats(s, period, NOW)
+        st = await compute_stats(s, period, NOW)
     texts = Texts("ru", "Europe/Moscow")
     text = texts.staff("stats", stats=st)
     for line in ("Поступило: 7 (🔴 2 · 🟡 3 · 🟢 2)", "Закрыто: 6 (🔴 1 · 🟡 3 · 🟢 2)",
@@ -297,7 +307,7 @@ async def test_stats_text_and_chart(db: Database) -> None:
     # Opening the image: a valid PNG of a sensible size (matplotlib's Agg canvas).
     from PIL import Image
 
-    png = reports.render_chart(st, reports.chart_labels(texts, "ru", st))
+    png = render_chart(st, chart_labels(texts, "ru", st))
     width, height = assert_png(png)
     with Image.open(io.BytesIO(png)) as image:
         image.verify()
@@ -308,18 +318,18 @@ async def test_stats_text_and_chart(db: Database) -> None:
 
 async def test_act_html_and_csv(db: Database, tmp_path: Path) -> None:
     ids = await history(db)
-    period = reports.parse_month("2026-03", ZONE)
+    period = parse_month("2026-03", ZONE)
     async with db.transaction() as s:
         horns = await s.get(Company, ids["horns"])
         assert horns is not None
-        act = await reports.build_act(s, horns, period, NOW, "ИТ-Сервис")
+        act = await build_act(s, horns, period, NOW, "ИТ-Сервис")
     # Resolved in March, in order: #1 (2 Mar), #8 (4 Mar), #2 (5 Mar), #3 (11 Mar).
     assert [i.number for i in act.incidents] == [1, 8, 2, 3]
     assert [i.rating for i in act.incidents] == [5, 3, 2, None]  # #3's rating not counted
     assert act.opened == 4  # #1 #2 #3 #9
     # Responses 30m, 1h, 1h, 2h; resolutions 4h, 22d, 48h, 24h.
-    assert act.response == reports.Durations(4, H(1), H(2))
-    assert act.resolution == reports.Durations(4, H(36), H(22 * 24))
+    assert act.response == Durations(4, H(1), H(2))
+    assert act.resolution == Durations(4, H(36), H(22 * 24))
     assert (act.sla.met, act.sla.total, act.sla.percent) == (3, 4, 75.0)  # #2 missed
     assert (act.ratings.total, act.ratings.average) == (3, 3.33)
     assert act.by_severity == {"critical": 1, "normal": 2, "low": 1}
@@ -329,7 +339,7 @@ async def test_act_html_and_csv(db: Database, tmp_path: Path) -> None:
         ("Антивирус", "done", [7, 14]), ("Тест бэкапов", "scheduled", []),
         ("Аудит", "done", [20])]
 
-    html = reports.render_act_html(act, "ru")
+    html = render_act_html(act, "ru")
     for fragment in ("Акт выполненных работ", "Рога и копыта", "март 2026",
                      "01.03.2026 — 31.03.2026", "ИТ-Сервис", "Услуги по договору: 1С, почта",
                      "#1", "#8", "#2", "#3", "Инцидент 8", "выполнено: 07.03.2026, 14.03.2026",
@@ -338,16 +348,16 @@ async def test_act_html_and_csv(db: Database, tmp_path: Path) -> None:
                      "низких 1)</td>", "3 из 4 (75.0%)", "3, средняя 3.33", "@page"):
         assert fragment in html, fragment
     assert ">#5<" not in html and ">#4<" not in html  # open, and another company's
-    english = reports.render_act_html(act, "en")
+    english = render_act_html(act, "en")
     assert "Act of performed work" in english and "March 2026" in english
 
-    rows = list(csv.reader(io.StringIO(reports.act_csv(act, "ru"))))
+    rows = list(csv.reader(io.StringIO(act_csv(act, "ru"))))
     assert rows[0][0] == "Номер"
     assert [r[0] for r in rows[1:5]] == ["1", "8", "2", "3"]
     assert rows[1][7:11] == ["30", "240", "5", "met"]
     assert ["Итого", "4"] in rows
 
-    paths = reports.write_act(act, tmp_path / "acts", "ru")
+    paths = write_act(act, tmp_path / "acts", "ru")
     assert [p.name for p in paths] == ["act-Рога_и_копыта-2026-03.html",
                                        "act-Рога_и_копыта-2026-03.csv"]
     assert paths[1].read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 with a BOM
@@ -363,39 +373,39 @@ async def test_act_of_an_empty_month_and_own_template(db: Database, tmp_path: Pa
     async with db.transaction() as s:
         daisy = await s.get(Company, ids["daisy"])
         assert daisy is not None
-        act = await reports.build_act(s, daisy, reports.parse_month("2025-12", ZONE), NOW, "D")
+        act = await build_act(s, daisy, parse_month("2025-12", ZONE), NOW, "D")
     assert act.incidents == [] and act.works == [] and act.opened == 0
-    assert act.resolution == reports.Durations() and act.sla.percent is None
-    html = reports.render_act_html(act, "ru")
+    assert act.resolution == Durations() and act.sla.percent is None
+    html = render_act_html(act, "ru")
     assert "За период обращений не было." in html and "нет оценок" in html
-    assert reports.render_act_html(act, "ru", own) == "<h1>Ромашка</h1><p>0 / 10.04.2026</p>"
+    assert render_act_html(act, "ru", own) == "<h1>Ромашка</h1><p>0 / 10.04.2026</p>"
     config = parse_config({"telegram": {"token": "1:A", "staff_chat_id": -1},
                            "reports": {"act_template": "brand/act.html"}},
                           source=tmp_path / "config.toml")
-    assert reports.template_path(config) == own
+    assert template_path(config) == own
 
 
 def test_periods() -> None:
     now = datetime(2026, 3, 18, 12, tzinfo=UTC)  # a Wednesday
-    week = reports.parse_period("week", now, ZONE)
+    week = parse_period("week", now, ZONE)
     assert (week.label, week.first_day.day, week.after_day.day) == ("2026-W12", 16, 23)
-    quarter = reports.parse_period("quarter", now, ZONE)
+    quarter = parse_period("quarter", now, ZONE)
     assert (quarter.label, quarter.start, quarter.end) == (
         "2026Q1", datetime(2025, 12, 31, 21, tzinfo=UTC), datetime(2026, 3, 31, 21, tzinfo=UTC))
-    assert reports.parse_period(None, now, ZONE).label == "2026-03"
-    assert reports.previous_month(datetime(2026, 1, 5, tzinfo=UTC), ZONE).label == "2025-12"
+    assert parse_period(None, now, ZONE).label == "2026-03"
+    assert previous_month(datetime(2026, 1, 5, tzinfo=UTC), ZONE).label == "2025-12"
     for bad in ("2026-13", "yesterday", "26-03"):
-        with pytest.raises(reports.ReportError):
-            reports.parse_period(bad, now, ZONE)
+        with pytest.raises(PeriodError):
+            parse_period(bad, now, ZONE)
 
 
 def test_durations_percentiles() -> None:
-    assert reports.Durations.of([]) == reports.Durations()
-    assert reports.Durations.of([5.0]) == reports.Durations(1, 5.0, 5.0)
+    assert Durations.of([]) == Durations()
+    assert Durations.of([5.0]) == Durations(1, 5.0, 5.0)
     # Even count: the median is the mean of the middle two; p90 is the ceil(0.9 n)-th value.
     values = [float(v) for v in range(1, 11)]
-    assert reports.Durations.of(values) == reports.Durations(10, 5.5, 9.0)
-    assert reports.Durations.of([*values, 11.0]) == reports.Durations(11, 6.0, 10.0)
+    assert Durations.of(values) == Durations(10, 5.5, 9.0)
+    assert Durations.of([*values, 11.0]) == Durations(11, 6.0, 10.0)
 
 
 def test_report_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,112 @@
+"""Reports on their way out: /stats and /report answers, and the monthly acts job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Config
+from bot.domain.calendar import WorkingDays
+from bot.domain.errors import UserError
+from bot.domain.periods import Period, previous_month
+from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_NOTICE
+from bot.services.reports.act import Act, build_act
+from bot.services.reports.render import (
+    chart_labels,
+    render_chart,
+    reports_directory,
+    template_path,
+    write_act,
+    write_chart,
+)
+from bot.services.reports.stats import Stats, compute_stats
+from storage.db import Database
+from storage.models import Company
+from storage.repos.companies import Companies
+from storage.repos.counters import next_number
+
+ACTS_SENT_PREFIX = "acts@"
+
+
+class ReportError(UserError):
+    """A report request that cannot be done (template: `report_reply`)."""
+
+
+async def send_stats(
+    session: AsyncSession, notifier: Notifier, config: Config, period: Period, now: datetime,
+    *, chat_id: int, thread_id: int | None, priority: int, company: Company | None = None,
+) -> Stats:
+    """The chart (a photo) and the text summary, written to the outbox in this order. The
+    chart is rendered in a worker thread so the event loop keeps serving other chats."""
+    texts = notifier.texts
+    stats = await compute_stats(session, period, now, company=company, top=config.reports.top)
+    labels = chart_labels(texts, texts.default_language, stats)
+    png = await asyncio.to_thread(render_chart, stats, labels)
+    path = write_chart(png, reports_directory(config), period.label)
+    await notifier.out.send_file(
+        chat_id, path, kind="photo", filename=f"stats-{period.label}.png",
+        caption_html=texts.staff("stats_caption", stats=stats), priority=priority,
+        thread_id=thread_id,
+    )
+    await notifier.out.send_text(chat_id, texts.staff("stats", stats=stats), priority=priority,
+                                 thread_id=thread_id)
+    return stats
+
+
+async def send_act(
+    session: AsyncSession, notifier: Notifier, config: Config, company: Company,
+    period: Period, now: datetime, *, chat_id: int, thread_id: int | None, priority: int,
+    act: Act | None = None,
+) -> Act:
+    """The act as HTML and CSV files in the reports directory, both sent as documents."""
+    texts = notifier.texts
+    if act is None:
+        act = await build_act(session, company, period, now, config.desk.name)
+    language = texts.default_language
+    paths = write_act(act, reports_directory(config) / "acts" / period.label, language,
+                      template_path(config))
+    for index, path in enumerate(paths):
+        caption = texts.staff("report_caption", act=act) if index == 0 else None
+        await notifier.out.send_file(chat_id, path, filename=path.name, caption_html=caption,
+                                     priority=priority, thread_id=thread_id)
+    return act
+
+
+async def monthly_acts(
+    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: Config,
+    now: datetime,
+) -> int:
+    """The scheduled job: on the first working day of a month, from `send_hour` on (or later
+    that month if the bot was down), last month's acts of every company with incidents
+    resolved or planned works go to the staff group. Once per month: a counter row
+    (`counters` "acts@YYYY-MM") is taken in the same transaction as the outbox rows."""
+    if not config.reports.monthly_acts:
+        return 0
+    zone = ZoneInfo(config.desk.timezone)
+    local = now.astimezone(zone)
+    day = WorkingDays.of(config.desk).first_in_month(local.year, local.month)
+    if local.date() < day or (local.date() == day and local.hour < config.reports.send_hour):
+        return 0
+    period = previous_month(now, zone)
+    async with db.transaction() as session:
+        if await next_number(session, ACTS_SENT_PREFIX + period.label) != 1:
+            return 0
+        notifier = notifier_for(session)
+        staff = config.telegram.staff_chat_id
+        sent = 0
+        for company in await Companies(session).all():
+            act = await build_act(session, company, period, now, config.desk.name)
+            if not act.incidents and not act.works:
+                continue
+            await send_act(session, notifier, config, company, period, now, chat_id=staff,
+                           thread_id=None, priority=PRIORITY_NOTICE, act=act)
+            sent += 1
+        await notifier.out.send_text(staff, notifier.texts.staff(
+            "report_reply", code="monthly", period=period, count=sent),
+            priority=PRIORITY_NOTICE)
+    return sent

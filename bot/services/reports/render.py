@@ -1,0 +1,203 @@
+"""What reports look like: the /stats chart (PNG), the act as HTML and CSV, and their files.
+
+Nothing here reads the database: the figures come from .stats and .act.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import BaseLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+
+from bot.config import Config
+from bot.messaging.texts import Texts, age
+from bot.services.ratings import SCORES
+from bot.services.reports.act import Act
+from bot.services.reports.stats import SEVERITIES, Compliance, Stats
+
+COLOURS = {"critical": "#d64545", "normal": "#e5b73b", "low": "#4caf50"}
+
+
+def render_chart(stats: Stats, labels: dict[str, Any]) -> bytes:
+    """A PNG: incidents per day stacked by severity, SLA compliance per severity, the
+    rating distribution. Rendered off-screen (the Agg canvas, no pyplot state), so it can
+    run in a worker thread.
+
+    `labels`: "title", "per_day", "sla", "ratings", "response", "resolution",
+    "severity" ({severity: name}), "rating" ({score: name})."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 10), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(3, 1, height_ratios=[1.3, 1, 1])
+    figure.suptitle(labels["title"], fontsize=14)
+
+    per_day, sla, ratings = axes
+    days = [day for day, _ in stats.per_day]
+    positions = list(range(len(days)))
+    bottom = [0] * len(days)
+    for severity in SEVERITIES:
+        values = [counts.get(severity, 0) for _, counts in stats.per_day]
+        per_day.bar(positions, values, bottom=bottom, color=COLOURS[severity],
+                    label=labels["severity"][severity])
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    per_day.set_title(labels["per_day"])
+    step = max(1, len(days) // 15)
+    per_day.set_xticks(positions[::step], [f"{d:%d.%m}" for d in days[::step]])
+    per_day.legend(loc="upper left", fontsize=8)
+    per_day.set_ylim(bottom=0)
+
+    width = 0.38
+    names = [labels["severity"][s] for s in SEVERITIES]
+    for offset, (which, table) in zip((-width / 2, width / 2),
+                                      (("response", stats.sla_response),
+                                       ("resolution", stats.sla_resolution)), strict=True):
+        percents = [float(table.get(s, Compliance()).percent or 0) for s in SEVERITIES]
+        bars = sla.bar([i + offset for i in range(len(SEVERITIES))], percents, width,
+                       label=labels[which], color="#4a78c2" if which == "response" else "#8fb0e0")
+        for bar, severity in zip(bars, SEVERITIES, strict=True):
+            compliance = table.get(severity, Compliance())
+            if compliance.total:
+                sla.annotate(f"{compliance.met}/{compliance.total}",
+                             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                             ha="center", va="bottom", fontsize=8)
+    sla.set_xticks(range(len(SEVERITIES)), names)
+    sla.set_ylim(0, 110)
+    sla.set_ylabel("%")
+    sla.set_title(labels["sla"])
+    sla.legend(loc="lower right", fontsize=8)
+
+    counts = [stats.ratings.counts.get(s, 0) for s in SCORES]
+    bars = ratings.bar([labels["rating"][s] for s in SCORES], counts,
+                       color=["#2e7d32", "#7cb342", "#fdd835", "#fb8c00", "#c62828"])
+    for bar, score in zip(bars, SCORES, strict=True):
+        ratings.annotate(f"{stats.ratings.percent[score]}%",
+                         (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                         ha="center", va="bottom", fontsize=8)
+    average = stats.ratings.average
+    ratings.set_title(f"{labels['ratings']} ({stats.ratings.total}"
+                      + (f", {average:.2f}" if average is not None else "") + ")")
+    ratings.set_ylim(bottom=0, top=max([*counts, 1]) * 1.2)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_labels(texts: Texts, language: str, stats: Stats) -> dict[str, Any]:
+    """The chart's words from the desk's templates (labels.j2)."""
+    words = texts.label(language, "chart")
+    return {
+        **words,
+        "title": f"{words['title']} {stats.period.label}"
+                 + (f" · {stats.company.name}" if stats.company is not None else ""),
+        "severity": texts.label(language, "severity"),
+        "rating": texts.label(language, "rating"),
+    }
+
+
+def _act_environment(loader: BaseLoader, zone: ZoneInfo) -> Environment:
+    env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["local"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y %H:%M")
+    env.filters["day"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y")
+    env.filters["age"] = lambda d: age(d) if d is not None else "—"
+    return env
+
+
+def _beside_config(config: Config, path: Path) -> Path:
+    """A path of the config file, relative to that file (or to the working directory)."""
+    base = config.source.parent if config.source is not None else Path.cwd()
+    return path if path.is_absolute() else base / path
+
+
+def template_path(config: Config) -> Path | None:
+    """A desk's own act template (`[reports] act_template`), if it has one."""
+    path = config.reports.act_template
+    return _beside_config(config, path) if path is not None else None
+
+
+def render_act_html(act: Act, language: str, template: Path | None = None) -> str:
+    """The act as a printable HTML document (A4, one page per month); `template`: a desk's
+    own Jinja2 file, else the bundled bot/messaging/templates/reports/act_<language>.html."""
+    if template is not None:
+        env = _act_environment(FileSystemLoader(str(template.parent)), act.period.zone)
+        return env.get_template(template.name).render(act=act, language=language)
+    env = _act_environment(PackageLoader("bot.messaging", "templates"), act.period.zone)
+    return env.get_template(f"reports/act_{language}.html").render(act=act, language=language)
+
+
+CSV_HEADER = {
+    "ru": ["Номер", "Открыто", "Решено", "Тема", "Важность", "Сотрудник клиента",
+           "Исполнитель", "Реакция, мин", "Решение, мин", "Оценка", "SLA"],
+    "en": ["Number", "Opened", "Resolved", "Subject", "Severity", "Client employee",
+           "Engineer", "Response, min", "Resolution, min", "Rating", "SLA"],
+}
+
+
+def act_csv(act: Act, language: str) -> str:
+    """The act's incidents as CSV (UTF-8; a header row, an incident per row, then totals)."""
+    zone = act.period.zone
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER[language])
+
+    def minutes(delta: timedelta | None) -> str:
+        return "" if delta is None else str(round(delta.total_seconds() / 60))
+
+    for i in act.incidents:
+        writer.writerow([
+            i.number, i.opened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            i.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), i.subject, i.severity,
+            i.client, i.assignee or "", minutes(i.response), minutes(i.resolution),
+            i.rating or "", "" if i.sla_met is None else ("met" if i.sla_met else "breached"),
+        ])
+    writer.writerow([])
+    total = "Итого" if language == "ru" else "Total"
+    writer.writerow([total, len(act.incidents)])
+    for severity, count in act.by_severity.items():
+        writer.writerow([severity, count])
+    return out.getvalue()
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE).strip("_")[:80] or "company"
+
+
+def write_act(act: Act, directory: Path, language: str,
+              template: Path | None = None) -> list[Path]:
+    """The act's HTML and CSV files in `directory`; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"act-{_slug(act.company.name)}-{act.period.label}"
+    html = directory / f"{stem}.html"
+    html.write_text(render_act_html(act, language, template), encoding="utf-8")
+    table = directory / f"{stem}.csv"
+    table.write_text(act_csv(act, language), encoding="utf-8-sig")
+    return [html, table]
+
+
+def reports_directory(config: Config) -> Path:
+    return _beside_config(config, config.reports.directory)
+
+
+def write_chart(png: bytes, directory: Path, label: str, keep_days: int = 7) -> Path:
+    """Save a chart for the outbox to upload; charts older than `keep_days` are removed."""
+    folder = directory / "charts"
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - keep_days * 86400
+    for old in folder.glob("stats-*.png"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    path = folder / f"stats-{_slug(label)}-{time.time_ns()}.png"
+    path.write_bytes(png)
+    return path
+
+

@@ -1,0 +1,289 @@
+"""The figures of /stats and of /org's month.
+
+Everything is computed over a period [start, end) in the desk's time zone
+(bot.domain.periods). Definitions, so the figures can be checked by hand:
+
+- opened: incidents opened in the period (by their current severity);
+- closed: incidents resolved or closed whose resolution falls in the period (a reopened
+  incident is not closed until it is resolved again); open now: open at this moment;
+- first response: `first_response_at - opened_at` of incidents opened in the period that
+  got one; resolution: `resolved_at - opened_at` of the closed ones that staff resolved
+  (an FAQ deflection is the client's own doing and is left out); wall-clock time.
+  Median: the middle value (the mean of the two middle ones for an even count);
+  p90: nearest rank (the value at position ceil(0.9 n) of the sorted list);
+- SLA compliance per severity, of incidents opened in the period with a verdict: met
+  (`*_met` true) against breached (`*_met` false, or overdue without an answer yet:
+  `*_breached_at` set while `*_met` is unknown); incidents still within their time have
+  no verdict and are not counted;
+- deflected by FAQ: closed ones with `resolution_kind` "faq"; reopen rate: the share of
+  the closed ones that were reopened at least once;
+- ratings: `bot.services.ratings.rating_distribution` (counted ratings, by the first rating's time);
+- quality checks: the campaigns started in the period (`bot.services.quality.campaign_status`);
+- staff time, per company: of the closed incidents, the SLA resolution time when it was
+  tracked (business time, waiting for the client excluded), else `resolved_at - opened_at`;
+- per agent (the assignee): closed incidents, their median first response, the ratings
+  attributed to the agent.
+
+Two passes over the period's incidents (SQLite answers `/stats month` over 100,000 of them
+well within 2 s: tests/bench/stats.py; the queries: storage.repos.reports): SQL aggregates
+by severity and UTC hour of opening (the counts, the SLA verdicts, and the chart's days:
+the hours become local days, exact for time zones of whole hours), then one narrow row
+per incident with its durations, computed by the database, which the percentiles need
+anyway; the per-agent and per-company figures are summed from those rows rather than
+scanning again for each.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.enums import ResolutionKind, Severity
+from bot.domain.periods import Period
+from bot.services.quality import CampaignStatus, campaign_status
+from bot.services.ratings import Distribution, rating_distribution
+from storage.models import Company, QualityCampaign
+from storage.repos.companies import Companies
+from storage.repos.quality import Quality
+from storage.repos.reports import HourFigures, IncidentTimes, Reports
+
+SEVERITIES = tuple(Severity)
+
+
+def zero_by_severity() -> dict[Severity, int]:
+    return dict.fromkeys(SEVERITIES, 0)
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Wall-clock durations (seconds): how many, the median and the 90th percentile."""
+
+    count: int = 0
+    median: float | None = None
+    p90: float | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Durations:
+        if not values:
+            return cls()
+        ordered = sorted(values)
+        rank = math.ceil(0.9 * len(ordered))
+        # Durations come from the database as floats (SQLite: julianday differences, good
+        # to ~10 microseconds): milliseconds are plenty.
+        return cls(len(ordered), round(statistics.median(ordered), 3),
+                   round(ordered[rank - 1], 3))
+
+    @property
+    def median_delta(self) -> timedelta | None:
+        return timedelta(seconds=self.median) if self.median is not None else None
+
+    @property
+    def p90_delta(self) -> timedelta | None:
+        return timedelta(seconds=self.p90) if self.p90 is not None else None
+
+
+@dataclass(frozen=True)
+class Compliance:
+    met: int = 0
+    total: int = 0
+
+    @property
+    def percent(self) -> float | None:
+        return round(100 * self.met / self.total, 1) if self.total else None
+
+
+@dataclass
+class CompanyRow:
+    company_id: int
+    name: str
+    incidents: int = 0  # opened in the period
+    closed: int = 0  # closed in the period (their staff time is `staff_seconds`)
+    staff_seconds: float = 0.0
+
+    @property
+    def staff_time(self) -> timedelta:
+        return timedelta(seconds=round(self.staff_seconds))
+
+
+@dataclass
+class AgentRow:
+    agent_id: int
+    name: str
+    handled: int = 0
+    response: Durations = field(default_factory=Durations)
+    ratings: Distribution = field(default_factory=Distribution)
+
+
+@dataclass
+class Stats:
+    period: Period
+    now: datetime
+    company: Company | None = None
+    opened: dict[Severity, int] = field(default_factory=zero_by_severity)
+    closed: dict[Severity, int] = field(default_factory=zero_by_severity)
+    open_now: dict[Severity, int] = field(default_factory=zero_by_severity)
+    first_response: Durations = field(default_factory=Durations)
+    resolution: Durations = field(default_factory=Durations)
+    sla_response: dict[Severity, Compliance] = field(default_factory=dict)
+    sla_resolution: dict[Severity, Compliance] = field(default_factory=dict)
+    deflected: int = 0
+    reopened: int = 0
+    ratings: Distribution = field(default_factory=Distribution)
+    quality: list[tuple[QualityCampaign, CampaignStatus]] = field(default_factory=list)
+    top_by_incidents: list[CompanyRow] = field(default_factory=list)
+    top_by_time: list[CompanyRow] = field(default_factory=list)
+    agents: list[AgentRow] = field(default_factory=list)
+    per_day: list[tuple[date, dict[Severity, int]]] = field(default_factory=list)
+
+    @property
+    def opened_total(self) -> int:
+        return sum(self.opened.values())
+
+    @property
+    def closed_total(self) -> int:
+        return sum(self.closed.values())
+
+    @property
+    def open_now_total(self) -> int:
+        return sum(self.open_now.values())
+
+    @property
+    def reopen_rate(self) -> float | None:
+        return round(100 * self.reopened / self.closed_total, 1) if self.closed_total else None
+
+    @property
+    def deflected_share(self) -> float | None:
+        return round(100 * self.deflected / self.closed_total, 1) if self.closed_total else None
+
+    def sla_total(self, which: str) -> Compliance:
+        table = self.sla_response if which == "response" else self.sla_resolution
+        return Compliance(sum(c.met for c in table.values()), sum(c.total for c in table.values()))
+
+
+async def compute_stats(
+    session: AsyncSession, period: Period, now: datetime, *,
+    company: Company | None = None, top: int = 5,
+) -> Stats:
+    """Every figure of /stats (of one company with `company`)."""
+    stats = Stats(period=period, now=now, company=company)
+    company_id = company.id if company is not None else None
+    reports = Reports(session)
+    figures = await reports.period_incidents(period.start, period.end, company_id)
+    _aggregates(stats, figures.by_hour)
+    stats.open_now = zero_by_severity() | await reports.open_by_severity(company_id)
+    companies = _durations(stats, figures.incidents)
+    if company is None and companies:
+        await _top_companies(session, stats, companies, top)
+    stats.ratings = await _ratings(session, period, company)
+    if company is None:
+        for campaign in await Quality(session).campaigns_started(period.start, period.end):
+            stats.quality.append((campaign, await campaign_status(session, campaign)))
+        by_agent = await rating_distribution(session, period.start, period.end, by="agent")
+        agents = {a.agent_id: a for a in stats.agents}
+        for (agent_id, name), distribution in by_agent.items():
+            row = agents.get(agent_id)
+            if row is None:
+                row = agents[agent_id] = AgentRow(agent_id, name or f"id{agent_id}")
+                stats.agents.append(row)
+            row.ratings = distribution
+    stats.agents.sort(key=lambda a: (-a.handled, a.name))
+    return stats
+
+
+def _aggregates(stats: Stats, rows: Sequence[HourFigures]) -> None:
+    """Counts and SLA verdicts by severity, and the chart's incidents per local day."""
+    zone = stats.period.zone
+    days = {day: zero_by_severity()
+            for day in stats.period.days(until=stats.now.astimezone(zone).date())}
+    response: dict[Severity, list[int]] = {s: [0, 0] for s in SEVERITIES}
+    resolution: dict[Severity, list[int]] = {s: [0, 0] for s in SEVERITIES}
+    for row in rows:
+        severity = row.severity
+        stats.opened[severity] += row.opened
+        stats.closed[severity] += row.closed
+        stats.deflected += row.deflected
+        stats.reopened += row.reopened
+        for table, met, judged in ((response, row.response_met, row.response_judged),
+                                   (resolution, row.resolution_met, row.resolution_judged)):
+            table[severity][0] += met
+            table[severity][1] += judged
+        if row.opened:
+            day = days.setdefault(row.hour.astimezone(zone).date(), zero_by_severity())
+            day[severity] += row.opened
+    stats.sla_response = {s: Compliance(*pair) for s, pair in response.items()}
+    stats.sla_resolution = {s: Compliance(*pair) for s, pair in resolution.items()}
+    stats.per_day = sorted(days.items())
+
+
+def _durations(stats: Stats, rows: Sequence[IncidentTimes]) -> dict[int, CompanyRow]:
+    """Percentiles of the durations, the agents' figures and, per company, incidents and
+    staff time, in one pass over the period's incidents; returns the companies' rows."""
+    waits: list[float] = []
+    fixes: list[float] = []
+    agents: dict[int, AgentRow] = {}
+    agent_waits: dict[int, list[float]] = {}
+    companies: dict[int, CompanyRow] = {}
+    for opened, closed, kind, wait, fix, staff, agent_id, agent_name, company_id in rows:
+        if opened and wait is not None:
+            waits.append(wait)
+        company = companies.get(company_id) if company_id is not None else None
+        if company is None and company_id is not None:
+            company = companies[company_id] = CompanyRow(company_id, "")
+        if company is not None and opened:
+            company.incidents += 1
+        if not closed:
+            continue
+        if kind != ResolutionKind.FAQ and fix is not None:
+            fixes.append(fix)
+        if agent_id is not None:
+            agent = agents.get(agent_id)
+            if agent is None:
+                agent = agents[agent_id] = AgentRow(agent_id, agent_name or f"id{agent_id}")
+                agent_waits[agent_id] = []
+            agent.handled += 1
+            if wait is not None:
+                agent_waits[agent_id].append(wait)
+        if company is not None:
+            # Staff time: the SLA resolution time when tracked, else wall clock.
+            company.closed += 1
+            company.staff_seconds += staff if staff is not None else (fix or 0.0)
+    stats.first_response = Durations.of(waits)
+    stats.resolution = Durations.of(fixes)
+    for agent_id, values in agent_waits.items():
+        if values:
+            agents[agent_id].response = Durations.of(values)
+    stats.agents = list(agents.values())
+    return companies
+
+
+async def _top_companies(
+    session: AsyncSession, stats: Stats, companies: dict[int, CompanyRow], top: int
+) -> None:
+    names = await Companies(session).names(companies)
+    for row in companies.values():
+        row.name = names.get(row.company_id, f"#{row.company_id}")
+        row.staff_seconds = round(row.staff_seconds, 3)
+    by_count = [r for r in companies.values() if r.incidents]
+    stats.top_by_incidents = sorted(by_count, key=lambda r: (-r.incidents, r.name))[:top]
+    by_time = [r for r in companies.values() if r.closed]
+    stats.top_by_time = sorted(by_time, key=lambda r: (-r.staff_seconds, r.name))[:top]
+
+
+async def _ratings(session: AsyncSession, period: Period, company: Company | None
+                   ) -> Distribution:
+    if company is None:
+        return (await rating_distribution(session, period.start, period.end)).get(
+            None, Distribution())
+    members = await Companies(session).employee_ids(company.id)
+    merged = Distribution()
+    by_client = await rating_distribution(session, period.start, period.end, by="client")
+    for client_id, distribution in by_client.items():
+        if client_id in members:
+            for score, count in distribution.counts.items():
+                merged.counts[score] = merged.counts.get(score, 0) + count
+    return merged

@@ -1,0 +1,41 @@
+"""Clients: the people who write to the bot."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Client
+
+
+class Clients:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_user(self, user_id: int) -> Client | None:
+        # Several parts of one update ask for the same client (a router's check, then the
+        # handler): the session remembers the answer (the object is in its identity map).
+        known = self._known()
+        if user_id not in known:
+            known[user_id] = await self.session.scalar(
+                select(Client).where(Client.user_id == user_id))
+        return known[user_id]
+
+    async def by_id(self, client_id: int) -> Client:
+        client = await self.session.get(Client, client_id)
+        assert client is not None
+        return client
+
+    async def by_chat(self, chat_id: int) -> Client | None:
+        return await self.session.scalar(select(Client).where(Client.chat_id == chat_id))
+
+    async def add(self, client: Client) -> Client:
+        self.session.add(client)
+        await self.session.flush()
+        self._known()[client.user_id] = client
+        return client
+
+    def _known(self) -> dict[int, Client | None]:
+        """Clients looked up by user id in this session (its transaction)."""
+        known: dict[int, Client | None] = self.session.info.setdefault("client_by_user", {})
+        return known

@@ -1,0 +1,86 @@
+"""Companies (client organisations), their employees and their maintenance records."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.enums import OPEN_STATUSES
+from storage.models import Client, Company, MaintenanceDone, Ticket
+
+
+class Companies:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> Sequence[Company]:
+        """Every company, by name."""
+        return (await self.session.scalars(select(Company).order_by(Company.name))).all()
+
+    async def by_invite(self, code: str) -> Company | None:
+        return await self.session.scalar(select(Company).where(Company.invite_code == code))
+
+    async def names(self, company_ids: Collection[int]) -> dict[int, str]:
+        rows = await self.session.execute(
+            select(Company.id, Company.name).where(Company.id.in_(list(company_ids))))
+        return dict(rows.all())
+
+    async def add(self, company: Company) -> Company:
+        self.session.add(company)
+        await self.session.flush()
+        return company
+
+    async def rename(self, company: Company, name: str) -> None:
+        """The company and the copy of its name on each employee (clients.company)."""
+        company.name = name
+        await self.session.execute(update(Client).where(Client.company_id == company.id)
+                                   .values(company=name))
+
+    # -- employees ------------------------------------------------------------------------
+
+    async def employee_ids(self, company_id: int) -> set[int]:
+        return set(await self.session.scalars(
+            select(Client.id).where(Client.company_id == company_id)))
+
+    async def employee_count(self, company_id: int) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Client).where(Client.company_id == company_id))
+        return count or 0
+
+    async def employee_counts(self) -> dict[int, int]:
+        """Per company with employees: how many."""
+        rows = await self.session.execute(
+            select(Client.company_id, func.count()).where(Client.company_id.is_not(None))
+            .group_by(Client.company_id))
+        return {company_id: count for company_id, count in rows
+                if company_id is not None}
+
+    async def open_ticket_counts(self) -> dict[int, int]:
+        """Per company with open incidents: how many."""
+        rows = await self.session.execute(
+            select(Client.company_id, func.count()).join(Ticket, Ticket.client_id == Client.id)
+            .where(Client.company_id.is_not(None), Ticket.status.in_(OPEN_STATUSES))
+            .group_by(Client.company_id))
+        return {company_id: count for company_id, count in rows
+                if company_id is not None}
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    async def add_done(self, done: MaintenanceDone) -> MaintenanceDone:
+        self.session.add(done)
+        await self.session.flush()
+        return done
+
+    async def done_at(
+        self, company_id: int, work: str, since: datetime, until: datetime
+    ) -> list[datetime]:
+        """When a planned work of the company was recorded as done in [since, until)."""
+        return list(await self.session.scalars(
+            select(MaintenanceDone.done_at).where(
+                MaintenanceDone.company_id == company_id, MaintenanceDone.work == work,
+                MaintenanceDone.done_at >= since, MaintenanceDone.done_at < until,
+            ).order_by(MaintenanceDone.done_at)
+        ))

@@ -1,0 +1,85 @@
+"""The inbox: updates recorded before they are handled (bot.telegram.intake)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboxUpdate
+from storage.repos._sql import insert_ignoring_duplicates
+
+
+class Inbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, rows: list[dict[str, Any]]) -> set[int]:
+        """Insert updates not seen before; returns the update ids that are new."""
+        if not rows:
+            return set()
+        ids = [row["update_id"] for row in rows]
+        existing = set(
+            await self.session.scalars(
+                select(InboxUpdate.update_id).where(InboxUpdate.update_id.in_(ids))
+            )
+        )
+        fresh = [row for row in rows if row["update_id"] not in existing]
+        if fresh:
+            await self.session.execute(
+                insert_ignoring_duplicates(self.session, InboxUpdate), fresh
+            )
+        return {row["update_id"] for row in fresh}
+
+    async def is_handled(self, update_id: int, *, lock: bool = False) -> bool:
+        query = select(InboxUpdate.handled_at).where(InboxUpdate.update_id == update_id)
+        handled_at = await self.session.scalar(query.with_for_update() if lock else query)
+        return handled_at is not None
+
+    async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
+        await self.session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id)
+            .values(handled_at=at, error=error)
+        )
+
+    async def pending(
+        self, limit: int = 10_000, *, received_before: datetime | None = None
+    ) -> Sequence[InboxUpdate]:
+        query = select(InboxUpdate).where(InboxUpdate.handled_at.is_(None))
+        if received_before is not None:
+            query = query.where(InboxUpdate.received_at < received_before)
+        result = await self.session.scalars(query.order_by(InboxUpdate.update_id).limit(limit))
+        return result.all()
+
+    async def lock_chat(self, chat_id: int) -> None:
+        """PostgreSQL: the chat's advisory lock, held until this transaction ends, so that
+        workers handle one chat's updates one at a time (bot.telegram.intake)."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(:chat)"), {"chat": chat_id})
+
+    async def earlier_pending(self, chat_id: int, update_id: int) -> int | None:
+        """An update of the chat recorded before this one and not handled yet, if any."""
+        return await self.session.scalar(
+            select(InboxUpdate.update_id)
+            .where(InboxUpdate.handled_at.is_(None), InboxUpdate.update_id < update_id,
+                   InboxUpdate.chat_id == chat_id)
+            .limit(1)
+        )
+
+    async def max_update_id(self) -> int | None:
+        return await self.session.scalar(select(func.max(InboxUpdate.update_id)))
+
+    async def find_message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """The original payload of a message the bot received (to act on it later)."""
+        payloads = await self.session.scalars(
+            select(InboxUpdate.payload).where(InboxUpdate.chat_id == chat_id)
+            .order_by(InboxUpdate.update_id.desc()).limit(200)
+        )
+        for payload in payloads:
+            message = payload.get("message")
+            if message and message.get("message_id") == message_id:
+                return dict(message)
+        return None
