@@ -112,7 +112,8 @@ class SlaPolicy:
         return self.calendar if self.config.target(severity).business else CALENDAR_24X7
 
     def _length(self, target: SlaTarget, name: str) -> timedelta:
-        hours, days = getattr(target, f"{name}_hours"), getattr(target, f"{name}_days")
+        hours: float | None = getattr(target, f"{name}_hours")
+        days: float = getattr(target, f"{name}_days")
         if hours is not None:
             return timedelta(hours=hours)
         return (self.business_day if target.business else timedelta(days=1)) * days

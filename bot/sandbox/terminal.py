@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .emulator import MEDIA_KINDS, FakeTelegram
+from bot.sandbox.emulator import MEDIA_KINDS, FakeTelegram
 
 __all__ = ["HELP", "Command", "parse_line", "render_message", "run_terminal", "where_label"]
 

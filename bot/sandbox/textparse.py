@@ -59,7 +59,7 @@ def _decode_entity(text: str, i: int, strict: bool) -> tuple[str, int] | None:
     if m is not None:
         body = m.group(1)
         if body.startswith(("#x", "#X")):
-            code = int(body[2:], 16)
+            code = int(body[2:], 16)  # noqa: FURB166 - "#x41", not "0x41"
         elif body.startswith("#"):
             code = int(body[1:])
         elif body in _NAMED_ENTITIES:

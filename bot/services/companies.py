@@ -77,8 +77,8 @@ def parse_works(text: str) -> list[dict[str, str]]:
     Works are separated by ";" or new lines; the periodicity follows a dash or a colon
     (monthly when none is given). An unknown periodicity raises CompanyError."""
     works: list[dict[str, str]] = []
-    for item in re.split(r"[;\n]", text):
-        item = item.strip()
+    for raw in re.split(r"[;\n]", text):
+        item = raw.strip()
         if not item:
             continue
         parts = _WORK_SPLIT.split(item)

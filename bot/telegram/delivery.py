@@ -195,10 +195,10 @@ class DeliveryWorker:
                 delay = min(delay, wait)
                 kept.append(row)
                 continue
-            row = dataclasses.replace(row, quiet=self.limiter.quiet(row.chat_id, 1.0))
+            sending = dataclasses.replace(row, quiet=self.limiter.quiet(row.chat_id, 1.0))
             self.limiter.record(row.chat_id)
             self.activity.begin()
-            task = asyncio.create_task(self._deliver(row))
+            task = asyncio.create_task(self._deliver(sending))
             self._in_flight[row.chat_id] = task
             task.add_done_callback(partial(self._finished, row.chat_id))
         self._buffer = kept

@@ -52,8 +52,4 @@ class TicketEvents:
                    TicketEvent.actor_kind == ActorKind.STAFF)
             .order_by(TicketEvent.at, TicketEvent.id)
         )
-        levels: dict[int, str] = {}
-        for ticket_id, level in events:
-            if level:
-                levels[ticket_id] = level
-        return levels
+        return {ticket_id: level for ticket_id, level in events if level}

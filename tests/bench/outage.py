@@ -338,8 +338,8 @@ async def run(
             latency_max=latencies[-1],
             peak_rss_mb=rss,
             deliver_all=confirmations[-1] - confirmations[0],
-            delivered=len(set(c.chat_id for c in tg.calls
-                              if c.ok and c.method == "sendMessage" and c.chat_id in client_ids)),
+            delivered=len({c.chat_id for c in tg.calls
+                           if c.ok and c.method == "sendMessage" and c.chat_id in client_ids}),
             backlog_rate=len(window) / span if span > 0 else float("nan"),
             provoked_429=tg.limit_violations,
             staff_pending=int(staff_pending[0][0]) if staff_pending else 0,

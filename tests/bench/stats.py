@@ -65,7 +65,9 @@ def seed(path: Path, incidents: int, spread: str, rng: random.Random) -> None:
           i % 200 + 1 if i % 10 else None, created, created) for i in range(1, 5001)])
     month_start = datetime(NOW.year, NOW.month, 1, tzinfo=UTC) - timedelta(hours=3)
     window = (NOW - month_start) if spread == "month" else timedelta(days=365)
-    tickets, ratings, agents = [], [], []
+    tickets: list[tuple[object, ...]] = []
+    ratings: list[tuple[object, ...]] = []
+    agents: list[tuple[object, ...]] = []
     for number in range(1, incidents + 1):
         opened = NOW - timedelta(seconds=rng.random() * window.total_seconds())
         severity = rng.choice(SEVERITIES)

@@ -4,7 +4,7 @@ of a seeded history at a fixed clock, the answers and the admin commands."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,8 +41,8 @@ def notifier_for(app: App) -> Callable[[Any], Any]:
     return app.container.notifier_for
 
 
-async def seed_clients(app: App, user_ids: list[int], *, unreachable: set[int] = frozenset()
-                       ) -> None:  # type: ignore[assignment]
+async def seed_clients(app: App, user_ids: list[int], *,
+                       unreachable: Collection[int] = frozenset()) -> None:
     async with app.db.transaction() as session:
         await session.execute(insert(Client), [
             {"user_id": uid, "chat_id": uid, "first_name": f"Client{uid}", "language": "ru",

@@ -108,8 +108,8 @@ async def test_outside_working_hours_the_client_is_told_when_we_are_back(
         text = texts_to(tg, CLIENT)[0]
     assert "ответим в течение 4 рабочих часов" in text
     # Monday is a holiday in this desk's calendar.
-    assert "Сейчас нерабочее время: мы вернёмся в 9:00 во вторник; " \
-           "критические обращения — круглосуточно." in text
+    assert ("Сейчас нерабочее время: мы вернёмся в 9:00 во вторник; "
+            "критические обращения — круглосуточно.") in text
 
 
 async def test_urgent_raises_to_critical_alerts_on_duty_once(
@@ -164,7 +164,7 @@ async def test_forged_urgent_presses_are_refused(app: App, tg: FakeTelegram) -> 
     await settle(app, tg)
     assert "is not among yours" in answers(tg, CLIENT_EN)[-1]
     assert answers(tg, STRANGER)
-    assert [a for a in answers(tg, CLIENT)][-3:-1] == [
+    assert list(answers(tg, CLIENT))[-3:-1] == [
         "Обращение #99 не найдено среди ваших. Список ваших обращений: /my",
         "Обращение #2 не найдено среди ваших. Список ваших обращений: /my"]
     assert all(a["show_alert"] for a in tg.callback_answers)

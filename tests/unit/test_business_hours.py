@@ -7,8 +7,8 @@ from bot.domain.calendar import CALENDAR_24X7, BusinessCalendar, SlaClock
 H = timedelta(hours=1)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # Moscow is UTC+3 all year: 09:00-18:00 local is 06:00-15:00 UTC.

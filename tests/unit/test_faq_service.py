@@ -98,7 +98,7 @@ async def test_big_indexes_are_searched_in_a_thread(db: Database) -> None:
     threads: list[str] = []
     search = faq.index.search
 
-    def spy(query: str, limit: int = 3):  # type: ignore[no-untyped-def]
+    def spy(query: str, limit: int = 3):
         threads.append(threading.current_thread().name)
         return search(query, limit)
 

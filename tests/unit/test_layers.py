@@ -96,7 +96,7 @@ def project_layer(name: str) -> str | None:
         return None  # `from bot.x import SomeClass` yields bot.x.SomeClass: not a module
 
 
-@pytest.mark.parametrize(("module", "path"), modules(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("module", "path"), modules(), ids=str)
 def test_module_imports_only_the_layers_it_may(module: str, path: Path) -> None:
     own = layer_of(module)
     wrong = []

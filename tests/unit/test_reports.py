@@ -253,7 +253,7 @@ async def test_empty_period(db: Database) -> None:
     assert st.sla_total("response").percent is None
     assert (st.deflected, st.reopened, st.reopen_rate) == (0, 0, None)
     assert (st.ratings.total, st.ratings.average) == (0, None)
-    assert st.agents == st.top_by_incidents == st.top_by_time == st.quality == []
+    assert not (st.agents or st.top_by_incidents or st.top_by_time or st.quality)
     assert all(sum(c.values()) == 0 for _, c in st.per_day) and len(st.per_day) == 31
     text = Texts("ru", "Europe/Moscow").staff("stats", stats=st)
     assert "Поступило: 0" in text and "Оценок нет." in text

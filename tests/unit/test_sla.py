@@ -29,8 +29,8 @@ STAFF_CHAT = -100500
 STAFF = Actor("staff", 7001, "Иван Петров")
 
 
-def msk(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MSK).astimezone(UTC)  # type: ignore[misc]
+def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=MSK).astimezone(UTC)
 
 
 def make_config(**sections: dict[str, Any]) -> Config:

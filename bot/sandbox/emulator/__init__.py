@@ -7,11 +7,11 @@ and reads), one module per group of Bot API methods (``messages``, ``editing``,
 ``chats``, ``commands``, ``updates``, ``files``), ``faults`` and ``limits``.
 """
 
-from .faults import Fault, FaultRule
-from .limits import Violation, violations
-from .protocol import MEDIA_KINDS, SEND_METHODS, ApiError
-from .server import FakeTelegram
-from .state import CallRecord
+from bot.sandbox.emulator.faults import Fault, FaultRule
+from bot.sandbox.emulator.limits import Violation, violations
+from bot.sandbox.emulator.protocol import MEDIA_KINDS, SEND_METHODS, ApiError
+from bot.sandbox.emulator.server import FakeTelegram
+from bot.sandbox.emulator.state import CallRecord
 
 __all__ = [
     "MEDIA_KINDS",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .protocol import Json, bad
-from .state import ChatState, EmulatorState
+from bot.sandbox.emulator.protocol import Json, bad
+from bot.sandbox.emulator.state import ChatState, EmulatorState
 
 
 def member_object(user: Json, status: str) -> Json:
@@ -32,27 +32,13 @@ def member_object(user: Json, status: str) -> Json:
         obj["until_date"] = 0
     elif status == "restricted":
         obj.update(
-            {
-                k: False
-                for k in (
-                    "can_send_messages",
-                    "can_send_audios",
-                    "can_send_documents",
-                    "can_send_photos",
-                    "can_send_videos",
-                    "can_send_video_notes",
-                    "can_send_voice_notes",
-                    "can_send_polls",
-                    "can_send_other_messages",
-                    "can_add_web_page_previews",
-                    "can_react_to_messages",
-                    "can_edit_tag",
-                    "can_change_info",
-                    "can_invite_users",
-                    "can_pin_messages",
-                    "can_manage_topics",
-                )
-            }
+            dict.fromkeys((
+                "can_send_messages", "can_send_audios", "can_send_documents", "can_send_photos",
+                "can_send_videos", "can_send_video_notes", "can_send_voice_notes",
+                "can_send_polls", "can_send_other_messages", "can_add_web_page_previews",
+                "can_react_to_messages", "can_edit_tag", "can_change_info", "can_invite_users",
+                "can_pin_messages", "can_manage_topics",
+            ), False)
         )
         obj.update(is_member=True, until_date=0)
     return obj

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from .protocol import Json, bad
-from .state import EmulatorState
+from bot.sandbox.emulator.protocol import Json, bad
+from bot.sandbox.emulator.state import EmulatorState
 
 
 class Commands(EmulatorState):

@@ -7,9 +7,9 @@ import json
 import time
 from typing import Any
 
-from .messages import Messages
-from .protocol import MEDIA_KINDS, ApiError, Json, bad
-from .state import ChatState
+from bot.sandbox.emulator.messages import Messages
+from bot.sandbox.emulator.protocol import MEDIA_KINDS, ApiError, Json, bad
+from bot.sandbox.emulator.state import ChatState
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "

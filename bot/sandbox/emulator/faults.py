@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .protocol import SEND_METHODS, ApiError, Json
-from .state import EmulatorState
+from bot.sandbox.emulator.protocol import SEND_METHODS, ApiError, Json
+from bot.sandbox.emulator.state import EmulatorState
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .protocol import ApiError, Json, bad, json_response
-from .state import EmulatorState
+from bot.sandbox.emulator.protocol import ApiError, Json, bad, json_response
+from bot.sandbox.emulator.state import EmulatorState
 
 
 class FileStore(EmulatorState):

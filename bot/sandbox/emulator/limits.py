@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .protocol import SEND_METHODS, ApiError
-from .state import CallRecord, EmulatorState
+from bot.sandbox.emulator.protocol import SEND_METHODS, ApiError
+from bot.sandbox.emulator.state import CallRecord, EmulatorState
 
 
 @dataclass(frozen=True)

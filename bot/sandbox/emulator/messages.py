@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.sandbox.emulator.files import FileStore
+from bot.sandbox.emulator.protocol import MEDIA_KINDS, Json, bad
+from bot.sandbox.emulator.state import ChatState
 from bot.sandbox.textparse import EntityParseError, parse_text, utf16_len
-
-from .files import FileStore
-from .protocol import MEDIA_KINDS, Json, bad
-from .state import ChatState
 
 
 class Messages(FileStore):

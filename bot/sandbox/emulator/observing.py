@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .protocol import Json
-from .state import BotMessageListener, CallRecord, EmulatorState
+from bot.sandbox.emulator.protocol import Json
+from bot.sandbox.emulator.state import BotMessageListener, CallRecord, EmulatorState
 
 
 class Observing(EmulatorState):

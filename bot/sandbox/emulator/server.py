@@ -34,15 +34,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .chats import Chats
-from .commands import Commands
-from .editing import Editing
-from .faults import Fault
-from .limits import RateLimits
-from .protocol import ApiError, Json, json_response, public_result, read_params
-from .state import CallRecord
-from .updates import Updates
-from .users import UserActions
+from bot.sandbox.emulator.chats import Chats
+from bot.sandbox.emulator.commands import Commands
+from bot.sandbox.emulator.editing import Editing
+from bot.sandbox.emulator.faults import Fault
+from bot.sandbox.emulator.limits import RateLimits
+from bot.sandbox.emulator.protocol import ApiError, Json, json_response, public_result, read_params
+from bot.sandbox.emulator.state import CallRecord
+from bot.sandbox.emulator.updates import Updates
+from bot.sandbox.emulator.users import UserActions
 
 DEFAULT_BOT_ID = 7_000_000_001
 

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .protocol import ApiError, Json, bad
+from bot.sandbox.emulator.protocol import ApiError, Json, bad
 
 if TYPE_CHECKING:
-    from .faults import FaultRule
-    from .limits import Limiter, Violation
+    from bot.sandbox.emulator.faults import FaultRule
+    from bot.sandbox.emulator.limits import Limiter, Violation
 
 BotMessageListener = Callable[[Json, str], Any]
 

@@ -9,8 +9,8 @@ from functools import partial
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-from .protocol import ApiError, Json, bad
-from .state import EmulatorState
+from bot.sandbox.emulator.protocol import ApiError, Json, bad
+from bot.sandbox.emulator.state import EmulatorState
 
 
 class Updates(EmulatorState):

@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import time
 
+from bot.sandbox.emulator.chats import member_object
+from bot.sandbox.emulator.faults import Fault, FaultInjection, FaultRule
+from bot.sandbox.emulator.files import FileStore, guess_mime
+from bot.sandbox.emulator.observing import Observing
+from bot.sandbox.emulator.protocol import MEDIA_KINDS, Json, public_message
+from bot.sandbox.emulator.state import ChatState
 from bot.sandbox.textparse import utf16_len
-
-from .chats import member_object
-from .faults import Fault, FaultInjection, FaultRule
-from .files import FileStore, guess_mime
-from .observing import Observing
-from .protocol import MEDIA_KINDS, Json, public_message
-from .state import ChatState
 
 
 class UserActions(Observing, FaultInjection, FileStore):
