@@ -11,6 +11,18 @@ from bot.sandbox.emulator.protocol import MEDIA_KINDS, Json, bad
 from bot.sandbox.emulator.state import ChatState
 from bot.sandbox.textparse import EntityParseError, parse_text, utf16_len
 
+# The Bot API's media methods and the message field each fills (all sent by _send_media).
+MEDIA_METHODS = {
+    "sendPhoto": "photo",
+    "sendDocument": "document",
+    "sendVideo": "video",
+    "sendVoice": "voice",
+    "sendAudio": "audio",
+    "sendAnimation": "animation",
+    "sendVideoNote": "video_note",
+    "sendSticker": "sticker",
+}
+
 
 class Messages(FileStore):
     """The methods that post a new message, and what they share."""
@@ -164,30 +176,6 @@ class Messages(FileStore):
                 msg["caption_entities"] = entities
         msg["plain"] = plain
         return self._store_bot_message(chat, msg, markup)
-
-    def _m_sendPhoto(self, p: Json) -> Json:
-        return self._send_media("photo", p)
-
-    def _m_sendDocument(self, p: Json) -> Json:
-        return self._send_media("document", p)
-
-    def _m_sendVideo(self, p: Json) -> Json:
-        return self._send_media("video", p)
-
-    def _m_sendVoice(self, p: Json) -> Json:
-        return self._send_media("voice", p)
-
-    def _m_sendAudio(self, p: Json) -> Json:
-        return self._send_media("audio", p)
-
-    def _m_sendAnimation(self, p: Json) -> Json:
-        return self._send_media("animation", p)
-
-    def _m_sendVideoNote(self, p: Json) -> Json:
-        return self._send_media("video_note", p)
-
-    def _m_sendSticker(self, p: Json) -> Json:
-        return self._send_media("sticker", p)
 
     def _m_sendContact(self, p: Json) -> Json:
         chat = self._writable_chat(p)

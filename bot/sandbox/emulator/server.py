@@ -30,6 +30,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,7 @@ from bot.sandbox.emulator.commands import Commands
 from bot.sandbox.emulator.editing import Editing
 from bot.sandbox.emulator.faults import Fault
 from bot.sandbox.emulator.limits import RateLimits
+from bot.sandbox.emulator.messages import MEDIA_METHODS
 from bot.sandbox.emulator.protocol import ApiError, Json, json_response, public_result, read_params
 from bot.sandbox.emulator.state import CallRecord
 from bot.sandbox.emulator.updates import Updates
@@ -88,9 +90,13 @@ class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
         self._host = "127.0.0.1"
         self._port = 0
         self._reopen_task: asyncio.Task[None] | None = None
-        self._methods: dict[str, Callable[[Json], Any]] = {
-            name[3:].lower(): getattr(self, name) for name in dir(self) if name.startswith("_m_")
+        # Bot API method names are case-insensitive: lower-cased -> (its name, its handler).
+        self._methods: dict[str, tuple[str, Callable[[Json], Any]]] = {
+            name[3:].lower(): (name[3:], getattr(self, name))
+            for name in dir(self) if name.startswith("_m_")
         }
+        for method, kind in MEDIA_METHODS.items():
+            self._methods[method.lower()] = (method, partial(self._send_media, kind))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Start listening; returns the base URL, e.g. ``http://127.0.0.1:40123``."""
@@ -190,10 +196,10 @@ class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
         token = request.match_info["token"]
         if self.token is not None and token != self.token:
             return json_response(ApiError(401, "Unauthorized").body(), 401)
-        handler = self._methods.get(name.lower())
-        if handler is None:
+        known = self._methods.get(name.lower())
+        if known is None:
             return json_response(ApiError(404, "Not Found").body(), 404)
-        method = handler.__name__[3:]
+        method, handler = known
         is_poll = method == "getUpdates"
         if not is_poll:
             self._inflight += 1
