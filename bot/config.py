@@ -51,8 +51,8 @@ class TelegramConfig(_Section):
     staff_forum: bool | None = None
     poll_timeout: Annotated[int, Field(ge=0, le=50)] = 25
     request_timeout: Annotated[float, Field(gt=0)] = 30.0
-    # Webhook mode (bot/webhook.py): the public URL given to setWebhook (the reverse proxy's),
-    # where this process listens, and the secret Telegram sends in every request.
+    # Webhook mode (bot/telegram/webhook.py): the public URL given to setWebhook (the reverse
+    # proxy's), where this process listens, and the secret Telegram sends in every request.
     webhook_url: str = ""
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -275,7 +275,7 @@ class SlaConfig(_Section):
 
 
 class RatingsConfig(_Section):
-    """The rating request after closure (bot/ratings.py)."""
+    """The rating request after closure (bot/services/ratings.py)."""
 
     enabled: bool = True
     # 0: the request goes out with the closure message; otherwise this many minutes later.
@@ -296,7 +296,7 @@ class RatingsConfig(_Section):
 
 
 class QualityConfig(_Section):
-    """The quarterly quality check (bot/quality.py)."""
+    """The quarterly quality check (bot/services/quality.py)."""
 
     enabled: bool = True
     # When the check goes out: crontab (minute hour day month weekday) in [desk] timezone.
@@ -348,7 +348,7 @@ class CompanyConfig(_Section):
 
 
 class ReportsConfig(_Section):
-    """/stats, /report and the monthly acts of performed work (bot/reports.py)."""
+    """/stats, /report and the monthly acts of performed work (bot/services/reports/)."""
 
     # Where act files and charts are written before they are sent (relative paths: to the
     # config file's folder).

@@ -121,7 +121,7 @@ class Client(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     phone: Mapped[str | None] = mapped_column(String(32))
-    # The company's name, kept in step with `company_id` by bot/companies.py (the only
+    # The company's name, kept in step with `company_id` by bot/services/companies.py (the only
     # writer): every staff template shows it without a join.
     company: Mapped[str | None] = mapped_column(String(200))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
@@ -164,7 +164,7 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    # -- SLA (see bot/sla.py) --
+    # -- SLA (see bot/domain/sla.py) --
     # Who set the severity: auto (the classifier), staff (/sev, card buttons), client (urgent).
     severity_source: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
     # When each target falls due and when to warn (warn_at of it); None while paused, met,
@@ -322,7 +322,7 @@ class FaqSuggestion(Base):
     phrasing: Mapped[str | None] = mapped_column(String(12))
 
 
-# -- ratings and the quarterly quality check (bot/ratings.py, bot/quality.py) -------------
+# -- ratings, the quarterly quality check (bot/services/ratings.py, quality.py) -----------
 
 
 class Rating(Base):
@@ -412,7 +412,7 @@ class QualityDelivery(Base):
     )
 
 
-# -- companies and reports (bot/companies.py, bot/reports.py) -------------------------------
+# -- companies and reports (bot/services/companies.py, bot/services/reports/) ------------
 
 
 class Company(Base):
@@ -450,6 +450,6 @@ class MaintenanceDone(Base):
     __table_args__ = (Index("ix_maintenance_done_company_done_at", "company_id", "done_at"),)
 
 
-# Reports select incidents by when they were opened and resolved (bot/reports.py).
+# Reports select incidents by when they were opened and resolved (bot/services/reports/).
 Index("ix_tickets_opened_at", Ticket.opened_at)
 Index("ix_tickets_resolved_at", Ticket.resolved_at)

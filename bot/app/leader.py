@@ -33,7 +33,7 @@ from storage.locks import SessionLock
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x46524F4E_54444553  # "FRONTDES"; chat ids (bot/intake.py) never come near it
+LOCK_KEY = 0x46524F4E_54444553  # "FRONTDES"; chat ids (bot/telegram/intake.py) never come near it
 Duty = Callable[[], Awaitable[None]]
 # Keepalives on the leader's session: a peer gone silent is dropped after ~10 + 3 * 5 s.
 KEEPALIVES = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",

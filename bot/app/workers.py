@@ -2,7 +2,7 @@
 
 A deliberately small supervisor. Each worker is `python -m bot run --config F` on
 its own: it listens on the same port as the others (SO_REUSEPORT), records and
-handles the updates it receives, and one of them, the leader (bot/leader.py),
+handles the updates it receives, and one of them, the leader (bot/app/leader.py),
 also delivers the outbox and runs the scheduler.
 
 - SIGTERM / SIGINT are forwarded to every worker; each stops gracefully (the

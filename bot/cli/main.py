@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=Path("config.toml"))
     run.add_argument("--verbose", action="store_true")
     run.add_argument("--workers", type=int, default=1,
-                     help="worker processes (webhook mode on PostgreSQL; bot/workers.py)")
+                     help="worker processes (webhook mode on PostgreSQL; bot/app/workers.py)")
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema and exit")
     migrate.add_argument("--config", type=Path, default=Path("config.toml"))

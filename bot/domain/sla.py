@@ -2,7 +2,7 @@
 
 Targets come from `[sla]` (per severity: first response and resolution, in
 business hours of `[desk]` or around the clock). An incident stores when each
-target falls due and when to warn, so the sweep (bot/jobs.py) compares columns
+target falls due and when to warn, so the sweep (bot/services/sla_jobs.py) compares columns
 with the clock and nothing more. The due times are recomputed from the audit
 trail only when something changes them: a pause starts or ends, the severity
 changes, the incident is reopened.

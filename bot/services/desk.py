@@ -517,7 +517,7 @@ class Desk:
         await self.refresh_card(ticket, client)
         return ticket
 
-    # -- SLA timers (bot/sla.py) ----------------------------------------------------------
+    # -- SLA timers (bot/domain/sla.py) ----------------------------------------------------------
 
     def _promise(self, ticket: Ticket) -> Promise | None:
         return self._sla.promise(ticket.severity, self._clock()) if self._sla is not None else None

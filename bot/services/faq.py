@@ -56,7 +56,7 @@ from storage.repos.tickets import TicketMessages, Tickets
 
 log = logging.getLogger(__name__)
 
-# A counter bumped by every change of the KB in the database (bot/faq.py FaqService.refresh).
+# A counter bumped by every change of the KB in the database (FaqService.refresh below).
 KB_REVISION = "kb"
 TG_IMAGE = "tg:"  # an image sent in chat: "tg:<file_id>"
 ID_LIMIT = 48  # keeps "fs:<id>" button data within Telegram's 64 bytes

@@ -116,7 +116,7 @@ class DeliveryWorker:
             self.activity.begin()  # the next pass looks for what was written
 
     def reset(self) -> None:
-        """Ready to run() again after stop(): a deposed leader elected again (bot/leader.py).
+        """Ready to run() again after stop(): a deposed leader elected again (bot/app/leader.py).
         Rows fetched before are fetched again; the database may have changed meanwhile."""
         self._stopping = False
         self._buffer = []

@@ -9,7 +9,7 @@ parallel, at most `concurrency` at a time.
 
 Several worker processes (PostgreSQL, webhook mode) may each receive updates
 of the same chat. Then the update's transaction first takes the chat's advisory
-lock (`pg_advisory_xact_lock(chat_id)`, bot/middleware.py), so a chat is handled
+lock (`pg_advisory_xact_lock(chat_id)`, bot/telegram/middleware.py), so a chat is handled
 by one worker at a time, and if an earlier update of the chat is recorded but
 not handled yet (another worker has it queued), it is put back (`OutOfTurn`)
 and tried again every OUT_OF_TURN_WAIT seconds, up to OUT_OF_TURN_TRIES times;

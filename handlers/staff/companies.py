@@ -1,4 +1,4 @@
-"""/org in the staff group: companies, their employees, contract notes (bot/companies.py).
+"""/org in the staff group: companies, their employees, contract notes (bot/services/companies.py).
 
   /org                         the list
   /org add <name>              a new company and its invite link

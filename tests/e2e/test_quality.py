@@ -1,6 +1,7 @@
-"""The quarterly quality check (bot/quality.py, handlers/quality.py): a 300-client campaign
-that crashes halfway and resumes without duplicates, blocked clients, the summary numbers
-of a seeded history at a fixed clock, the answers and the admin commands."""
+"""The quarterly quality check (bot/services/quality.py, handlers/staff/quality.py): a
+300-client campaign that crashes halfway and resumes without duplicates, blocked clients,
+the summary numbers of a seeded history at a fixed clock, the answers and the admin
+commands."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Ratings after closure: buttons, change window, forged data, staff, alerts, comments,
-the one reminder, "Not fixed" (bot/ratings.py, handlers/ratings.py)."""
+the one reminder, "Not fixed" (bot/services/ratings.py, handlers/client/ratings.py)."""
 
 from __future__ import annotations
 

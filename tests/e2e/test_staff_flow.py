@@ -133,7 +133,7 @@ async def test_close_then_client_reopens_with_the_same_number(app: App, tg: Fake
     topic = await open_incident(app, tg)
     tg.send_message(STAFF, "/close Заменили роутер", chat_id=STAFF_CHAT, thread_id=topic)
     await settle(app, tg)
-    # [-1] is the rating request that follows the closure (bot/ratings.py).
+    # [-1] is the rating request that follows the closure (bot/services/ratings.py).
     assert "закрыто" in texts_to(tg, CLIENT)[-2] and "Заменили роутер" in texts_to(tg, CLIENT)[-2]
     message_id, data = tg.find_button(CLIENT, "Не решено") or (0, "")
     tg.press_button(CLIENT, CLIENT, message_id, data)
