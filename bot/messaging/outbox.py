@@ -40,6 +40,10 @@ _PIECE = re.compile(r"(?P<tag><[^>]*>)|&#?\w+;|.", re.DOTALL)
 _BLANK = re.compile(r"(?:<[^>]*>|\s)*")  # nothing to show: Telegram refuses such a text
 
 
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
 def cut_html(html: str, limit: int) -> tuple[str, str]:
     """The longest head of an HTML message that fits in `limit`, and the rest ("" if it all
     fits). `limit` counts what Telegram counts: the rendered text (a tag takes nothing, an
@@ -49,12 +53,12 @@ def cut_html(html: str, limit: int) -> tuple[str, str]:
     reopened in the rest. The cut prefers a paragraph break, then a line break, then a
     space, if one lies in the second half of what fits; else it falls where the limit does.
     """
-    if len(html.encode("utf-16-le")) // 2 <= limit:  # the markup counted too: surely fits
+    if _utf16_units(html) <= limit:  # the markup counted too: surely fits
         return html, ""
     used = 0
     last_break = {"\n\n": -1, "\n": -1, " ": -1}
     for piece in _PIECE.finditer(html):
-        width = 0 if piece["tag"] else len(unescape(piece[0]).encode("utf-16-le")) // 2
+        width = 0 if piece["tag"] else _utf16_units(unescape(piece[0]))
         if used + width > limit:
             fits = piece.start()
             break

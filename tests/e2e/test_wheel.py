@@ -25,12 +25,12 @@ pytestmark = pytest.mark.wheel
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = ["pyproject.toml", "bot", "handlers", "kb", "storage"]
 COMPANY = "Рога и копыта"
+WITHOUT_PYTHONPATH = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
 
 
 def run(*command: str | Path, cwd: Path | None = None, timeout: float = 180) -> str:
     done = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=os.environ | {"PYTHONPATH": ""},
-                          check=False)
+                          text=True, timeout=timeout, env=WITHOUT_PYTHONPATH, check=False)
     assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     return done.stdout
