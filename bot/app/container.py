@@ -32,7 +32,8 @@ from bot.messaging.notify import Notifier
 from bot.messaging.outbox import OutboxWriter
 from bot.messaging.texts import Texts
 from bot.services.desk import Classifier, Desk
-from bot.services.faq import FaqDesk, FaqService
+from bot.services.faq import FaqService
+from bot.services.faq_desk import FaqDesk
 from bot.services.ratings import RatingDesk
 from bot.telegram.delivery import BlockedHandler, DeliveryWorker
 from bot.telegram.middleware import ClientOfPrivateChat, StaffRequests, UnitOfWork

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.domain.clock import utc_now
-from bot.services.faq import FaqService, export_articles, import_articles
+from bot.services.faq import FaqService
+from bot.services.faq_files import export_articles, import_articles
 from kb.articles import dump_articles, load_articles
 from storage.db import Database
 from storage.migrate import upgrade_async

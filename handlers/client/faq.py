@@ -18,7 +18,8 @@ from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
-from bot.services.faq import ID_LIMIT, FaqDesk, FaqError
+from bot.services.faq import ID_LIMIT, FaqError
+from bot.services.faq_desk import FaqDesk
 from bot.services.records import Article, Client
 from handlers._filters import private_chat
 

@@ -24,7 +24,8 @@ from bot.messaging.notify import Actor, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
-from bot.services.faq import FaqDesk, FaqError
+from bot.services.faq import FaqError
+from bot.services.faq_desk import FaqDesk
 from handlers._common import STAFF, reply, target_ticket, thread_of
 from handlers._filters import from_staff, with_sender
 

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app.container import Container
 from bot.config import parse_config
-from bot.services.faq import FaqDesk, import_articles, slug_for
+from bot.services.faq import slug_for
+from bot.services.faq_desk import FaqDesk
+from bot.services.faq_files import import_articles
 from kb.articles import KBError
 from storage.db import Database
 from storage.migrate import upgrade_async
