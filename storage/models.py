@@ -80,18 +80,25 @@ class StrEnumType(TypeDecorator[E]):
     def __init__(self, enum: type[E], length: int) -> None:
         super().__init__(length)
         self.enum = enum
+        # A dict lookup: reports read thousands of these per query.
+        self._members: dict[str, E] = {member.value: member for member in enum}
+
+    def _member(self, value: str) -> E:
+        member = self._members.get(value)
+        if member is None:
+            raise ValueError(f"{value!r} is not a {self.enum.__name__}")
+        return member
 
     def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
-        return None if value is None else self.enum(value).value
+        return None if value is None else self._member(value).value
 
     def coerce_compared_value(self, op: OperatorType | None, value: Any) -> TypeEngine[Any]:
         # Written values must be of the vocabulary; a LIKE pattern is compared as text.
         values = value if isinstance(value, list | tuple | set | frozenset) else [value]
-        known = self.enum.__members__.values()
-        return self if all(v in known for v in values) else self.impl_instance
+        return self if all(v in self._members for v in values) else self.impl_instance
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
-        return None if value is None else self.enum(value)
+        return None if value is None else self._member(value)
 
 
 class Base(DeclarativeBase):
