@@ -8,6 +8,7 @@ schema is in it; batch mode for the ALTER so that SQLite can run it.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 UtcDateTime = storage.models.UtcDateTime
 
 
-def _moment(name: str, nullable: bool = True) -> sa.Column:
+def _moment(name: str, nullable: bool = True) -> sa.Column[datetime]:
     return sa.Column(name, UtcDateTime(timezone=True), nullable=nullable)
 
 
