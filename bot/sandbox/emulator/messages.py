@@ -36,6 +36,15 @@ class Messages(FileStore):
             allow = allow or bool(rp.get("allow_sending_without_reply"))
         return (int(mid) if mid else None), allow
 
+    def _bot_message(self, chat: ChatState, params: Json) -> Json:
+        """A new message from the bot in `chat`: its topic and what it replies to, from the
+        method's parameters."""
+        reply_to, allow = self._reply_target(params)
+        return self._new_message(
+            chat, self.bot_user, thread_id=params.get("message_thread_id"),
+            reply_to=reply_to, allow_missing_reply=allow, from_bot=True,
+        )
+
     def _text(
         self, text: Any, parse_mode: Any, entities: Any, *, caption: bool = False
     ) -> tuple[str, list[Json]]:
@@ -121,15 +130,7 @@ class Messages(FileStore):
         chat = self._writable_chat(p)
         markup = self._markup(p)
         plain, entities = self._text(p.get("text"), p.get("parse_mode"), p.get("entities"))
-        reply_to, allow = self._reply_target(p)
-        msg = self._new_message(
-            chat,
-            self.bot_user,
-            thread_id=p.get("message_thread_id"),
-            reply_to=reply_to,
-            allow_missing_reply=allow,
-            from_bot=True,
-        )
+        msg = self._bot_message(chat, p)
         msg["text"] = plain
         if entities:
             msg["entities"] = entities
@@ -154,15 +155,7 @@ class Messages(FileStore):
             plain, entities = self._text(
                 caption, p.get("parse_mode"), p.get("caption_entities"), caption=True
             )
-        reply_to, allow = self._reply_target(p)
-        msg = self._new_message(
-            chat,
-            self.bot_user,
-            thread_id=p.get("message_thread_id"),
-            reply_to=reply_to,
-            allow_missing_reply=allow,
-            from_bot=True,
-        )
+        msg = self._bot_message(chat, p)
         if kind == "photo":
             small = dict(obj, width=90, height=51)
             msg["photo"] = [small, obj]
@@ -182,15 +175,7 @@ class Messages(FileStore):
         markup = self._markup(p)
         if not p.get("phone_number") or not p.get("first_name"):
             raise bad("phone number and first name must be non-empty")
-        reply_to, allow = self._reply_target(p)
-        msg = self._new_message(
-            chat,
-            self.bot_user,
-            thread_id=p.get("message_thread_id"),
-            reply_to=reply_to,
-            allow_missing_reply=allow,
-            from_bot=True,
-        )
+        msg = self._bot_message(chat, p)
         msg["contact"] = {
             k: p[k] for k in ("phone_number", "first_name", "last_name", "vcard") if p.get(k)
         }
@@ -236,18 +221,10 @@ class Messages(FileStore):
                     caption=True,
                 )
             prepared.append((str(item["type"]), obj, plain, ents))
-        reply_to, allow = self._reply_target(p)
         group_id = str(10**12 + next(self._file_ids))
         out = []
         for kind, obj, plain, ents in prepared:
-            msg = self._new_message(
-                chat,
-                self.bot_user,
-                thread_id=p.get("message_thread_id"),
-                reply_to=reply_to,
-                allow_missing_reply=allow,
-                from_bot=True,
-            )
+            msg = self._bot_message(chat, p)
             msg["media_group_id"] = group_id
             msg[kind] = [obj] if kind == "photo" else obj
             if plain:
@@ -271,15 +248,7 @@ class Messages(FileStore):
         markup = self._markup(p)
         if src.get("service"):
             raise bad("message can't be copied")
-        reply_to, allow = self._reply_target(p)
-        msg = self._new_message(
-            chat,
-            self.bot_user,
-            thread_id=p.get("message_thread_id"),
-            reply_to=reply_to,
-            allow_missing_reply=allow,
-            from_bot=True,
-        )
+        msg = self._bot_message(chat, p)
         content_keys = (
             *MEDIA_KINDS,
             "text",
