@@ -204,6 +204,10 @@ class FaqService:
             found = replace(found, alt=found.alt + tuple(a for a in extra if a not in found.alt))
         return found
 
+    def published(self, article_id: str) -> Article | None:
+        """The article as a client may see it: None for drafts and unknown ids."""
+        return None if article_id in self.drafts else self.article(article_id)
+
     def source(self, article_id: str) -> str | None:
         if article_id in self.db_articles:
             return "db"

@@ -1,0 +1,54 @@
+"""What a hostile client or a former member of staff tried, through the real bot against
+the emulator (issue 14): drafts, formulas in CSV files, stale staff rights, images outside
+the KB, the token in stored errors, staff commands out of place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app.runtime import App
+from bot.config import Config
+from bot.messaging.callbacks import FaqShow
+from bot.sandbox.emulator import FakeTelegram
+from storage.models import FaqArticle
+from tests.e2e.cluster import new_app
+from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
+
+KB = Path(__file__).parents[1] / "data" / "kb"
+SECRET = "временный пароль Qwerty-2026"
+
+
+@pytest.fixture
+async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
+    bot_app = new_app(make_config(kb={"path": str(KB)}))
+    await bot_app.start()
+    yield bot_app
+    await bot_app.stop()
+
+
+async def test_a_draft_is_never_shown_to_a_client(faq_app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Сканер сохраняет файлы непонятно куда")
+    await settle(faq_app, tg)
+    tg.send_message(STAFF, f"/close 1 faq Ваш {SECRET}, папка \\\\server\\scan",
+                    chat_id=STAFF_CHAT)
+    await settle(faq_app, tg)
+    async with faq_app.db.transaction() as session:
+        draft = (await session.scalars(select(FaqArticle))).one()
+    assert draft.draft
+    # Not a slug of the client's words: nobody can guess it from them.
+    assert "skaner" not in draft.id and draft.id.startswith("draft-") and len(draft.id) > 14
+    before = len(texts_to(tg, CLIENT_EN))
+    for query in (f"/faq {draft.id}", f"/faq {draft.id.upper()}",
+                  "/faq Сканер сохраняет файлы непонятно куда", "/faq"):
+        tg.send_message(CLIENT_EN, query)
+        await settle(faq_app, tg)
+    tg.press_button(CLIENT_EN, CLIENT_EN, 1, FaqShow(article=draft.id).pack(), check=False)
+    await settle(faq_app, tg)
+    answers = texts_to(tg, CLIENT_EN)[before:]
+    assert len(answers) == 4
+    assert not any(SECRET in text or "scan" in text for text in answers), answers
+    assert tg.callback_answers[-1].get("show_alert")
