@@ -4,6 +4,8 @@ the KB, the token in stored errors, staff commands out of place."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,11 +16,13 @@ from bot.app.runtime import App
 from bot.config import Config
 from bot.messaging.callbacks import FaqShow
 from bot.sandbox.emulator import FakeTelegram
+from bot.services.reports.render import reports_directory
 from storage.models import FaqArticle
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
 KB = Path(__file__).parents[1] / "data" / "kb"
+HOSTILE = 5066
 SECRET = "временный пароль Qwerty-2026"
 
 
@@ -52,3 +56,34 @@ async def test_a_draft_is_never_shown_to_a_client(faq_app: App, tg: FakeTelegram
     assert len(answers) == 4
     assert not any(SECRET in text or "scan" in text for text in answers), answers
     assert tg.callback_answers[-1].get("show_alert")
+
+
+@pytest.fixture
+async def report_app(make_config: Callable[..., Config], tmp_path: Path) -> AsyncIterator[App]:
+    config = make_config(reports={"directory": str(tmp_path / "reports")})
+    config = config.model_copy(update={"companies": Config.model_validate(
+        {"telegram": {"staff_chat_id": 1}, "companies": [{"name": "Рога и копыта"}]}).companies})
+    bot_app = new_app(config)
+    await bot_app.start()
+    yield bot_app
+    await bot_app.stop()
+
+
+async def test_formulas_in_the_act_csv_are_written_as_text(
+    report_app: App, tg: FakeTelegram
+) -> None:
+    tg.add_user(HOSTILE, '=HYPERLINK("http://evil.example","Click")', language_code="ru")
+    tg.send_message(HOSTILE, "=cmd|' /C calc'!A0 не работает принтер")
+    await settle(report_app, tg)
+    for text in ("/org link 1 Рога и копыта", "/close 1 @SUM(1+1) переустановили"):
+        tg.send_message(STAFF, text, chat_id=STAFF_CHAT)
+        await settle(report_app, tg)
+    month = report_app.clock().astimezone(report_app.container.texts.zone).strftime("%Y-%m")
+    tg.send_message(STAFF, f"/report рога {month}", chat_id=STAFF_CHAT)
+    await settle(report_app, tg)
+    table = (reports_directory(report_app.config) / "acts" / month
+             / f"act-Рога_и_копыта-{month}.csv").read_text(encoding="utf-8-sig")
+    cells = [cell for row in csv.reader(io.StringIO(table)) for cell in row]
+    assert "'=cmd|' /C calc'!A0 не работает принтер" in cells
+    assert any(c.startswith("'=HYPERLINK(") for c in cells)
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
