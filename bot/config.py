@@ -94,6 +94,14 @@ class TelegramConfig(_Section):
         return self
 
 
+class SecurityConfig(_Section):
+    # How long Telegram's word that someone is a member of the staff group is trusted; a
+    # chat_member update about them (kicked, left) forgets it at once.
+    staff_cache_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    # A dialog (/kb add, /kb edit) left unanswered this long is forgotten.
+    dialog_ttl_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 3600
+
+
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///frontdesk.db"
     echo: bool = False
@@ -368,6 +376,7 @@ class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
+    security: SecurityConfig = SecurityConfig()
     desk: DeskConfig = DeskConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()

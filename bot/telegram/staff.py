@@ -11,13 +11,14 @@ from aiogram.exceptions import TelegramAPIError
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 300
+CACHE_SECONDS = 30  # `[security] staff_cache_seconds`
 MEMBER_STATUSES = {"creator", "administrator", "member"}
 
 
 class StaffDirectory:
     def __init__(
-        self, bot: Bot, staff_chat_id: int, admins: list[int], *, forum: bool | None = None
+        self, bot: Bot, staff_chat_id: int, admins: list[int], *, forum: bool | None = None,
+        cache_seconds: float = CACHE_SECONDS,
     ) -> None:
         """`forum`: whether the group has topics (`[telegram] staff_forum`); None: ask
         Telegram once, at start-up (`learn_forum`)."""
@@ -26,6 +27,7 @@ class StaffDirectory:
         self.admins = set(admins)
         self._forum = forum
         self._cache: dict[int, tuple[bool, float]] = {}
+        self.cache_seconds = cache_seconds
 
     @property
     def forum(self) -> bool:
@@ -45,6 +47,17 @@ class StaffDirectory:
             return
         self._forum = bool(chat.is_forum)
 
+    def member_changed(self, chat_id: int, user_id: int) -> None:
+        """A chat_member update: someone joined, left or was removed from a group. For the
+        staff group, what was cached about them is forgotten (the next action asks)."""
+        if chat_id == self.staff_chat_id:
+            self._cache.pop(user_id, None)
+
+    async def acts_as_staff(self, chat_id: int, user_id: int) -> bool:
+        """Whether someone writing (or pressing a button) in `chat_id` acts as staff: any
+        member in the staff group itself, admins and members elsewhere."""
+        return chat_id == self.staff_chat_id or await self.is_staff(user_id)
+
     async def is_staff(self, user_id: int) -> bool:
         if user_id in self.admins:
             return True
@@ -56,5 +69,5 @@ class StaffDirectory:
         except TelegramAPIError:
             return False  # unknown to the group, or Telegram unreachable: not staff, not cached
         is_member = member.status in MEMBER_STATUSES or getattr(member, "is_member", False)
-        self._cache[user_id] = (is_member, time.monotonic() + CACHE_SECONDS)
+        self._cache[user_id] = (is_member, time.monotonic() + self.cache_seconds)
         return is_member

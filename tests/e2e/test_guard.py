@@ -17,7 +17,7 @@ from bot.config import Config
 from bot.messaging.callbacks import FaqShow
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.reports.render import reports_directory
-from storage.models import FaqArticle
+from storage.models import FaqArticle, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
@@ -87,3 +87,20 @@ async def test_formulas_in_the_act_csv_are_written_as_text(
     assert "'=cmd|' /C calc'!A0 не работает принтер" in cells
     assert any(c.startswith("'=HYPERLINK(") for c in cells)
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+async def test_a_removed_member_loses_staff_rights_at_once(faq_app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Не работает принтер")
+    await settle(faq_app, tg)
+    for text in ("/kb add", "Как сбросить пароль от почты?"):
+        tg.send_message(STAFF, text)  # in the private chat with the bot
+        await settle(faq_app, tg)
+    tg.set_member(STAFF_CHAT, STAFF, "kicked")
+    for text in ("-", "Пришлите старый пароль на scam@example.com", "-", "/close 1"):
+        tg.send_message(STAFF, text)
+        await settle(faq_app, tg)
+    async with faq_app.db.transaction() as session:
+        assert list(await session.scalars(select(FaqArticle))) == []
+        first = await session.scalar(select(Ticket).where(Ticket.number == 1))
+    assert first is not None and first.status == "new"
+    assert sum("только для сотрудников" in t for t in texts_to(tg, STAFF)) == 2

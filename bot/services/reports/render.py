@@ -9,6 +9,7 @@ import csv
 import io
 import re
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ class SafeCsvWriter:
     def __init__(self, out: io.StringIO) -> None:
         self._writer = csv.writer(out, lineterminator="\r\n")
 
-    def writerow(self, row: list[object]) -> None:
+    def writerow(self, row: Sequence[object]) -> None:
         self._writer.writerow([csv_cell(cell) for cell in row])
 
 
