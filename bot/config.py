@@ -182,6 +182,9 @@ class DeliveryConfig(_Section):
 
 class KBConfig(_Section):
     path: Path | None = None
+    # Another folder article images may be in (besides the KB folder); an image anywhere
+    # else is a KB error at start-up and at `kb import`.
+    media: Path | None = None
     # Search score (0-1) from which an article is suggested; below it, nothing is.
     min_score: Annotated[float, Field(ge=0, le=1)] = 0.45
     # /kb stale: articles not updated for this many days...

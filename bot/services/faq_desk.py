@@ -26,7 +26,7 @@ from bot.services.faq import (
     language_of,
     slug_for,
 )
-from kb.articles import Article
+from kb.articles import Article, image_file
 from kb.text import normalize
 from storage.hooks import after_commit
 from storage.models import Client, FaqArticle, FaqStats, FaqSuggestion, Ticket
@@ -103,10 +103,10 @@ class FaqDesk:
             return image[len(TG_IMAGE):]
         if image.startswith(("http://", "https://")):
             return image
-        folder = self.service.image_dir
-        if folder is None or not (folder / image).is_file():
+        found = image_file(image, self.service.image_roots)
+        if found is None or not found.is_file():
             return None
-        return {"$file": str((folder / image).resolve())}
+        return {"$file": str(found)}
 
     async def top(self, language: str, limit: int = TOP_LIMIT) -> list[Article]:
         """The most useful published articles: most often solved, then most often offered."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -13,13 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.app.runtime import App
+from bot.cli.main import main as cli_main
 from bot.config import Config
 from bot.messaging.callbacks import FaqShow
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.reports.render import reports_directory
 from storage.models import FaqArticle, Ticket
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
+from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, TOKEN, settle, texts_to
 
 KB = Path(__file__).parents[1] / "data" / "kb"
 HOSTILE = 5066
@@ -104,3 +107,33 @@ async def test_a_removed_member_loses_staff_rights_at_once(faq_app: App, tg: Fak
         first = await session.scalar(select(Ticket).where(Ticket.number == 1))
     assert first is not None and first.status == "new"
     assert sum("только для сотрудников" in t for t in texts_to(tg, STAFF)) == 2
+
+
+ESCAPING = "- id: passwd\n  lang: ru\n  question: Где пароль\n  answer: Вот он\n  image: {image}\n"
+
+
+@pytest.mark.parametrize("image", ["../../../../etc/passwd", "/etc/passwd", "link.png"])
+def test_an_image_outside_the_kb_folder_stops_start_up_and_import(
+    tmp_path: Path, image: str
+) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "link.png").symlink_to("/etc/passwd")  # a link out of the folder counts too
+    kb = folder / "faq.yaml"
+    kb.write_text(ESCAPING.format(image=image), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:9"\n'
+        f"staff_chat_id = -100\n[database]\n"
+        f'url = "sqlite+aiosqlite:///{tmp_path / "db.sqlite"}"\n[kb]\npath = "{folder}"\n',
+        encoding="utf-8",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2], check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert str(kb) in run.stderr and "'passwd'" in run.stderr and image in run.stderr
+    other = tmp_path / "import.yaml"
+    other.write_text(ESCAPING.format(image=image), encoding="utf-8")
+    assert cli_main(["kb", "import", str(other), "--config", str(config)]) == 2
