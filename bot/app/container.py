@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, ConfigError
 from bot.domain.clock import Clock, Monotonic, utc_now
+from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
@@ -96,6 +97,8 @@ class Container:
         worker does when a client turns out to have blocked the bot; `db`: a database
         already open (tests share one), else `[database] url`'s; `monotonic`: the rate
         limiter's sense of elapsed time (tests move it)."""
+        keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
+        keep_secret(config.telegram.secret_token.get_secret_value())
         faq = FaqService(config.kb, clock)
         faq.load_files()
         db = db or Database(config.database.url, echo=config.database.echo)

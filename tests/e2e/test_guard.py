@@ -18,9 +18,10 @@ from bot.app.runtime import App
 from bot.cli.main import main as cli_main
 from bot.config import Config
 from bot.messaging.callbacks import FaqShow
-from bot.sandbox.emulator import FakeTelegram
+from bot.messaging.outbox import PRIORITY_NOTICE
+from bot.sandbox.emulator import FakeTelegram, Fault
 from bot.services.reports.render import reports_directory
-from storage.models import FaqArticle, Ticket
+from storage.models import FaqArticle, OutboxMessage, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, TOKEN, settle, texts_to
 
@@ -137,3 +138,21 @@ def test_an_image_outside_the_kb_folder_stops_start_up_and_import(
     other = tmp_path / "import.yaml"
     other.write_text(ESCAPING.format(image=image), encoding="utf-8")
     assert cli_main(["kb", "import", str(other), "--config", str(config)]) == 2
+
+
+async def test_the_token_is_in_no_stored_error_nor_in_health(app: App, tg: FakeTelegram) -> None:
+    # What a redirect loop on api_base put into the error: the request's URL.
+    loop = f"Bad Gateway: redirect loop at {tg.base_url}/bot{TOKEN}/sendMessage"
+    tg.inject(Fault.error(502, loop), chat_id=CLIENT_EN)
+    async with app.db.transaction() as session:
+        await app.container.scope(session).out.send_text(
+            CLIENT_EN, "stuck", priority=PRIORITY_NOTICE)
+    app.delivery.wake()
+    await tg.wait_for(lambda: len(tg.calls_to("sendMessage", CLIENT_EN)) >= 2, timeout=10)
+    tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
+    health = await tg.wait_for(lambda: next(
+        (t for t in texts_to(tg, STAFF_CHAT) if "redirect loop" in t), None), timeout=10)
+    assert TOKEN not in str(health) and "<token>" in str(health)
+    async with app.db.transaction() as session:
+        errors = list(await session.scalars(select(OutboxMessage.last_error)))
+    assert errors and not any(TOKEN in (e or "") for e in errors)
