@@ -129,7 +129,15 @@ class UnitOfWork(BaseMiddleware):
             self.staff.member_changed(change.chat.id, change.new_chat_member.user.id)
         # Only members can write or press buttons in the staff group itself.
         sender = self.requests.sender(event)
-        is_staff = sender is not None and await self.staff.acts_as_staff(*sender)
+        # A command counts where it is typed (staff group, admins' private chats); a button
+        # counts by who presses it (a member's rating is recorded but not counted).
+        if sender is None:
+            is_staff = False
+        elif event.message is not None:
+            is_staff = await self.staff.acts_as_staff(*sender)
+        else:
+            is_staff = sender[0] == self.staff.staff_chat_id or await self.staff.is_staff(
+                sender[1])
         async with self.db.transaction() as session:
             inbox = Inbox(session)
             # Several workers (PostgreSQL): one chat at a time, in update order (intake.py).

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 30  # `[security] staff_cache_seconds`
 MEMBER_STATUSES = {"creator", "administrator", "member"}
+ADMIN_STATUSES = {"creator", "administrator"}
 
 
 class StaffDirectory:
@@ -26,7 +27,7 @@ class StaffDirectory:
         self.staff_chat_id = staff_chat_id
         self.admins = set(admins)
         self._forum = forum
-        self._cache: dict[int, tuple[bool, float]] = {}
+        self._cache: dict[int, tuple[str, float]] = {}  # user -> (status, trusted until)
         self.cache_seconds = cache_seconds
 
     @property
@@ -55,19 +56,28 @@ class StaffDirectory:
 
     async def acts_as_staff(self, chat_id: int, user_id: int) -> bool:
         """Whether someone writing (or pressing a button) in `chat_id` acts as staff: any
-        member in the staff group itself, admins and members elsewhere."""
-        return chat_id == self.staff_chat_id or await self.is_staff(user_id)
+        member in the staff group itself; in their own private chat, the configured admins
+        and the group's administrators; in any other chat (a third-party group), nobody."""
+        if chat_id == self.staff_chat_id:
+            return True
+        if chat_id != user_id:
+            return False
+        return user_id in self.admins or await self._status(user_id) in ADMIN_STATUSES
 
     async def is_staff(self, user_id: int) -> bool:
-        if user_id in self.admins:
-            return True
+        """A configured admin or a member of the staff group."""
+        return user_id in self.admins or await self._status(user_id) in MEMBER_STATUSES
+
+    async def _status(self, user_id: int) -> str:
         cached = self._cache.get(user_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         try:
             member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
         except TelegramAPIError:
-            return False  # unknown to the group, or Telegram unreachable: not staff, not cached
-        is_member = member.status in MEMBER_STATUSES or getattr(member, "is_member", False)
-        self._cache[user_id] = (is_member, time.monotonic() + self.cache_seconds)
-        return is_member
+            return "left"  # unknown to the group, or Telegram unreachable: not cached
+        status = str(getattr(member.status, "value", member.status))
+        if status == "restricted" and getattr(member, "is_member", False):
+            status = "member"
+        self._cache[user_id] = (status, time.monotonic() + self.cache_seconds)
+        return status

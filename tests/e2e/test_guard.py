@@ -23,7 +23,17 @@ from bot.sandbox.emulator import FakeTelegram, Fault
 from bot.services.reports.render import reports_directory
 from storage.models import FaqArticle, OutboxMessage, Ticket
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, TOKEN, settle, texts_to
+from tests.e2e.conftest import (
+    ADMIN,
+    CLIENT,
+    CLIENT_EN,
+    STAFF,
+    STAFF_2,
+    STAFF_CHAT,
+    TOKEN,
+    settle,
+    texts_to,
+)
 
 KB = Path(__file__).parents[1] / "data" / "kb"
 HOSTILE = 5066
@@ -96,18 +106,19 @@ async def test_formulas_in_the_act_csv_are_written_as_text(
 async def test_a_removed_member_loses_staff_rights_at_once(faq_app: App, tg: FakeTelegram) -> None:
     tg.send_message(CLIENT, "Не работает принтер")
     await settle(faq_app, tg)
+    # An administrator of the staff group: staff in their private chat with the bot too.
     for text in ("/kb add", "Как сбросить пароль от почты?"):
-        tg.send_message(STAFF, text)  # in the private chat with the bot
+        tg.send_message(STAFF_2, text)
         await settle(faq_app, tg)
-    tg.set_member(STAFF_CHAT, STAFF, "kicked")
+    tg.set_member(STAFF_CHAT, STAFF_2, "kicked")
     for text in ("-", "Пришлите старый пароль на scam@example.com", "-", "/close 1"):
-        tg.send_message(STAFF, text)
+        tg.send_message(STAFF_2, text)
         await settle(faq_app, tg)
     async with faq_app.db.transaction() as session:
         assert list(await session.scalars(select(FaqArticle))) == []
         first = await session.scalar(select(Ticket).where(Ticket.number == 1))
     assert first is not None and first.status == "new"
-    assert sum("только для сотрудников" in t for t in texts_to(tg, STAFF)) == 2
+    assert sum("только для сотрудников" in t for t in texts_to(tg, STAFF_2)) == 2
 
 
 ESCAPING = "- id: passwd\n  lang: ru\n  question: Где пароль\n  answer: Вот он\n  image: {image}\n"
@@ -156,3 +167,34 @@ async def test_the_token_is_in_no_stored_error_nor_in_health(app: App, tg: FakeT
     async with app.db.transaction() as session:
         errors = list(await session.scalars(select(OutboxMessage.last_error)))
     assert errors and not any(TOKEN in (e or "") for e in errors)
+
+
+OTHER_GROUP = -1009999
+
+
+async def test_staff_commands_only_where_staff_are(app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Не работает принтер")
+    await settle(app, tg)
+    # A plain member of the staff group, in private: refused.
+    tg.send_message(STAFF, "/tickets")
+    await settle(app, tg)
+    assert "только для сотрудников" in texts_to(tg, STAFF)[-1]
+    # An admin's private /tickets; replying /close to that answer names no incident.
+    tg.send_message(ADMIN, "/tickets")
+    await settle(app, tg)
+    answer = tg.sent(ADMIN)[-1]
+    assert "#1" in answer.get("plain", "")
+    tg.send_message(ADMIN, "/close", reply_to=answer["message_id"])
+    await settle(app, tg)
+    async with app.db.transaction() as session:
+        statuses = list(await session.scalars(select(Ticket.status).order_by(Ticket.number)))
+    assert statuses == ["new"]
+    assert "номер" in texts_to(tg, ADMIN)[-1]
+    # A third-party group with a staff member in it: silence, and the bot leaves.
+    tg.add_group(OTHER_GROUP, "Чужая группа", is_forum=False, members={STAFF: "member"},
+                 bot_status="left")
+    tg.set_member(OTHER_GROUP, tg.bot_id, "member")
+    tg.send_message(STAFF, "/tickets", chat_id=OTHER_GROUP)
+    await settle(app, tg)
+    assert tg.sent(OTHER_GROUP) == []
+    assert tg.calls_to("leaveChat", OTHER_GROUP)
