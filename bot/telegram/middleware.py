@@ -135,9 +135,10 @@ class UnitOfWork(BaseMiddleware):
             is_staff = False
         elif event.message is not None:
             is_staff = await self.staff.acts_as_staff(*sender)
+        elif sender[0] == self.staff.staff_chat_id:
+            is_staff = await self.staff.acts_as_staff(*sender)  # a public group: admins only
         else:
-            is_staff = sender[0] == self.staff.staff_chat_id or await self.staff.is_staff(
-                sender[1])
+            is_staff = await self.staff.is_staff(sender[1])
         async with self.db.transaction() as session:
             inbox = Inbox(session)
             # Several workers (PostgreSQL): one chat at a time, in update order (intake.py).
@@ -154,7 +155,8 @@ class UnitOfWork(BaseMiddleware):
             # `staff_now`: for the filters that ask about a message that is no command
             # (the steps of a staff dialog: handlers/_filters.py, still_staff).
             data.update(scope.handler_data(), is_staff=is_staff,
-                        staff_now=self.staff.acts_as_staff)
+                        staff_now=self.staff.acts_as_staff,
+                        staff_group_public=self.staff.public)
             result = await handler(event, data)
             await inbox.mark_handled(event.update_id, self.clock())
         if scope.wrote:

@@ -29,6 +29,8 @@ class StaffDirectory:
         self._forum = forum
         self._cache: dict[int, tuple[str, float]] = {}  # user -> (status, trusted until)
         self.cache_seconds = cache_seconds
+        # A public group (an @username: anyone may join): membership means nothing there.
+        self.public = False
 
     @property
     def forum(self) -> bool:
@@ -36,17 +38,23 @@ class StaffDirectory:
         return bool(self._forum)
 
     async def learn_forum(self) -> None:
-        """Ask Telegram whether the group has topics, unless the configuration says (once:
-        it changes only when staff convert the group, and a restart follows that)."""
-        if self._forum is not None:
-            return
+        """Ask Telegram what the staff group is, once, at start-up: whether it has topics
+        (unless the configuration says: it changes only when staff convert the group, and
+        a restart follows that) and whether it is public (`public`)."""
         try:
             chat = await self.bot.get_chat(self.staff_chat_id)
         except TelegramAPIError as exc:
             log.warning("cannot read the staff group (%s); assuming it has no topics", exc)
-            self._forum = False
+            if self._forum is None:
+                self._forum = False
             return
-        self._forum = bool(chat.is_forum)
+        if self._forum is None:
+            self._forum = bool(chat.is_forum)
+        self.public = bool(chat.username)
+        if self.public:
+            log.error("the staff group %s is public (@%s): anyone can join it, so a button "
+                      "pressed there gives no staff rights; make it private in its settings "
+                      "and restart", self.staff_chat_id, chat.username)
 
     def member_changed(self, chat_id: int, user_id: int) -> None:
         """A chat_member update: someone joined, left or was removed from a group. For the
@@ -58,8 +66,10 @@ class StaffDirectory:
         """Whether someone writing (or pressing a button) in `chat_id` acts as staff: any
         member in the staff group itself; in their own private chat, the configured admins
         and the group's administrators; in any other chat (a third-party group), nobody."""
-        if chat_id == self.staff_chat_id:
+        if chat_id == self.staff_chat_id and not self.public:
             return True
+        if chat_id == self.staff_chat_id:
+            return user_id in self.admins
         if chat_id != user_id:
             return False
         return user_id in self.admins or await self._status(user_id) in ADMIN_STATUSES

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot.app.runtime import App
 from bot.cli.main import main as cli_main
 from bot.config import Config
-from bot.messaging.callbacks import FaqShow
+from bot.messaging.callbacks import FaqShow, TicketAction
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault
 from bot.services.reports.render import reports_directory
@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     STAFF,
     STAFF_2,
     STAFF_CHAT,
+    STRANGER,
     TOKEN,
     settle,
     texts_to,
@@ -198,3 +199,27 @@ async def test_staff_commands_only_where_staff_are(app: App, tg: FakeTelegram) -
     await settle(app, tg)
     assert tg.sent(OTHER_GROUP) == []
     assert tg.calls_to("leaveChat", OTHER_GROUP)
+
+
+async def test_a_public_staff_group_gives_no_staff_rights_to_buttons(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.chats[STAFF_CHAT].info["username"] = "our_support_desk"  # anyone may join it
+    bot_app = new_app(make_config())
+    await bot_app.start()
+    try:
+        tg.send_message(CLIENT, "Не работает принтер")
+        await settle(bot_app, tg)
+        card = tg.sent(STAFF_CHAT)[0]["message_id"]
+        tg.press_button(STRANGER, STAFF_CHAT, card, TicketAction(action="take", number=1).pack(),
+                        check=False)
+        await settle(bot_app, tg)
+        assert "только для сотрудников" in tg.callback_answers[-1].get("text", "")
+        async with bot_app.db.transaction() as session:
+            taken = await session.scalar(select(Ticket.assignee_id))
+        assert taken is None
+        tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
+        await settle(bot_app, tg)
+        assert any("публичная" in t for t in texts_to(tg, STAFF_CHAT))
+    finally:
+        await bot_app.stop()
