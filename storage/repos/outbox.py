@@ -102,6 +102,17 @@ class Outbox:
         """A part of a long text went out: the row now carries the rest, due at once."""
         await self._set(row_id, payload=payload, not_before=None)
 
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        """Every pending row of a chat that got a new id (a group upgraded to a
+        supergroup) goes to the new id; returns how many."""
+        rows = list(await self.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.chat_id == old_chat_id,
+                                        OutboxMessage.status == OutboxStatus.PENDING)))
+        for row in rows:
+            await self._set(row.id, chat_id=new_chat_id,
+                            payload={**row.payload, "chat_id": new_chat_id})
+        return len(rows)
+
     async def _set(self, row_id: int, **values: Any) -> None:
         await self.session.execute(
             update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))

@@ -223,3 +223,33 @@ async def test_a_public_staff_group_gives_no_staff_rights_to_buttons(
         assert any("публичная" in t for t in texts_to(tg, STAFF_CHAT))
     finally:
         await bot_app.stop()
+
+
+OLD_GROUP, NEW_GROUP = -4001, -1004001
+
+
+async def test_a_migrated_group_is_followed_and_what_cannot_be_sent_is_parked(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.add_group(OLD_GROUP, "Клиенты", is_forum=False)
+    tg.add_group(NEW_GROUP, "Клиенты", is_forum=False)
+    tg.inject(Fault.error(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                          {"migrate_to_chat_id": NEW_GROUP}), chat_id=OLD_GROUP)
+    tg.inject(Fault.error(404, "Not Found"), chat_id=CLIENT_EN, count=1)
+    async with app.db.transaction() as session:
+        out = app.container.scope(session).out
+        for text in ("первое", "второе"):
+            await out.send_text(OLD_GROUP, text, priority=PRIORITY_NOTICE)
+        await out.send_text(CLIENT_EN, "lost", priority=PRIORITY_NOTICE)
+        await out.send_text(CLIENT_EN, "after it", priority=PRIORITY_NOTICE)
+    app.delivery.wake()
+    await settle(app, tg)
+    assert texts_to(tg, NEW_GROUP) == ["первое", "второе"]
+    assert texts_to(tg, CLIENT_EN) == ["after it"]  # the chat's queue is not blocked
+    async with app.db.transaction() as session:
+        failed = list(await session.scalars(
+            select(OutboxMessage.last_error).where(OutboxMessage.status == "failed")))
+    assert len(failed) == 1 and "Not Found" in (failed[0] or "")
+    tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
+    await settle(app, tg)
+    assert "Не удалось отправить совсем: 1" in texts_to(tg, STAFF_CHAT)[-1]
