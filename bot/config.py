@@ -94,6 +94,14 @@ class TelegramConfig(_Section):
         return self
 
 
+class SecurityConfig(_Section):
+    # How long Telegram's word that someone is a member of the staff group is trusted; a
+    # chat_member update about them (kicked, left) forgets it at once.
+    staff_cache_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    # A dialog (/kb add, /kb edit) left unanswered this long is forgotten.
+    dialog_ttl_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 3600
+
+
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///frontdesk.db"
     echo: bool = False
@@ -174,6 +182,9 @@ class DeliveryConfig(_Section):
 
 class KBConfig(_Section):
     path: Path | None = None
+    # Another folder article images may be in (besides the KB folder); an image anywhere
+    # else is a KB error at start-up and at `kb import`.
+    media: Path | None = None
     # Search score (0-1) from which an article is suggested; below it, nothing is.
     min_score: Annotated[float, Field(ge=0, le=1)] = 0.45
     # /kb stale: articles not updated for this many days...
@@ -368,6 +379,7 @@ class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
+    security: SecurityConfig = SecurityConfig()
     desk: DeskConfig = DeskConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()

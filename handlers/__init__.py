@@ -6,7 +6,8 @@ order, which matters because the first matching handler wins:
   0. staff.kb          staff FAQ management: /kb, its add/edit dialog (before anything
                        else, so dialog answers typed in a topic don't go to the client),
                        `/close N faq`
-  1. staff.commands    /take /status /close /reopen /sev /tickets from staff, anywhere
+  1. staff.commands    /take /status /close /reopen /sev /tickets from staff, in the staff
+                       group and in admins' private chats
   1a. staff.quality    /quality (admins), before the staff group's catch-all for commands
   1b. staff.health     /health in the staff group: the delivery queue (same reason)
   1c. staff.companies  /org in the staff group: companies, links, contract notes (same)
@@ -22,6 +23,7 @@ order, which matters because the first matching handler wins:
   4. client.commands   a client's commands in the private chat
   5. client.messages   everything else a client sends in private: lands in an incident
   6. unknown           any other button: forged or outdated data, refused
+  7. other_chats       the bot added to a group that is not the staff group: it leaves
 Chat filters sit on the routers (see each module), never inside handlers. A handler that
 needs to know whether its sender is staff carries `flags=STAFF` (handlers/_common.py); one
 that takes `client` gets the client of the private chat (bot/telegram/middleware.py).
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import unknown
+from handlers import other_chats, unknown
 from handlers._common import STAFF_FLAG
 from handlers.client import buttons as client_buttons
 from handlers.client import commands as client_commands
@@ -50,5 +52,6 @@ def routers() -> list[Router]:
     modules = [
         kb, staff_commands, staff_quality, health, companies, reports, group, staff_buttons,
         faq, ratings, client_quality, client_buttons, client_commands, messages, unknown,
+        other_chats,
     ]
     return [module.router() for module in modules]

@@ -33,7 +33,8 @@ async def reply(message: Message, notifier: Notifier, html: str) -> None:
 
 async def thread_ticket(message: Message, desk: Desk) -> Ticket | None:
     """The incident a staff-group message is about: its topic, or the message it replies to."""
-    return await desk.ticket_in_thread(thread_of(message), reply_to_id(message))
+    return await desk.ticket_in_thread(message.chat.id, thread_of(message),
+                                       reply_to_id(message))
 
 
 async def target_ticket(

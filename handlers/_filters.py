@@ -39,6 +39,18 @@ async def from_staff(message: Message, is_staff: bool) -> bool | dict[str, Actor
     return {"actor": staff_actor(message.from_user)}
 
 
+StaffCheck = Callable[[int, int], Awaitable[bool]]  # (chat id, user id) -> staff now?
+
+
+async def still_staff(message: Message, staff_now: StaffCheck) -> bool | dict[str, Actor]:
+    """Staff only, asked for this very message (a dialog's answer is no staff command, so
+    `is_staff` does not cover it): the handler gets them as `actor`."""
+    user = message.from_user
+    if user is None or not await staff_now(message.chat.id, user.id):
+        return False
+    return {"actor": staff_actor(user)}
+
+
 async def with_sender(message: Message) -> bool | dict[str, User]:
     """A message someone sent (every one but a channel's post): the handler gets `user`."""
     return {"user": message.from_user} if message.from_user is not None else False

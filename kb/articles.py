@@ -18,7 +18,7 @@ itself is unusable) and the field, so whoever edits the KB can fix it fast.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,26 @@ class Article:
     image: str | None = None
 
 
-def load_articles(path: Path) -> list[Article]:
+# Images that are no file of ours: Telegram's file ids and web addresses.
+REMOTE_IMAGE = ("tg:", "http://", "https://")
+
+
+def image_file(image: str, roots: Sequence[Path]) -> Path | None:
+    """The file an article's `image` names, resolved (links followed) inside one of the
+    `roots` (the KB folder, the media folder); None when it is outside all of them: a
+    KB file cannot make the bot upload /etc/passwd."""
+    for root in roots:
+        base = root.resolve()
+        candidate = (base / image).resolve()
+        if candidate.is_relative_to(base):
+            return candidate
+    return None
+
+
+def load_articles(path: Path, image_roots: Sequence[Path] | None = None) -> list[Article]:
     """Load one YAML file, or every ``*.yaml``/``*.yml`` file in a folder (in
     name order). Raises ``KBError`` on any problem, ids duplicated across files
-    included."""
+    included, and (given `image_roots`) an image outside those folders."""
     files = (
         sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
         if path.is_dir()
@@ -64,6 +80,12 @@ def load_articles(path: Path) -> list[Article]:
                     f"{where}: field 'id': duplicate id, first defined at {seen[article.id]}"
                 )
             seen[article.id] = where
+            image = article.image
+            if (image_roots is not None and image and not image.startswith(REMOTE_IMAGE)
+                    and image_file(image, image_roots) is None):
+                folders = " or ".join(str(root) for root in image_roots) or "(none: [kb] path)"
+                raise KBError(f"{where}: field 'image': {image!r} is outside the KB folder "
+                              f"({folders}); put the picture there and name it relative to it")
             articles.append(article)
     return articles
 

@@ -21,11 +21,11 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, ConfigError
 from bot.domain.clock import Clock, Monotonic, utc_now
+from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
@@ -36,6 +36,7 @@ from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.ratings import RatingDesk
 from bot.telegram.delivery import BlockedHandler, DeliveryWorker
+from bot.telegram.dialogs import ExpiringMemoryStorage
 from bot.telegram.middleware import ClientOfPrivateChat, StaffRequests, UnitOfWork
 from bot.telegram.ratelimit import RateLimiter
 from bot.telegram.staff import StaffDirectory
@@ -46,11 +47,12 @@ from storage.repos.outbox import Outbox
 
 def fsm_storage(config: Config) -> BaseStorage:
     """Dialog state: in Redis when `[redis] url` is set (shared by every worker), else here."""
+    ttl = config.security.dialog_ttl_seconds
     if not config.redis.url:
-        return MemoryStorage()
+        return ExpiringMemoryStorage(ttl)
     from aiogram.fsm.storage.redis import RedisStorage
 
-    return RedisStorage.from_url(config.redis.url,
+    return RedisStorage.from_url(config.redis.url, state_ttl=ttl, data_ttl=ttl,
                                  key_builder=DefaultKeyBuilder(prefix=config.redis.prefix))
 
 
@@ -95,6 +97,8 @@ class Container:
         worker does when a client turns out to have blocked the bot; `db`: a database
         already open (tests share one), else `[database] url`'s; `monotonic`: the rate
         limiter's sense of elapsed time (tests move it)."""
+        keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
+        keep_secret(config.telegram.secret_token.get_secret_value())
         faq = FaqService(config.kb, clock)
         faq.load_files()
         db = db or Database(config.database.url, echo=config.database.echo)
@@ -108,7 +112,8 @@ class Container:
             texts=Texts(config.desk.language, config.desk.timezone),
             classify=classify or configured_classifier(config),
             sla=SlaPolicy(config.desk, config.sla), faq=faq, bot=bot,
-            staff=StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum),
+            staff=StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum,
+                                 cache_seconds=config.security.staff_cache_seconds),
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
                                     max_backoff=d.max_backoff_seconds),
         )

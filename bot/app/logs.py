@@ -1,23 +1,26 @@
-"""Logging set-up. The bot token never reaches a log line, whoever formats it."""
+"""Logging set-up. The bot token never reaches a log line, whoever formats it: both the
+filter and the formatter use the one redaction (bot/domain/redact.py)."""
 
 from __future__ import annotations
 
 import logging
 
+from bot.domain.redact import keep_secret, redact
+
 
 class RedactToken(logging.Filter):
-    """Removes the token from a record's message (for handlers we do not format ourselves)."""
+    """Removes secrets from a record's message (for handlers we do not format ourselves)."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
-        self.token = token
+        keep_secret(token)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.token:
-            message = record.getMessage()
-            if self.token in message:
-                record.msg = message.replace(self.token, "<token>")
-                record.args = None
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg = clean
+            record.args = None
         return True
 
 
@@ -26,11 +29,10 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, token: str, fmt: str) -> None:
         super().__init__(fmt)
-        self.token = token
+        keep_secret(token)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return text.replace(self.token, "<token>") if self.token else text
+        return redact(super().format(record))
 
 
 def setup_logging(token: str, level: int = logging.INFO) -> None:

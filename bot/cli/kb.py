@@ -67,7 +67,10 @@ async def _export(config: Config, path: Path, *, drafts: bool, with_files: bool)
 
 
 def import_command(config: Config, path: Path) -> int:
-    load_articles(path)  # a broken file fails (KBError) before the database is touched
+    # A broken file (or an image outside the KB folders) fails (KBError) before the
+    # database is touched. Without [kb] path the file's own folder is the bound.
+    roots = FaqService(config.kb, utc_now).image_roots or [path if path.is_dir() else path.parent]
+    load_articles(path, roots)
     added, updated = asyncio.run(_import(config, path))
     print(f"imported {added + updated} articles from {path}: {added} new, {updated} updated")
     note = _clash_note(config, path)

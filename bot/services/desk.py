@@ -357,13 +357,17 @@ class Desk:
     async def ticket_by_id(self, ticket_id: int) -> Ticket:
         return await self._tickets.by_id(ticket_id)
 
-    async def ticket_in_thread(self, topic_id: int | None, reply_to: int | None) -> Ticket | None:
-        """The incident a staff-group message is about: its topic, or the message it replies to."""
+    async def ticket_in_thread(
+        self, chat_id: int, topic_id: int | None, reply_to: int | None
+    ) -> Ticket | None:
+        """The incident a staff message in `chat_id` is about: the message it replies to (a
+        message of that very chat: a reply in a private chat is no staff-group message id),
+        or its topic (the staff group's)."""
         if reply_to is not None:
-            ticket = await self._tickets.by_message(self._notify.staff_chat_id, reply_to)
+            ticket = await self._tickets.by_message(chat_id, reply_to)
             if ticket is not None:
                 return ticket
-        if topic_id is not None:
+        if topic_id is not None and chat_id == self._notify.staff_chat_id:
             return await self._tickets.by_topic(topic_id)
         return None
 

@@ -129,6 +129,12 @@ class FaqService:
             return None
         return path if path.is_dir() else path.parent
 
+    @property
+    def image_roots(self) -> list[Path]:
+        """The folders article images may be in: the KB folder and `[kb] media`."""
+        roots = [self.image_dir, self.config.media]
+        return [root for root in roots if root is not None]
+
     def load_files(self) -> None:
         """Read the KB files named by `[kb] path`; a broken file raises KBError (file, article,
         field) so that start-up stops with a message the editor can act on."""
@@ -137,7 +143,7 @@ class FaqService:
             return
         if not path.exists():
             raise KBError(f"{path}: no such file or folder (the [kb] path setting)")
-        self.file_articles = {a.id: a for a in load_articles(path)}
+        self.file_articles = {a.id: a for a in load_articles(path, self.image_roots)}
 
     async def load(self, db: Database) -> None:
         """Read the database's articles and counters, notice changed file articles, build the
@@ -203,6 +209,10 @@ class FaqService:
         if found is not None and extra:
             found = replace(found, alt=found.alt + tuple(a for a in extra if a not in found.alt))
         return found
+
+    def published(self, article_id: str) -> Article | None:
+        """The article as a client may see it: None for drafts and unknown ids."""
+        return None if article_id in self.drafts else self.article(article_id)
 
     def source(self, article_id: str) -> str | None:
         if article_id in self.db_articles:

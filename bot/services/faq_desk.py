@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from bot.services.faq import (
     language_of,
     slug_for,
 )
-from kb.articles import Article
+from kb.articles import Article, image_file
 from kb.text import normalize
 from storage.hooks import after_commit
 from storage.models import Client, FaqArticle, FaqStats, FaqSuggestion, Ticket
@@ -49,7 +50,7 @@ class FaqDesk:
     async def best(self, query: str, language: str, limit: int = 1) -> list[Article]:
         """The best articles for a query, those in the client's language first."""
         hits = await self.service.search(query, limit=max(limit, 5))
-        articles = [a for a in (self.service.article(h.id) for h in hits) if a is not None]
+        articles = [a for a in (self.service.published(h.id) for h in hits) if a is not None]
         articles.sort(key=lambda a: a.lang != language)  # stable: score order kept within
         return articles[:limit]
 
@@ -60,10 +61,10 @@ class FaqDesk:
         hits = await self.service.search(content.text, limit=5)
         if not hits:
             return
-        preferred = [h for h in hits if (a := self.service.article(h.id)) and a.lang ==
+        preferred = [h for h in hits if (a := self.service.published(h.id)) and a.lang ==
                      client.language]
         hit = (preferred or hits)[0]
-        article = self.service.article(hit.id)
+        article = self.service.published(hit.id)
         if article is None:
             return
         suggestion = await FaqSuggestions(self.session).add(FaqSuggestion(
@@ -102,10 +103,10 @@ class FaqDesk:
             return image[len(TG_IMAGE):]
         if image.startswith(("http://", "https://")):
             return image
-        folder = self.service.image_dir
-        if folder is None or not (folder / image).is_file():
+        found = image_file(image, self.service.image_roots)
+        if found is None or not found.is_file():
             return None
-        return {"$file": str((folder / image).resolve())}
+        return {"$file": str(found)}
 
     async def top(self, language: str, limit: int = TOP_LIMIT) -> list[Article]:
         """The most useful published articles: most often solved, then most often offered."""
@@ -199,8 +200,10 @@ class FaqDesk:
                 found.append((info, "old"))
         return found
 
-    async def new_id(self, question: str) -> str:
-        base = slug_for(question)
+    async def new_id(self, question: str, *, draft: bool = False) -> str:
+        """A readable id for a published article; a random one for a draft, which holds a
+        client's words and must not be guessed from them."""
+        base = f"draft-{secrets.token_hex(8)}" if draft else slug_for(question)
         candidate, n = base, 1
         repo = FaqArticles(self.session)
         while (self.service.source(candidate) is not None
@@ -218,9 +221,9 @@ class FaqDesk:
         now = self.clock()
         if article_id is None:
             row = FaqArticles(self.session).add(FaqArticle(
-                id=await self.new_id(question), lang=language_of(question), question="",
-                alt=[], answer="", tags=[], draft=draft, source_ticket_id=source_ticket_id,
-                created_by=author, created_at=now,
+                id=await self.new_id(question, draft=draft), lang=language_of(question),
+                question="", alt=[], answer="", tags=[], draft=draft,
+                source_ticket_id=source_ticket_id, created_by=author, created_at=now,
             ))
         else:
             found = await self._db_row(article_id)

@@ -37,8 +37,10 @@ from typing import Any
 from aiogram import Bot, methods
 from aiogram.exceptions import (
     ClientDecodeError,
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -59,6 +61,9 @@ from storage.repos.tickets import TicketMessages, Tickets
 log = logging.getLogger(__name__)
 
 BlockedHandler = Callable[[AsyncSession, int, int | None], Awaitable[None]]
+
+
+PARK_AFTER = 5  # unexpected failures of one row before it is given up (status failed)
 
 
 @dataclass(frozen=True)
@@ -232,9 +237,12 @@ class DeliveryWorker:
     async def _deliver(self, row: _Row) -> None:
         try:
             await self._send_and_record(row)
-        except Exception:  # a bug here must not stop the worker; the row is retried
+        except Exception:  # a bug here must not stop the worker; the row is retried...
             log.exception("outbox row %s: unexpected failure", row.id)
-            await self._retry_later(row, "internal error", backoff=True)
+            if row.attempts + 1 >= PARK_AFTER:  # ...a few times, then parked (/health)
+                await self._finish(row, OutboxStatus.FAILED, error="internal error")
+            else:
+                await self._retry_later(row, "internal error", backoff=True)
 
     async def _send_and_record(self, row: _Row) -> None:
         try:
@@ -259,6 +267,8 @@ class DeliveryWorker:
                                     rate_limited=True)
         except TelegramForbiddenError as exc:
             await self._blocked(row, exc.message)
+        except TelegramMigrateToChat as exc:
+            await self._migrated(row, exc.migrate_to_chat_id)
         except TelegramBadRequest as exc:
             await self._bad_request(row, payload, exc)
         except TelegramNetworkError as exc:
@@ -268,8 +278,24 @@ class DeliveryWorker:
             await self._retry_later(row, f"network: {exc.message}", backoff=True)
         except (TelegramServerError, ClientDecodeError) as exc:
             await self._retry_later(row, f"server: {exc}", backoff=True)
+        except TelegramAPIError as exc:
+            # 404 (TelegramNotFoundError), 401, 409 and what Telegram may add: retrying
+            # would block the chat's queue for good. Parked: counted and shown in /health.
+            log.error("outbox row %s parked: %s %s", row.id, type(exc).__name__, exc.message)
+            await self._finish(row, OutboxStatus.FAILED,
+                               error=f"{type(exc).__name__}: {exc.message}")
         else:
             await self._delivered(row, result)
+
+    async def _migrated(self, row: _Row, new_chat_id: int) -> None:
+        """The group became a supergroup with a new id: this row and every other one
+        waiting for the chat go there, at once."""
+        async with self.db.transaction() as session:
+            moved = await Outbox(session).move_chat(row.chat_id, new_chat_id)
+        log.error("chat %s became supergroup %s: %d queued messages moved there; if it is "
+                  "the staff group, set [telegram] staff_chat_id = %s", row.chat_id,
+                  new_chat_id, moved, new_chat_id)
+        self.wake()
 
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:
         method_class = getattr(methods, method[0].upper() + method[1:])

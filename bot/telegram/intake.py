@@ -40,7 +40,9 @@ from storage.repos.inbox import Inbox
 log = logging.getLogger(__name__)
 
 FailureHandler = Callable[[dict[str, Any]], Awaitable[None]]
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# chat_member: the staff group's members coming and going (bot/telegram/staff.py).
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member",
+                   "chat_member"]
 OUT_OF_TURN_WAIT = 0.05
 OUT_OF_TURN_TRIES = 200  # 10 s
 

@@ -124,11 +124,21 @@ class UnitOfWork(BaseMiddleware):
         self, handler: Handler, event: TelegramObject, data: dict[str, Any]
     ) -> Any:
         assert isinstance(event, Update)
+        change = event.chat_member
+        if change is not None:  # staff rights end with the membership, not the cache
+            self.staff.member_changed(change.chat.id, change.new_chat_member.user.id)
         # Only members can write or press buttons in the staff group itself.
         sender = self.requests.sender(event)
-        is_staff = sender is not None and (
-            sender[0] == self.staff.staff_chat_id or await self.staff.is_staff(sender[1])
-        )
+        # A command counts where it is typed (staff group, admins' private chats); a button
+        # counts by who presses it (a member's rating is recorded but not counted).
+        if sender is None:
+            is_staff = False
+        elif event.message is not None:
+            is_staff = await self.staff.acts_as_staff(*sender)
+        elif sender[0] == self.staff.staff_chat_id:
+            is_staff = await self.staff.acts_as_staff(*sender)  # a public group: admins only
+        else:
+            is_staff = await self.staff.is_staff(sender[1])
         async with self.db.transaction() as session:
             inbox = Inbox(session)
             # Several workers (PostgreSQL): one chat at a time, in update order (intake.py).
@@ -142,7 +152,11 @@ class UnitOfWork(BaseMiddleware):
             if await inbox.is_handled(event.update_id, lock=True):
                 return None
             scope = await self.open_scope(session)
-            data.update(scope.handler_data(), is_staff=is_staff)
+            # `staff_now`: for the filters that ask about a message that is no command
+            # (the steps of a staff dialog: handlers/_filters.py, still_staff).
+            data.update(scope.handler_data(), is_staff=is_staff,
+                        staff_now=self.staff.acts_as_staff,
+                        staff_group_public=self.staff.public)
             result = await handler(event, data)
             await inbox.mark_handled(event.update_id, self.clock())
         if scope.wrote:

@@ -11,13 +11,15 @@ from aiogram.exceptions import TelegramAPIError
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 300
+CACHE_SECONDS = 30  # `[security] staff_cache_seconds`
 MEMBER_STATUSES = {"creator", "administrator", "member"}
+ADMIN_STATUSES = {"creator", "administrator"}
 
 
 class StaffDirectory:
     def __init__(
-        self, bot: Bot, staff_chat_id: int, admins: list[int], *, forum: bool | None = None
+        self, bot: Bot, staff_chat_id: int, admins: list[int], *, forum: bool | None = None,
+        cache_seconds: float = CACHE_SECONDS,
     ) -> None:
         """`forum`: whether the group has topics (`[telegram] staff_forum`); None: ask
         Telegram once, at start-up (`learn_forum`)."""
@@ -25,7 +27,10 @@ class StaffDirectory:
         self.staff_chat_id = staff_chat_id
         self.admins = set(admins)
         self._forum = forum
-        self._cache: dict[int, tuple[bool, float]] = {}
+        self._cache: dict[int, tuple[str, float]] = {}  # user -> (status, trusted until)
+        self.cache_seconds = cache_seconds
+        # A public group (an @username: anyone may join): membership means nothing there.
+        self.public = False
 
     @property
     def forum(self) -> bool:
@@ -33,28 +38,56 @@ class StaffDirectory:
         return bool(self._forum)
 
     async def learn_forum(self) -> None:
-        """Ask Telegram whether the group has topics, unless the configuration says (once:
-        it changes only when staff convert the group, and a restart follows that)."""
-        if self._forum is not None:
-            return
+        """Ask Telegram what the staff group is, once, at start-up: whether it has topics
+        (unless the configuration says: it changes only when staff convert the group, and
+        a restart follows that) and whether it is public (`public`)."""
         try:
             chat = await self.bot.get_chat(self.staff_chat_id)
         except TelegramAPIError as exc:
             log.warning("cannot read the staff group (%s); assuming it has no topics", exc)
-            self._forum = False
+            if self._forum is None:
+                self._forum = False
             return
-        self._forum = bool(chat.is_forum)
+        if self._forum is None:
+            self._forum = bool(chat.is_forum)
+        self.public = bool(chat.username)
+        if self.public:
+            log.error("the staff group %s is public (@%s): anyone can join it, so a button "
+                      "pressed there gives no staff rights; make it private in its settings "
+                      "and restart", self.staff_chat_id, chat.username)
+
+    def member_changed(self, chat_id: int, user_id: int) -> None:
+        """A chat_member update: someone joined, left or was removed from a group. For the
+        staff group, what was cached about them is forgotten (the next action asks)."""
+        if chat_id == self.staff_chat_id:
+            self._cache.pop(user_id, None)
+
+    async def acts_as_staff(self, chat_id: int, user_id: int) -> bool:
+        """Whether someone writing (or pressing a button) in `chat_id` acts as staff: any
+        member in the staff group itself; in their own private chat, the configured admins
+        and the group's administrators; in any other chat (a third-party group), nobody."""
+        if chat_id == self.staff_chat_id and not self.public:
+            return True
+        if chat_id == self.staff_chat_id:
+            return user_id in self.admins
+        if chat_id != user_id:
+            return False
+        return user_id in self.admins or await self._status(user_id) in ADMIN_STATUSES
 
     async def is_staff(self, user_id: int) -> bool:
-        if user_id in self.admins:
-            return True
+        """A configured admin or a member of the staff group."""
+        return user_id in self.admins or await self._status(user_id) in MEMBER_STATUSES
+
+    async def _status(self, user_id: int) -> str:
         cached = self._cache.get(user_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         try:
             member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
         except TelegramAPIError:
-            return False  # unknown to the group, or Telegram unreachable: not staff, not cached
-        is_member = member.status in MEMBER_STATUSES or getattr(member, "is_member", False)
-        self._cache[user_id] = (is_member, time.monotonic() + CACHE_SECONDS)
-        return is_member
+            return "left"  # unknown to the group, or Telegram unreachable: not cached
+        status = str(getattr(member.status, "value", member.status))
+        if status == "restricted" and getattr(member, "is_member", False):
+            status = "member"
+        self._cache[user_id] = (status, time.monotonic() + self.cache_seconds)
+        return status

@@ -43,7 +43,7 @@ async def faq_command(
         await notifier.to_client(None, client, "faq_top", priority=PRIORITY_REPLY,
                                  articles=top, keyboard=_buttons(top) or None)
         return
-    exact = faq.service.article(query.lower())
+    exact = faq.service.published(query.lower())
     found = [exact] if exact else await faq.best(query, client.language, FOUND_LIMIT)
     if not found:
         await notifier.to_client(None, client, "faq_nothing", priority=PRIORITY_REPLY,
@@ -62,8 +62,8 @@ async def show_article(
     callback: CallbackQuery, callback_data: FaqShow, faq: FaqDesk, texts: Texts,
     client: Client | None = None,
 ) -> None:
-    article = faq.service.article(callback_data.article)
-    if client is None or article is None or callback_data.article in faq.service.drafts:
+    article = faq.service.published(callback_data.article)
+    if client is None or article is None:
         await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
         return
     await faq.send_article(client, article, "faq_article")

@@ -1,4 +1,5 @@
-"""Staff commands, wherever a staff member types them (the staff group or a private chat).
+"""Staff commands, in the staff group, and in the private chats of admins (configured, or
+the group's administrators): bot/telegram/staff.py, acts_as_staff.
 
 The router's filter admits staff only (`is_staff` comes from the unit-of-work
 middleware). Inside an incident's topic, or replying to a bot message about it,

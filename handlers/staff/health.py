@@ -23,10 +23,12 @@ from handlers._filters import in_staff_chat
 
 
 async def health(
-    message: Message, session: Session, notifier: Notifier, texts: Texts, now: datetime
+    message: Message, session: Session, notifier: Notifier, texts: Texts, now: datetime,
+    staff_group_public: bool = False,
 ) -> None:
     stats = await delivery_health(session, now)
-    await reply(message, notifier, texts.staff("health", stats=stats, now=now))
+    await reply(message, notifier, texts.staff("health", stats=stats, now=now,
+                                               public=staff_group_public))
 
 
 def router() -> Router:

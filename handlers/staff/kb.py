@@ -27,7 +27,7 @@ from bot.services.desk import Desk, DeskError
 from bot.services.faq import FaqError
 from bot.services.faq_desk import FaqDesk
 from handlers._common import STAFF, reply, target_ticket, thread_of
-from handlers._filters import from_staff, with_sender
+from handlers._filters import from_staff, still_staff, with_sender
 
 SKIP = {"-", "—", "нет", "no", "skip"}
 
@@ -186,6 +186,15 @@ async def got_image(
         draft=article.id in faq.service.drafts))
 
 
+async def dialog_refused(message: Message, notifier: Notifier, texts: Texts,
+                         state: FSMContext) -> None:
+    """A dialog step from someone who is no longer staff: the dialog ends, nothing saved."""
+    await state.clear()
+    user = message.from_user
+    language = texts.language_for(user.language_code if user else None)
+    await reply(message, notifier, texts.client(language, "error", code="staff_only"))
+
+
 # -- /close 42 faq ----------------------------------------------------------------------
 
 
@@ -252,11 +261,16 @@ def router() -> Router:
     router = Router(name=__name__)
     router.message.register(kb_command, Command("kb"), from_staff, flags=STAFF)
     router.message.register(cancel, Command("cancel"), StateFilter(KbDialog))
-    router.message.register(got_question, StateFilter(KbDialog.question), _not_a_command)
-    router.message.register(got_alt, StateFilter(KbDialog.alt), _not_a_command)
-    router.message.register(got_answer, StateFilter(KbDialog.answer), _not_a_command)
+    # Every step is staff's only: someone removed from the staff group mid-dialog is
+    # stopped at their next answer (`dialog_refused`), not allowed to publish.
+    router.message.register(got_question, StateFilter(KbDialog.question), _not_a_command,
+                            still_staff)
+    router.message.register(got_alt, StateFilter(KbDialog.alt), _not_a_command, still_staff)
+    router.message.register(got_answer, StateFilter(KbDialog.answer), _not_a_command,
+                            still_staff)
     router.message.register(got_image, StateFilter(KbDialog.image), _not_a_command,
-                            with_sender)
+                            still_staff, with_sender)
+    router.message.register(dialog_refused, StateFilter(KbDialog), _not_a_command)
     router.message.register(close_as_faq, Command("close"), from_staff, _close_faq,
                             flags=STAFF)
     router.callback_query.register(kb_button, KbAction.filter(), flags=STAFF)

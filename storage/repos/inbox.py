@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.redact import redact_optional
 from storage.models import InboxUpdate
 from storage.repos._sql import insert_ignoring_duplicates
 
@@ -43,7 +44,7 @@ class Inbox:
         await self.session.execute(
             update(InboxUpdate)
             .where(InboxUpdate.update_id == update_id)
-            .values(handled_at=at, error=error)
+            .values(handled_at=at, error=redact_optional(error))
         )
 
     async def pending(

@@ -12,6 +12,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import OutboxStatus
+from bot.domain.redact import redact, redact_optional
 from storage.models import Client, Counter, OutboxMessage
 from storage.repos.counters import next_number
 
@@ -83,15 +84,15 @@ class Outbox:
         if status == OutboxStatus.SENT:
             values.update(sent_at=sent_at, telegram_message_id=message_id)
         if error is not None:
-            values["last_error"] = error
+            values["last_error"] = redact(error)
         await self._set(row_id, **values)
 
     async def retry_at(self, row_id: int, at: datetime, *, attempts: int, error: str) -> None:
-        await self._set(row_id, attempts=attempts, not_before=at, last_error=error)
+        await self._set(row_id, attempts=attempts, not_before=at, last_error=redact(error))
 
     async def hold(self, row_id: int, *, attempts: int, error: str) -> None:
         """Left pending while its chat is held (the client blocked the bot)."""
-        await self._set(row_id, attempts=attempts, last_error=error)
+        await self._set(row_id, attempts=attempts, last_error=redact(error))
 
     async def rewrite(self, row_id: int, payload: dict[str, Any], *, attempts: int) -> None:
         """The call changed so that Telegram takes it; sent again as the chat's head."""
@@ -100,6 +101,17 @@ class Outbox:
     async def next_part(self, row_id: int, payload: dict[str, Any]) -> None:
         """A part of a long text went out: the row now carries the rest, due at once."""
         await self._set(row_id, payload=payload, not_before=None)
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        """Every pending row of a chat that got a new id (a group upgraded to a
+        supergroup) goes to the new id; returns how many."""
+        rows = list(await self.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.chat_id == old_chat_id,
+                                        OutboxMessage.status == OutboxStatus.PENDING)))
+        for row in rows:
+            await self._set(row.id, chat_id=new_chat_id,
+                            payload={**row.payload, "chat_id": new_chat_id})
+        return len(rows)
 
     async def _set(self, row_id: int, **values: Any) -> None:
         await self.session.execute(
@@ -166,7 +178,7 @@ async def delivery_health(session: AsyncSession, now: datetime) -> DeliveryHealt
         depth=depth or 0,
         oldest_pending_at=oldest,
         failed=failed or 0,
-        last_error=last[0] if last else None,
+        last_error=redact_optional(last[0] if last else None),  # rows kept from before redaction
         last_error_chat=last[1] if last else None,
         rate_limited_last_hour=int(rate_limited or 0),
     )

@@ -25,6 +25,7 @@ from bot.services.reports.act import build_act
 from bot.services.reports.render import (
     act_csv,
     chart_labels,
+    csv_cell,
     render_act_html,
     render_chart,
     template_path,
@@ -439,3 +440,9 @@ def test_report_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["report", "--month", "2026-03", "--company", "Нет такой", "--out", str(out),
                  "--config", str(config)]) == 2
     assert "no such company" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+7 999", "-2", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_cells_that_start_a_formula_are_text(text: str) -> None:
+    assert csv_cell(text) == "'" + text
+    assert csv_cell("обычный текст") == "обычный текст" and csv_cell(-2) == -2

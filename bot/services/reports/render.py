@@ -9,6 +9,7 @@ import csv
 import io
 import re
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -143,11 +144,33 @@ CSV_HEADER = {
 }
 
 
+# What a spreadsheet takes for the start of a formula (or DDE call) when it opens a CSV.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell as written to any CSV file: text a spreadsheet would run as a formula gets a
+    leading apostrophe (OWASP's "CSV injection" advice); numbers are written as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """The one CSV writer of the product: every cell passes through `csv_cell`."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out, lineterminator="\r\n")
+
+    def writerow(self, row: Sequence[object]) -> None:
+        self._writer.writerow([csv_cell(cell) for cell in row])
+
+
 def act_csv(act: Act, language: str) -> str:
     """The act's incidents as CSV (UTF-8; a header row, an incident per row, then totals)."""
     zone = act.period.zone
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = SafeCsvWriter(out)
     writer.writerow(CSV_HEADER[language])
 
     def minutes(delta: timedelta | None) -> str:

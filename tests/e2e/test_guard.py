@@ -1,0 +1,255 @@
+"""What a hostile client or a former member of staff tried, through the real bot against
+the emulator (issue 14): drafts, formulas in CSV files, stale staff rights, images outside
+the KB, the token in stored errors, staff commands out of place."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app.runtime import App
+from bot.cli.main import main as cli_main
+from bot.config import Config
+from bot.messaging.callbacks import FaqShow, TicketAction
+from bot.messaging.outbox import PRIORITY_NOTICE
+from bot.sandbox.emulator import FakeTelegram, Fault
+from bot.services.reports.render import reports_directory
+from storage.models import FaqArticle, OutboxMessage, Ticket
+from tests.e2e.cluster import new_app
+from tests.e2e.conftest import (
+    ADMIN,
+    CLIENT,
+    CLIENT_EN,
+    STAFF,
+    STAFF_2,
+    STAFF_CHAT,
+    STRANGER,
+    TOKEN,
+    settle,
+    texts_to,
+)
+
+KB = Path(__file__).parents[1] / "data" / "kb"
+HOSTILE = 5066
+SECRET = "временный пароль Qwerty-2026"
+
+
+@pytest.fixture
+async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
+    bot_app = new_app(make_config(kb={"path": str(KB)}))
+    await bot_app.start()
+    yield bot_app
+    await bot_app.stop()
+
+
+async def test_a_draft_is_never_shown_to_a_client(faq_app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Сканер сохраняет файлы непонятно куда")
+    await settle(faq_app, tg)
+    tg.send_message(STAFF, f"/close 1 faq Ваш {SECRET}, папка \\\\server\\scan",
+                    chat_id=STAFF_CHAT)
+    await settle(faq_app, tg)
+    async with faq_app.db.transaction() as session:
+        draft = (await session.scalars(select(FaqArticle))).one()
+    assert draft.draft
+    # Not a slug of the client's words: nobody can guess it from them.
+    assert "skaner" not in draft.id and draft.id.startswith("draft-") and len(draft.id) > 14
+    before = len(texts_to(tg, CLIENT_EN))
+    for query in (f"/faq {draft.id}", f"/faq {draft.id.upper()}",
+                  "/faq Сканер сохраняет файлы непонятно куда", "/faq"):
+        tg.send_message(CLIENT_EN, query)
+        await settle(faq_app, tg)
+    tg.press_button(CLIENT_EN, CLIENT_EN, 1, FaqShow(article=draft.id).pack(), check=False)
+    await settle(faq_app, tg)
+    answers = texts_to(tg, CLIENT_EN)[before:]
+    assert len(answers) == 4
+    assert not any(SECRET in text or "scan" in text for text in answers), answers
+    assert tg.callback_answers[-1].get("show_alert")
+
+
+@pytest.fixture
+async def report_app(make_config: Callable[..., Config], tmp_path: Path) -> AsyncIterator[App]:
+    config = make_config(reports={"directory": str(tmp_path / "reports")})
+    config = config.model_copy(update={"companies": Config.model_validate(
+        {"telegram": {"staff_chat_id": 1}, "companies": [{"name": "Рога и копыта"}]}).companies})
+    bot_app = new_app(config)
+    await bot_app.start()
+    yield bot_app
+    await bot_app.stop()
+
+
+async def test_formulas_in_the_act_csv_are_written_as_text(
+    report_app: App, tg: FakeTelegram
+) -> None:
+    tg.add_user(HOSTILE, '=HYPERLINK("http://evil.example","Click")', language_code="ru")
+    tg.send_message(HOSTILE, "=cmd|' /C calc'!A0 не работает принтер")
+    await settle(report_app, tg)
+    for text in ("/org link 1 Рога и копыта", "/close 1 @SUM(1+1) переустановили"):
+        tg.send_message(STAFF, text, chat_id=STAFF_CHAT)
+        await settle(report_app, tg)
+    month = report_app.clock().astimezone(report_app.container.texts.zone).strftime("%Y-%m")
+    tg.send_message(STAFF, f"/report рога {month}", chat_id=STAFF_CHAT)
+    await settle(report_app, tg)
+    table = (reports_directory(report_app.config) / "acts" / month
+             / f"act-Рога_и_копыта-{month}.csv").read_text(encoding="utf-8-sig")
+    cells = [cell for row in csv.reader(io.StringIO(table)) for cell in row]
+    assert "'=cmd|' /C calc'!A0 не работает принтер" in cells
+    assert any(c.startswith("'=HYPERLINK(") for c in cells)
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+async def test_a_removed_member_loses_staff_rights_at_once(faq_app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Не работает принтер")
+    await settle(faq_app, tg)
+    # An administrator of the staff group: staff in their private chat with the bot too.
+    for text in ("/kb add", "Как сбросить пароль от почты?"):
+        tg.send_message(STAFF_2, text)
+        await settle(faq_app, tg)
+    tg.set_member(STAFF_CHAT, STAFF_2, "kicked")
+    for text in ("-", "Пришлите старый пароль на scam@example.com", "-", "/close 1"):
+        tg.send_message(STAFF_2, text)
+        await settle(faq_app, tg)
+    async with faq_app.db.transaction() as session:
+        assert list(await session.scalars(select(FaqArticle))) == []
+        first = await session.scalar(select(Ticket).where(Ticket.number == 1))
+    assert first is not None and first.status == "new"
+    assert sum("только для сотрудников" in t for t in texts_to(tg, STAFF_2)) == 2
+
+
+ESCAPING = "- id: passwd\n  lang: ru\n  question: Где пароль\n  answer: Вот он\n  image: {image}\n"
+
+
+@pytest.mark.parametrize("image", ["../../../../etc/passwd", "/etc/passwd", "link.png"])
+def test_an_image_outside_the_kb_folder_stops_start_up_and_import(
+    tmp_path: Path, image: str
+) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "link.png").symlink_to("/etc/passwd")  # a link out of the folder counts too
+    kb = folder / "faq.yaml"
+    kb.write_text(ESCAPING.format(image=image), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:9"\n'
+        f"staff_chat_id = -100\n[database]\n"
+        f'url = "sqlite+aiosqlite:///{tmp_path / "db.sqlite"}"\n[kb]\npath = "{folder}"\n',
+        encoding="utf-8",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2], check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert str(kb) in run.stderr and "'passwd'" in run.stderr and image in run.stderr
+    other = tmp_path / "import.yaml"
+    other.write_text(ESCAPING.format(image=image), encoding="utf-8")
+    assert cli_main(["kb", "import", str(other), "--config", str(config)]) == 2
+
+
+async def test_the_token_is_in_no_stored_error_nor_in_health(app: App, tg: FakeTelegram) -> None:
+    # What a redirect loop on api_base put into the error: the request's URL.
+    loop = f"Bad Gateway: redirect loop at {tg.base_url}/bot{TOKEN}/sendMessage"
+    tg.inject(Fault.error(502, loop), chat_id=CLIENT_EN)
+    async with app.db.transaction() as session:
+        await app.container.scope(session).out.send_text(
+            CLIENT_EN, "stuck", priority=PRIORITY_NOTICE)
+    app.delivery.wake()
+    await tg.wait_for(lambda: len(tg.calls_to("sendMessage", CLIENT_EN)) >= 2, timeout=10)
+    tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
+    health = await tg.wait_for(lambda: next(
+        (t for t in texts_to(tg, STAFF_CHAT) if "redirect loop" in t), None), timeout=10)
+    assert TOKEN not in str(health) and "<token>" in str(health)
+    async with app.db.transaction() as session:
+        errors = list(await session.scalars(select(OutboxMessage.last_error)))
+    assert errors and not any(TOKEN in (e or "") for e in errors)
+
+
+OTHER_GROUP = -1009999
+
+
+async def test_staff_commands_only_where_staff_are(app: App, tg: FakeTelegram) -> None:
+    tg.send_message(CLIENT, "Не работает принтер")
+    await settle(app, tg)
+    # A plain member of the staff group, in private: refused.
+    tg.send_message(STAFF, "/tickets")
+    await settle(app, tg)
+    assert "только для сотрудников" in texts_to(tg, STAFF)[-1]
+    # An admin's private /tickets; replying /close to that answer names no incident.
+    tg.send_message(ADMIN, "/tickets")
+    await settle(app, tg)
+    answer = tg.sent(ADMIN)[-1]
+    assert "#1" in answer.get("plain", "")
+    tg.send_message(ADMIN, "/close", reply_to=answer["message_id"])
+    await settle(app, tg)
+    async with app.db.transaction() as session:
+        statuses = list(await session.scalars(select(Ticket.status).order_by(Ticket.number)))
+    assert statuses == ["new"]
+    assert "номер" in texts_to(tg, ADMIN)[-1]
+    # A third-party group with a staff member in it: silence, and the bot leaves.
+    tg.add_group(OTHER_GROUP, "Чужая группа", is_forum=False, members={STAFF: "member"},
+                 bot_status="left")
+    tg.set_member(OTHER_GROUP, tg.bot_id, "member")
+    tg.send_message(STAFF, "/tickets", chat_id=OTHER_GROUP)
+    await settle(app, tg)
+    assert tg.sent(OTHER_GROUP) == []
+    assert tg.calls_to("leaveChat", OTHER_GROUP)
+
+
+async def test_a_public_staff_group_gives_no_staff_rights_to_buttons(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.chats[STAFF_CHAT].info["username"] = "our_support_desk"  # anyone may join it
+    bot_app = new_app(make_config())
+    await bot_app.start()
+    try:
+        tg.send_message(CLIENT, "Не работает принтер")
+        await settle(bot_app, tg)
+        card = tg.sent(STAFF_CHAT)[0]["message_id"]
+        tg.press_button(STRANGER, STAFF_CHAT, card, TicketAction(action="take", number=1).pack(),
+                        check=False)
+        await settle(bot_app, tg)
+        assert "только для сотрудников" in tg.callback_answers[-1].get("text", "")
+        async with bot_app.db.transaction() as session:
+            taken = await session.scalar(select(Ticket.assignee_id))
+        assert taken is None
+        tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
+        await settle(bot_app, tg)
+        assert any("публичная" in t for t in texts_to(tg, STAFF_CHAT))
+    finally:
+        await bot_app.stop()
+
+
+OLD_GROUP, NEW_GROUP = -4001, -1004001
+
+
+async def test_a_migrated_group_is_followed_and_what_cannot_be_sent_is_parked(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.add_group(OLD_GROUP, "Клиенты", is_forum=False)
+    tg.add_group(NEW_GROUP, "Клиенты", is_forum=False)
+    tg.inject(Fault.error(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                          {"migrate_to_chat_id": NEW_GROUP}), chat_id=OLD_GROUP)
+    tg.inject(Fault.error(404, "Not Found"), chat_id=CLIENT_EN, count=1)
+    async with app.db.transaction() as session:
+        out = app.container.scope(session).out
+        for text in ("первое", "второе"):
+            await out.send_text(OLD_GROUP, text, priority=PRIORITY_NOTICE)
+        await out.send_text(CLIENT_EN, "lost", priority=PRIORITY_NOTICE)
+        await out.send_text(CLIENT_EN, "after it", priority=PRIORITY_NOTICE)
+    app.delivery.wake()
+    await settle(app, tg)
+    assert texts_to(tg, NEW_GROUP) == ["первое", "второе"]
+    assert texts_to(tg, CLIENT_EN) == ["after it"]  # the chat's queue is not blocked
+    async with app.db.transaction() as session:
+        failed = list(await session.scalars(
+            select(OutboxMessage.last_error).where(OutboxMessage.status == "failed")))
+    assert len(failed) == 1 and "Not Found" in (failed[0] or "")
+    tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
+    await settle(app, tg)
+    assert "Не удалось отправить совсем: 1" in texts_to(tg, STAFF_CHAT)[-1]
