@@ -183,7 +183,8 @@ class Desk:
             if client.muted_until > now:
                 return False
             client.muted_until = None
-        return admitted
+        # A burst lasts until the bucket is full again: no trickle of single lines meanwhile.
+        return admitted and not client.flood_told
 
     async def hold(self, client: Client, content: Content, reply_to: int | None) -> Registration:
         """A message over the limit: kept with the client's incident (the one replied to, else
