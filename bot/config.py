@@ -375,12 +375,27 @@ class ReportsConfig(_Section):
     top: Annotated[int, Field(ge=1, le=50)] = 5
 
 
+class LimitsConfig(_Section):
+    """What one client may send before the desk stops passing each message on (issue 14).
+
+    A token bucket per client: `messages_per_minute` refill, `burst` deep. Over it, nothing
+    is lost: messages still join the client's incident, the client is told once that they
+    are being collected, and the staff group gets one combined line a minute instead of a
+    line per message. The defaults are far above what a person typing meets."""
+
+    messages_per_minute: Annotated[float, Field(gt=0)] = 20
+    burst: Annotated[int, Field(ge=1)] = 20
+    # Open incidents per client: /new beyond it answers which ones are open.
+    open_incidents: Annotated[int, Field(ge=1)] = 5
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
     security: SecurityConfig = SecurityConfig()
     desk: DeskConfig = DeskConfig()
+    limits: LimitsConfig = LimitsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()
     severity: SeverityConfig = SeverityConfig()

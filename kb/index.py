@@ -30,14 +30,23 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
 from kb.articles import Article
-from kb.text import STOPWORDS, Synonyms, default_synonyms, fix_layout, fix_translit, stem, tokens
+from kb.text import (
+    MAX_WORD_LENGTH,
+    STOPWORDS,
+    Synonyms,
+    default_synonyms,
+    fix_layout,
+    fix_translit,
+    stem,
+    tokens,
+)
 
 DEFAULT_MIN_SCORE = 0.45
 """Middle of the dev-set plateau (0.42-0.48: accuracy 0.94-0.96); below 0.40
@@ -48,6 +57,10 @@ greetings and near misses start getting suggestions (false rate 0.13 -> 0.55).""
 # too many close neighbours.
 FUZZY_CUTOFF = 80.0
 FUZZY_MIN_LENGTH = 4
+# Hostile input (issue 14): a query is cut to this before any expensive step, and at most
+# this many fuzzy answers are remembered (least recently used go first).
+MAX_QUERY_CHARS = 500
+FUZZY_CACHE_SIZE = 4096
 # Weight of a query word unknown to the KB, relative to the rarest known term.
 UNKNOWN_WORD_WEIGHT = 0.5
 # Articles ranked by query coverage before the full score is computed.
@@ -87,7 +100,7 @@ class SearchIndex:
         self._documents: dict[str, _Document] = {}
         self._postings: dict[str, set[str]] = defaultdict(set)
         self._vocabulary: list[str] | None = None  # sorted terms for fuzzy matching, lazily
-        self._fuzzy_cache: dict[str, list[tuple[str, float]]] = {}
+        self._fuzzy_cache: OrderedDict[str, list[tuple[str, float]]] = OrderedDict()
         for article in articles:
             self.add(article)
 
@@ -130,7 +143,7 @@ class SearchIndex:
     def search(self, query: str, limit: int = 3) -> list[Hit]:
         """Best articles for ``query``, best first, each scored in [0, 1]; empty
         when nothing reaches ``min_score``."""
-        query_terms = self._query_terms(query)
+        query_terms = self._query_terms(query[:MAX_QUERY_CHARS])
         if not query_terms or not self._documents:
             return []
         unknown_weight = UNKNOWN_WORD_WEIGHT * self._idf(0)
@@ -178,7 +191,8 @@ class SearchIndex:
     def _split_glued(self, word: str) -> list[str]:
         """Split a word the client glued to its neighbour ("незаходит" -> "не",
         "заходит") when it is unknown and both halves are known."""
-        if len(word) < 2 * FUZZY_MIN_LENGTH - 1 or self._is_known(word):
+        if (len(word) < 2 * FUZZY_MIN_LENGTH - 1 or len(word) > MAX_WORD_LENGTH
+                or self._is_known(word)):
             return [word]
         for cut in range(2, len(word) - 2):
             head, tail = word[:cut], word[cut:]
@@ -195,10 +209,12 @@ class SearchIndex:
         """Index terms a query term stands for, with similarity in (0, 1]."""
         if term in self._postings:
             return [(term, 1.0)]
-        if len(term) < FUZZY_MIN_LENGTH:
+        if not FUZZY_MIN_LENGTH <= len(term) <= MAX_WORD_LENGTH:
             return []
         cached = self._fuzzy_cache.get(term)
-        if cached is None:
+        if cached is not None:
+            self._fuzzy_cache.move_to_end(term)
+        else:
             if self._vocabulary is None:
                 self._vocabulary = sorted(self._postings)
             found = process.extract(
@@ -206,6 +222,8 @@ class SearchIndex:
             )
             cached = [(choice, score / 100) for choice, score, _ in found]
             self._fuzzy_cache[term] = cached
+            if len(self._fuzzy_cache) > FUZZY_CACHE_SIZE:
+                self._fuzzy_cache.popitem(last=False)
         return cached
 
     def _phrasing_coverage(self, terms: frozenset[str], similarity: dict[str, float]) -> float:

@@ -46,10 +46,22 @@ _RUSSIAN = Stemmer.Stemmer("russian")
 _ENGLISH = Stemmer.Stemmer("english")
 
 
-@functools.lru_cache(maxsize=65536)
+# No real word is longer: longer ones are neither stemmed nor kept in the stem cache, split
+# or fuzzed (kb/index.py), so a 4,000-letter "word" costs no more than a short one.
+MAX_WORD_LENGTH = 40
+
+
 def stem(token: str) -> str:
     """Stem one normalized token: Russian stemmer for words with cyrillic
-    letters, English for latin ones; digits-only tokens ("651") stay as is."""
+    letters, English for latin ones; digits-only tokens ("651") stay as is; a token longer
+    than MAX_WORD_LENGTH as is."""
+    if len(token) > MAX_WORD_LENGTH:
+        return token
+    return _stem(token)
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem(token: str) -> str:
     if _HAS_CYRILLIC.search(token):
         return str(_RUSSIAN.stemWord(token))
     if _HAS_LATIN.search(token):

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.operators import OperatorType
@@ -139,6 +140,12 @@ class Client(Base):
     unreachable_since: Mapped[datetime | None]
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+    # Flood control (bot/services/flood.py): the token bucket as of `flood_at`, whether the
+    # client was told their messages are being collected, and a staff /mute.
+    flood_tokens: Mapped[float | None] = mapped_column(Float)
+    flood_at: Mapped[datetime | None]
+    flood_told: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    muted_until: Mapped[datetime | None]
 
     @property
     def display_name(self) -> str:
@@ -194,6 +201,9 @@ class Ticket(Base):
     paused_since: Mapped[datetime | None]
     # The last message about the incident to the client (status reminders count from it).
     client_updated_at: Mapped[datetime | None]
+    # Client messages joined while the client was over their limit, not yet announced to
+    # the staff group (one combined line a minute: bot/services/flood.py).
+    held_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_tickets_client_status", "client_id", "status"),)
 

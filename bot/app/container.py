@@ -34,6 +34,7 @@ from bot.messaging.texts import Texts
 from bot.services.desk import Classifier, Desk
 from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
+from bot.services.flood import FloodDesk
 from bot.services.ratings import RatingDesk
 from bot.telegram.delivery import BlockedHandler, DeliveryWorker
 from bot.telegram.dialogs import ExpiringMemoryStorage
@@ -193,13 +194,17 @@ class Scope:
         c = self.container
         return Desk(self.session, self.notifier, self.clock, c.config.desk, c.classify,
                     c.texts.language_for, sla=c.sla, on_opened=self.faq.suggest,
-                    on_closed=self.ratings.on_closed)
+                    on_closed=self.ratings.on_closed, limits=c.config.limits)
+
+    @cached_property
+    def flood(self) -> FloodDesk:
+        return FloodDesk(self.session)
 
     def handler_data(self) -> dict[str, Any]:
         """What handlers may take (by these names)."""
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
-                "ratings": self.ratings}
+                "ratings": self.ratings, "flood": self.flood}
 
     @property
     def wrote(self) -> bool:

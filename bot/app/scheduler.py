@@ -22,6 +22,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 
 from bot.app.container import Container
 from bot.domain.clock import Clock
+from bot.services.flood import FLUSH_SECONDS, announce_held
 from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts
@@ -60,6 +61,9 @@ def job_table(container: Container, intake: Intake) -> list[Job]:
         (bool(c.desk.surge_threshold), Job(  # one digest a minute in a surge
             "surge", SURGE_DIGEST_SECONDS,
             lambda now: post_surge_digest(db, notifier_for, now), at_start=False)),
+        (True, Job(  # one line a minute per incident of a client over their limit
+            "flood", FLUSH_SECONDS,
+            lambda now: announce_held(db, notifier_for, now), at_start=False)),
         (c.reports.monthly_acts, Job(  # last month's acts, on the first working day
             "monthly_acts", MONTHLY_ACTS_SECONDS,
             lambda now: monthly_acts(db, notifier_for, c, now))),

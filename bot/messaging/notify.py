@@ -13,6 +13,7 @@ from bot.domain.enums import TicketStatus
 from bot.domain.sla import Promise
 from bot.messaging.callbacks import ClientAction, TicketAction, UrgentAction
 from bot.messaging.outbox import (
+    PRIORITY_FOLLOWUP,
     PRIORITY_NOTICE,
     PRIORITY_REPLY,
     PRIORITY_STAFF,
@@ -177,13 +178,13 @@ class Notifier:
         header = self.texts.staff("from_client", ticket=ticket, client=client, text=content.text)
         if content.is_text:
             await self.out.send_text(
-                self.staff_chat_id, header, priority=PRIORITY_STAFF, ticket_id=ticket.id,
+                self.staff_chat_id, header, priority=PRIORITY_FOLLOWUP, ticket_id=ticket.id,
                 **self._staff_thread(ticket),
             )
         else:
             await self.out.copy(
                 self.staff_chat_id, content.chat_id, content.message_id,
-                priority=PRIORITY_STAFF, ticket_id=ticket.id, caption_html=header,
+                priority=PRIORITY_FOLLOWUP, ticket_id=ticket.id, caption_html=header,
                 **self._staff_thread(ticket),
             )
 

@@ -28,6 +28,9 @@ CAPTION_LIMIT = 1024
 # Lower is sent first: a client who just wrote must not wait behind a broadcast.
 PRIORITY_REPLY = 0
 PRIORITY_STAFF = 10
+# A client's follow-ups in the staff group go after every new incident's card: one client
+# writing a lot must not hold up another's first message (issue 14).
+PRIORITY_FOLLOWUP = 15
 PRIORITY_NOTICE = 20
 PRIORITY_BROADCAST = 90
 

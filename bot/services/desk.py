@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import DeskConfig
+from bot.config import DeskConfig, LimitsConfig
 from bot.domain.calendar import Pause
 from bot.domain.clock import Clock
 from bot.domain.enums import (
@@ -26,6 +26,7 @@ from bot.domain.enums import (
     TicketStatus,
 )
 from bot.domain.errors import UserError
+from bot.domain.flood import take
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
@@ -67,7 +68,7 @@ class Person:
 class Registration:
     """What became of a client's message."""
 
-    outcome: str  # opened | appended | reopened | asked
+    outcome: str  # opened | appended | reopened | asked | held | limited
     ticket: Ticket | None = None
     choices: list[Ticket] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ class Desk:
         sla: SlaPolicy | None = None,
         on_opened: OnOpened | None = None,
         on_closed: OnClosed | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         """`sla`: targets and timers (without them incidents carry no due times and the
         registration message makes no promise); `on_opened`, `on_closed`: what follows a
@@ -108,6 +110,7 @@ class Desk:
         self._sla = sla
         self._on_opened = on_opened
         self._on_closed = on_closed
+        self._limits = limits or LimitsConfig()
         self._clients = Clients(session)
         self._tickets = Tickets(session)
         self._messages = TicketMessages(session)
@@ -164,12 +167,73 @@ class Desk:
 
     # -- a client writes ------------------------------------------------------------
 
+    # -- flood control (bot/domain/flood.py; issue 14) ------------------------------
+
+    def admit(self, client: Client) -> bool:
+        """Take a token from the client's bucket: False while they are over their limit or
+        muted by staff (their messages are then held: `hold`)."""
+        now = self._clock()
+        limits = self._limits
+        admitted, bucket = take(client.flood_tokens, client.flood_at, now,
+                                limits.messages_per_minute, limits.burst)
+        client.flood_tokens, client.flood_at = bucket.tokens, now
+        if bucket.full and client.muted_until is None:
+            client.flood_told = False  # the burst is over: the next one is told again
+        if client.muted_until is not None:
+            if client.muted_until > now:
+                return False
+            client.muted_until = None
+        # A burst lasts until the bucket is full again: no trickle of single lines meanwhile.
+        return admitted and not client.flood_told
+
+    async def hold(self, client: Client, content: Content, reply_to: int | None) -> Registration:
+        """A message over the limit: kept with the client's incident (the one replied to, else
+        the latest open one) without a staff line of its own; the staff group gets one
+        combined line a minute (bot/services/flood.py), the client is told once."""
+        ticket = await self.replied_ticket(client, reply_to)
+        if ticket is None or not ticket.status.is_open:
+            open_tickets = await self._tickets.open_for_client(client.id)
+            if not open_tickets:  # nothing to keep it with: it opens one, as always
+                return Registration("opened", await self.open_ticket(client, content))
+            ticket = open_tickets[0]
+        await self.ensure_card(ticket, client)
+        await self._record_client_message(ticket, client, content)
+        await self._tickets.add_held(ticket.id)
+        if not client.flood_told:
+            client.flood_told = True
+            await self._notify.to_client(ticket, client, "collecting", priority=PRIORITY_REPLY,
+                                        reply_to=content.message_id)
+        return Registration("held", ticket)
+
+    async def open_for(self, client: Client, content: Content | None) -> Registration:
+        """The client asks for a new incident (/new, "new incident" button): opened unless
+        they have `[limits] open_incidents` open already; then told which ones (what they
+        wrote joins the latest of them, nothing is lost)."""
+        open_tickets = list(await self._tickets.open_for_client(client.id))
+        if len(open_tickets) < self._limits.open_incidents:
+            if content is None:
+                await self.start_new(client)
+                return Registration("asked")
+            return Registration("opened", await self.open_ticket(client, content))
+        reply_to = None
+        if content is not None:
+            latest = open_tickets[0]
+            await self.ensure_card(latest, client)
+            await self._record_client_message(latest, client, content)
+            await self._notify.client_followup(latest, client, content)
+            reply_to = content.message_id
+        await self._notify.to_client(None, client, "open_limit", priority=PRIORITY_REPLY,
+                                    reply_to=reply_to, tickets=open_tickets)
+        return Registration("limited", open_tickets[0], choices=open_tickets)
+
     async def client_message(
         self, client: Client, content: Content, reply_to: int | None
     ) -> Registration:
+        if not self.admit(client):
+            return await self.hold(client, content, reply_to)
         if client.wants_new_ticket:
             client.wants_new_ticket = False
-            return Registration("opened", await self.open_ticket(client, content))
+            return await self.open_for(client, content)
         replied = await self.replied_ticket(client, reply_to)
         if replied is not None:
             if replied.status.is_open:
@@ -203,6 +267,9 @@ class Desk:
         open_tickets = await self._tickets.open_for_client(client.id)
         if len(open_tickets) != 1:
             return False
+        if not self.admit(client):
+            await self.hold(client, content, None)
+            return True
         await self.append_from_client(open_tickets[0], client, content)
         return True
 
@@ -211,7 +278,7 @@ class Desk:
         if await self._messages.has(content.chat_id, content.message_id):
             raise DeskError("already_attached")
         if number == 0:
-            return Registration("opened", await self.open_ticket(client, content))
+            return await self.open_for(client, content)
         ticket = await self._client_ticket(client, number)
         if not ticket.status.is_open:
             raise DeskError("ticket_not_open", number=number)
@@ -258,7 +325,7 @@ class Desk:
         if not threshold:
             return False
         since = now - timedelta(minutes=self._config.surge_window_minutes)
-        return await self._tickets.opened_since_more_than(since, threshold)
+        return await self._tickets.clients_opened_since_more_than(since, threshold)
 
     async def ensure_card(self, ticket: Ticket, client: Client) -> None:
         """Post the staff card of an incident registered during a surge, when it matters."""

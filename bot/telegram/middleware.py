@@ -83,7 +83,8 @@ class StaffRequests:
         """(chat, user) of a staff request; None for everything else."""
         message, callback = update.message, update.callback_query
         if message and message.text and message.from_user:
-            word = message.text.split(maxsplit=1)[0]
+            # A whitespace-only text ("\u3000") has no first word: it is no command.
+            word = next(iter(message.text.split(maxsplit=1)), "")
             if word.startswith("/") and word[1:].split("@")[0].lower() in self.commands:
                 return message.chat.id, message.from_user.id
         if callback and callback.data and callback.data.startswith(self.buttons):

@@ -68,14 +68,17 @@ async def ticket_status(
 async def new_ticket(
     message: Message, command: CommandObject, client: Client, desk: Desk, notifier: Notifier
 ) -> None:
-    """/new alone: the next message opens an incident; /new with text opens it now."""
-    if command.args:
-        await desk.open_ticket(
-            client, Content("text", command.args, message.chat.id, message.message_id)
-        )
+    """/new alone: the next message opens an incident; /new with text opens it now. Over
+    the client's limits (bot/services/desk.py: admit, open_for) it is kept as a message
+    of their incident, or answered with the incidents they have open."""
+    content = Content("text", message.text or "/new", message.chat.id, message.message_id)
+    if not desk.admit(client):
+        await desk.hold(client, content, None)
         return
-    await desk.start_new(client)
-    await notifier.to_client(None, client, "new_prompt", priority=PRIORITY_REPLY)
+    wanted = (Content("text", command.args, message.chat.id, message.message_id)
+              if command.args else None)
+    if (await desk.open_for(client, wanted)).outcome == "asked":
+        await notifier.to_client(None, client, "new_prompt", priority=PRIORITY_REPLY)
 
 
 async def staff_command_refused(message: Message, client: Client, notifier: Notifier) -> None:
@@ -110,6 +113,6 @@ def router() -> Router:
     router.message.register(new_ticket, Command("new"))
     # Staff commands from someone who is not staff (staff are served by staff/commands.py).
     router.message.register(staff_command_refused,
-                            Command("take", "close", "reopen", "sev", "tickets"))
+                            Command("take", "close", "reopen", "sev", "tickets", "mute", "unmute"))
     router.message.register(shared_contact, _own_contact)
     return router

@@ -18,6 +18,7 @@ from bot.domain.enums import Severity, TicketStatus
 from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
+from bot.services.flood import FloodDesk, duration
 from handlers._common import STAFF, reply, target_ticket
 from handlers._filters import from_staff
 
@@ -73,10 +74,32 @@ async def open_tickets(
     await reply(message, notifier, texts.staff("tickets_sla", rows=rows, now=now))
 
 
+async def mute(
+    message: Message, command: CommandObject, flood: FloodDesk, notifier: Notifier,
+    texts: Texts, now: datetime,
+) -> None:
+    """/mute <client> [30m|1h|2d]: the client's messages are collected without a staff line
+    each (one combined line a minute); /unmute <client> lets them through again."""
+    words = (command.args or "").split()
+    client = await flood.find(words[0]) if words else None
+    span = duration(words[1] if len(words) > 1 else None)
+    if not words or span is None:
+        await reply(message, notifier, texts.staff("error", code="mute_usage"))
+    elif client is None:
+        await reply(message, notifier, texts.staff("error", code="no_client"))
+    elif command.command.lower() == "unmute":
+        flood.unmute(client)
+        await reply(message, notifier, texts.staff("unmuted", client=client))
+    else:
+        flood.mute(client, now + span)
+        await reply(message, notifier, texts.staff("muted", client=client, until=now + span))
+
+
 def router() -> Router:
     router = Router(name=__name__)
     router.message.filter(from_staff)
     router.message.register(ticket_command, Command("take", "status", "close", "reopen", "sev"),
                             flags=STAFF)
     router.message.register(open_tickets, Command("tickets"), flags=STAFF)
+    router.message.register(mute, Command("mute", "unmute"), flags=STAFF)
     return router

@@ -16,6 +16,7 @@ from aiogram.types import Message
 
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
+from bot.services.flood import FloodDesk
 from bot.services.health import delivery_health
 from bot.services.records import Session
 from handlers._common import reply
@@ -24,11 +25,12 @@ from handlers._filters import in_staff_chat
 
 async def health(
     message: Message, session: Session, notifier: Notifier, texts: Texts, now: datetime,
-    staff_group_public: bool = False,
+    flood: FloodDesk, staff_group_public: bool = False,
 ) -> None:
     stats = await delivery_health(session, now)
     await reply(message, notifier, texts.staff("health", stats=stats, now=now,
-                                               public=staff_group_public))
+                                               public=staff_group_public,
+                                               flood=await flood.flooding(now)))
 
 
 def router() -> Router:

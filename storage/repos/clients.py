@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Client
@@ -28,6 +31,16 @@ class Clients:
 
     async def by_chat(self, chat_id: int) -> Client | None:
         return await self.session.scalar(select(Client).where(Client.chat_id == chat_id))
+
+    async def by_username(self, username: str) -> Client | None:
+        return await self.session.scalar(
+            select(Client).where(func.lower(Client.username) == username.lower()).limit(1))
+
+    async def flooding(self, now: datetime) -> Sequence[Client]:
+        """Clients over their limit in this burst, or muted now (/health)."""
+        return (await self.session.scalars(
+            select(Client).where(or_(Client.flood_told.is_(True), Client.muted_until > now))
+            .order_by(Client.id).limit(20))).all()
 
     async def add(self, client: Client) -> Client:
         self.session.add(client)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import OPEN_STATUSES, MessageAuthor, Severity, TicketStatus
@@ -70,6 +70,23 @@ class Tickets:
         if ticket is not None:
             ticket.topic_id = None
             await self.session.flush()
+
+    async def add_held(self, ticket_id: int) -> None:
+        """One more message held for the combined staff line (in SQL: a concurrent flush
+        in another worker subtracts what it announced, and neither write is lost)."""
+        await self.session.execute(
+            update(Ticket).where(Ticket.id == ticket_id)
+            .values(held_messages=Ticket.held_messages + 1))
+
+    async def with_held(self) -> Sequence[Ticket]:
+        """Incidents with held messages not announced yet."""
+        return (await self.session.scalars(
+            select(Ticket).where(Ticket.held_messages > 0).order_by(Ticket.id))).all()
+
+    async def announced_held(self, ticket_id: int, count: int) -> None:
+        await self.session.execute(
+            update(Ticket).where(Ticket.id == ticket_id)
+            .values(held_messages=Ticket.held_messages - count))
 
     async def open_for_client(self, client_id: int) -> Sequence[Ticket]:
         result = await self.session.scalars(
@@ -139,10 +156,12 @@ class Tickets:
         )
         return result.all()
 
-    async def opened_since_more_than(self, since: datetime, count: int) -> bool:
-        """More than `count` incidents opened since `since` (counts no further than that:
-        asked at every registration, it must stay cheap in the outage it detects)."""
-        recent = select(Ticket.id).where(Ticket.opened_at >= since).limit(count + 1).subquery()
+    async def clients_opened_since_more_than(self, since: datetime, count: int) -> bool:
+        """More than `count` distinct clients opened incidents since `since` (one client's
+        fifty /new are no outage; counts no further than that: asked at every
+        registration, it must stay cheap in the outage it detects)."""
+        recent = (select(Ticket.client_id).where(Ticket.opened_at >= since).distinct()
+                  .limit(count + 1).subquery())
         found = await self.session.scalar(select(func.count()).select_from(recent))
         return (found or 0) > count
 

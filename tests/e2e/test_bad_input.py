@@ -95,3 +95,18 @@ async def test_duplicate_update_is_handled_once(app: App, tg: FakeTelegram) -> N
     await app.intake.accept([update])
     await settle(app, tg)
     assert await count(app, Ticket) == 1 and len(tg.sent(CLIENT)) == 1
+
+
+async def test_whitespace_only_and_control_character_texts_are_handled_like_any_text(
+    app: App, tg: FakeTelegram
+) -> None:
+    """"\\u3000" made the middleware's staff check (`split()[0]`) raise before any handler."""
+    for text in ("\u3000", " \t ", "\x00\x01\x1b[31m", "\u200b"):
+        tg.send_message(CLIENT, text)
+        await settle(app, tg)
+    async with app.db.transaction() as session:
+        errors = list(await session.scalars(select(InboxUpdate.error)
+                                            .where(InboxUpdate.error.is_not(None))))
+    assert errors == []
+    assert await count(app, TicketMessage) == 4
+    assert not any("пошло не так" in t for t in texts_to(tg, CLIENT))
