@@ -215,7 +215,7 @@ class Scope:
         """What handlers may take (by these names)."""
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
-                "ratings": self.ratings}
+                "ratings": self.ratings, "semantic": self.container.semantic}
 
     @property
     def wrote(self) -> bool:
