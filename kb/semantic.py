@@ -158,7 +158,7 @@ class SemanticIndex:
     def __init__(self, cache: VectorCache) -> None:
         self.cache = cache
         self._texts: dict[str, list[str]] = {}
-        self._stacked: tuple[list[str], np.ndarray, np.ndarray] | None = None
+        self._stacked: tuple[list[str], dict[str, int], np.ndarray, np.ndarray] | None = None
         self._stacked_at = (-1, -1)  # (cache version, own version) of the stack
         self._version = 0
         self._lock = threading.Lock()
@@ -194,29 +194,34 @@ class SemanticIndex:
         with self._lock:
             return [text for texts in self._texts.values() for text in texts]
 
-    def _matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray, np.ndarray]:
+        """(ids of the articles with vectors, their positions, the stacked vectors, where
+        each article's rows start); rebuilt after a change of the texts or the cache."""
         with self._lock:
             at = (self.cache.version, self._version)
             if self._stacked is None or self._stacked_at != at:
-                ids = list(self._texts)
-                pairs = [(n, t) for n, i in enumerate(ids) for t in self._texts[i]]
-                found = self.cache.cached([t for _, t in pairs])
-                rows = [v for v in found if v is not None]
-                owners = np.array([n for (n, _), v in zip(pairs, found, strict=True)
-                                   if v is not None], dtype=np.int64)
+                ids: list[str] = []
+                rows: list[np.ndarray] = []
+                starts: list[int] = []
+                for article_id, texts in self._texts.items():
+                    found = [v for v in self.cache.cached(texts) if v is not None]
+                    if found:
+                        ids.append(article_id)
+                        starts.append(len(rows))
+                        rows.extend(found)
                 matrix = (np.stack(rows).astype(np.float32) if rows
                           else np.zeros((0, DIMENSION), dtype=np.float32))
-                self._stacked, self._stacked_at = (ids, matrix, owners), at
+                positions = {article_id: n for n, article_id in enumerate(ids)}
+                self._stacked = ids, positions, matrix, np.array(starts, dtype=np.int64)
+                self._stacked_at = at
             return self._stacked
 
-    def scores(self, query: np.ndarray) -> dict[str, float]:
-        ids, matrix, owners = self._matrix()
-        if not len(owners):
-            return {}
-        best = np.full(len(ids), -np.inf, dtype=np.float32)
-        np.maximum.at(best, owners, matrix @ query)
-        return {i: value for i, value in zip(ids, best.tolist(), strict=True)
-                if value != -np.inf}
+    def scores(self, query: np.ndarray) -> tuple[list[str], dict[str, int], np.ndarray]:
+        """(article ids, their positions, each one's best cosine to ``query``)."""
+        ids, positions, matrix, starts = self._matrix()
+        if not ids:
+            return ids, positions, np.zeros(0, dtype=np.float32)
+        return ids, positions, np.maximum.reduceat(matrix @ query, starts)
 
 
 @dataclass(frozen=True)
@@ -289,20 +294,31 @@ class HybridSearch:
         self.semantic = semantic
         self.gate = gate
 
-    def rank(self, query: str, vector: np.ndarray) -> Ranking | None:
+    def rank(self, query: str, vector: np.ndarray, depth: int = 5) -> Ranking | None:
+        """The ``depth`` best articles by the combined score, and the gate's features."""
         hits = self.lexical.search(query, limit=LEXICAL_CANDIDATES, min_score=0.0)
-        lexical = {hit.id: hit.score for hit in hits}
-        semantic = self.semantic.scores(vector)
-        if not semantic:
+        ids, positions, semantic = self.semantic.scores(vector)
+        if not ids:
             return None
-        combined = {
-            i: LEXICAL_WEIGHT * lexical.get(i, 0.0) + (1 - LEXICAL_WEIGHT) * semantic.get(i, 0.0)
-            for i in {*semantic, *lexical}
-        }
-        ranked = sorted(combined.items(), key=lambda item: (-item[1], item[0]))
+        combined = (1 - LEXICAL_WEIGHT) * semantic
+        lexical = {hit.id: hit.score for hit in hits}
+        extra: dict[str, float] = {}  # lexical hits without vectors yet
+        for article_id, value in lexical.items():
+            position = positions.get(article_id)
+            if position is None:
+                extra[article_id] = LEXICAL_WEIGHT * value
+            else:
+                combined[position] += LEXICAL_WEIGHT * value
+        count = min(depth, len(ids))
+        best = np.argpartition(-combined, count - 1)[:count]
+        ranked = [(ids[n], float(combined[n])) for n in best] + list(extra.items())
+        ranked.sort(key=lambda item: (-item[1], item[0]))
+        ranked = ranked[:depth]
         top, value = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
-        features = (value, lexical.get(top, 0.0), semantic.get(top, 0.0), value - second,
+        own = positions.get(top)
+        features = (value, lexical.get(top, 0.0),
+                    float(semantic[own]) if own is not None else 0.0, value - second,
                     min(words_of(query), LENGTH_CAP) / LENGTH_CAP)
         return Ranking(ranked, features)
 

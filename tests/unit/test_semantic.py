@@ -61,8 +61,8 @@ def test_articles_are_encoded_incrementally() -> None:
                                "Второй вопрос, исправленный\nОтвет."]
     index.encode_pending()
     query = VectorCache(fake).vectors(["Первый вопрос"])[0]
-    scores = index.scores(query)
-    assert set(scores) == {"a", "b"} and scores["a"] > 0.99
+    ids, positions, scores = index.scores(query)
+    assert set(ids) == {"a", "b"} and scores[positions["a"]] > 0.99
 
 
 async def test_messages_are_encoded_in_one_worker_thread_in_batches() -> None:
