@@ -195,6 +195,9 @@ class KBConfig(_Section):
     reject_min_suggested: Annotated[int, Field(ge=1)] = 5
     # Indexes with more articles than this are searched in a worker thread (event loop stays free).
     thread_above: Annotated[int, Field(ge=0)] = 2000
+    # The sentence model's vectors of the articles, kept in this file (relative to the working
+    # folder) so a restart encodes only changed articles; none: kept in memory only.
+    vector_cache: Path | None = None
 
 
 class SeverityConfig(_Section):

@@ -140,9 +140,10 @@ class SearchIndex:
             self.remove(article.id)
         self.add(article)
 
-    def search(self, query: str, limit: int = 3) -> list[Hit]:
+    def search(self, query: str, limit: int = 3, *, min_score: float | None = None) -> list[Hit]:
         """Best articles for ``query``, best first, each scored in [0, 1]; empty
-        when nothing reaches ``min_score``."""
+        when nothing reaches ``min_score`` (the index's own unless given)."""
+        floor = self.min_score if min_score is None else min_score
         query_terms = self._query_terms(query[:MAX_QUERY_CHARS])
         if not query_terms or not self._documents:
             return []
@@ -172,7 +173,7 @@ class SearchIndex:
                 for terms in self._documents[article_id].phrasings
             )
             score = _combine(matched_weight / total_weight, phrasing)
-            if score >= self.min_score:
+            if score >= floor:
                 hits.append(Hit(article_id, round(score, 4)))
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:limit]

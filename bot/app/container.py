@@ -21,12 +21,14 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, ConfigError
 from bot.domain.clock import Clock, Monotonic, utc_now
 from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
+from bot.domain.severity_model import SemanticSeverity, SeverityModel
 from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import OutboxWriter
@@ -36,6 +38,7 @@ from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.flood import FloodDesk
 from bot.services.ratings import RatingDesk
+from bot.services.semantic import Semantic
 from bot.telegram.delivery import BlockedHandler, DeliveryWorker
 from bot.telegram.dialogs import ExpiringMemoryStorage
 from bot.telegram.middleware import ClientOfPrivateChat, StaffRequests, UnitOfWork
@@ -57,16 +60,20 @@ def fsm_storage(config: Config) -> BaseStorage:
                                  key_builder=DefaultKeyBuilder(prefix=config.redis.prefix))
 
 
-def configured_classifier(config: Config) -> Classifier:
+def configured_classifier(config: Config, semantic: Semantic | None = None) -> Classifier:
     """The classifier with the desk's `[severity] vocabulary` files (relative to the config
-    file); a broken file stops start-up with a ConfigError naming the file and the key."""
+    file); a broken file stops start-up with a ConfigError naming the file and the key.
+    With the sentence model: the model on the message's vector (bot/domain/severity_model.py)."""
     base = config.source.parent if config.source is not None else Path.cwd()
     paths = [path if path.is_absolute() else base / path for path in config.severity.vocabulary]
     try:
-        return SeverityClassifier.from_files(*paths).classify
+        rules = SeverityClassifier.from_files(*paths)
     except SeverityVocabularyError as error:
         where = config.source or "config"
         raise ConfigError(f"{where}: [severity.vocabulary] {error}") from None
+    if semantic is None or not semantic.available:
+        return rules.classify
+    return SemanticSeverity(rules, SeverityModel.load(), semantic.vectors).classify
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class Container:
     classify: Classifier
     sla: SlaPolicy
     faq: FaqService
+    semantic: Semantic
     bot: Bot
     staff: StaffDirectory
     delivery: DeliveryWorker
@@ -92,15 +100,18 @@ class Container:
         on_blocked: BlockedHandler | None = None,
         db: Database | None = None,
         monotonic: Monotonic = time.monotonic,
+        semantic: Semantic | None = None,
     ) -> Container:
         """Everything that needs no network. The FAQ files are read now: a broken file (or
         vocabulary) stops start-up before anything runs. `on_blocked`: what the delivery
         worker does when a client turns out to have blocked the bot; `db`: a database
         already open (tests share one), else `[database] url`'s; `monotonic`: the rate
-        limiter's sense of elapsed time (tests move it)."""
+        limiter's sense of elapsed time (tests move it); `semantic`: the sentence model, else
+        the process's (loaded once; without it FAQ and severity work on words only)."""
         keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
         keep_secret(config.telegram.secret_token.get_secret_value())
-        faq = FaqService(config.kb, clock)
+        shared = semantic or Semantic.shared(config.kb.vector_cache)
+        faq = FaqService(config.kb, clock, shared)
         faq.load_files()
         db = db or Database(config.database.url, echo=config.database.echo)
         t, d = config.telegram, config.delivery
@@ -111,8 +122,8 @@ class Container:
         return cls(
             config=config, clock=clock, db=db,
             texts=Texts(config.desk.language, config.desk.timezone),
-            classify=classify or configured_classifier(config),
-            sla=SlaPolicy(config.desk, config.sla), faq=faq, bot=bot,
+            classify=classify or configured_classifier(config, shared),
+            sla=SlaPolicy(config.desk, config.sla), faq=faq, semantic=shared, bot=bot,
             staff=StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum,
                                  cache_seconds=config.security.staff_cache_seconds),
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
@@ -146,13 +157,23 @@ class Container:
         requests = StaffRequests.of(included, STAFF_FLAG)
         dispatcher.update.outer_middleware(UnitOfWork(
             self.db, self.clock, self.update_scope, self.staff, requests, self.delivery.wake,
+            prepare=self.prepare,
         ))
         for observer in (dispatcher.message, dispatcher.edited_message,
                          dispatcher.callback_query):
             observer.middleware(ClientOfPrivateChat())
         return dispatcher
 
+    async def prepare(self, update: Update) -> None:
+        """Before an update's transaction: a client message's vector for the classifier
+        and the FAQ, made in the encoder's thread (bot/services/semantic.py)."""
+        message = update.message
+        text = message.text or message.caption if message is not None else None
+        if text and not text.startswith("/"):
+            await self.faq.prepare(text)
+
     async def close(self) -> None:
+        self.semantic.close()
         await self.bot.session.close()
         await self.db.dispose()
 
@@ -204,7 +225,8 @@ class Scope:
         """What handlers may take (by these names)."""
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
-                "ratings": self.ratings, "flood": self.flood}
+                "ratings": self.ratings, "flood": self.flood,
+                "semantic": self.container.semantic}
 
     @property
     def wrote(self) -> bool:

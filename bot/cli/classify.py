@@ -1,5 +1,10 @@
 """`classify --json`: one message per input line -> one JSON line with its severity.
 
+`classify --explain`: the same with why -- the rule that fired or the model's shares of
+critical / normal / low, the cues seen, and the nearest labelled examples of the corpus.
+`classify --retrain`: refit the models (bot/cli/retrain.py), staff's overrides included
+when `--config` names the desk's database.
+
 `classify --export-corrections`: the severities staff set by hand (`/sev`, the card's
 buttons), as labelled examples in the eval format `{"text": ..., "severity": ...}` —
 the first message of the incident and the level staff chose last — so a desk can
@@ -15,11 +20,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cli.retrain import retrain
 from bot.config import ConfigError, DatabaseConfig, SeverityConfig
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
+from bot.domain.severity_model import SemanticSeverity, SeverityModel, load_examples
+from kb.encoder import DIMENSION, encoder, unavailable_reason
+from kb.semantic import VectorCache
 from storage.repos.events import TicketEvents
 from storage.repos.tickets import TicketMessages
 
@@ -55,21 +65,55 @@ def vocabulary_paths(config_path: Path | None) -> list[Path]:
 
 
 def classify_command(
-    stdin: TextIO, stdout: TextIO, extra_vocab: list[Path], config_path: Path | None = None
+    stdin: TextIO, stdout: TextIO, extra_vocab: list[Path], config_path: Path | None = None,
+    *, explain: bool = False,
 ) -> int:
     """Print `{"text": ..., "severity": ...}` per non-empty line; returns the exit code."""
     paths = [*vocabulary_paths(config_path), *extra_vocab]
     try:
-        classifier = SeverityClassifier.from_files(*paths)
+        rules = SeverityClassifier.from_files(*paths)
     except SeverityVocabularyError as error:
         raise ConfigError(f"[severity.vocabulary] {error}") from None
+    model = encoder()
+    cache = VectorCache(model) if model is not None else None
+    classifier = SemanticSeverity(rules, SeverityModel.load(),
+                                  cache.vectors if cache is not None else None)
+    examples = load_examples() if explain else []
+    example_vectors = (cache.vectors([e.text for e in examples]) if cache is not None
+                       else np.zeros((0, DIMENSION), dtype=np.float32))
     for line in stdin:
         text = line.rstrip("\r\n")
         if not text.strip():
             continue
-        record = {"text": text, "severity": str(classifier.classify(text))}
+        record: dict[str, Any] = {"text": text, "severity": str(classifier.classify(text))}
+        if explain:
+            why = classifier.explain_fully(text, examples, example_vectors)
+            record.update(
+                rule=why.verdict.rule,
+                cues=[{"kind": c.kind, "words": c.words} for c in why.verdict.cues],
+                model="on" if cache is not None else f"off: {unavailable_reason()}",
+                shares={str(k): round(v, 3) for k, v in why.probabilities.items()},
+                nearest=[{"text": n.text, "severity": str(n.severity),
+                          "similarity": round(n.similarity, 3)} for n in why.neighbours],
+            )
         stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         stdout.flush()
+    return 0
+
+
+def retrain_command(config_path: Path | None, out: Path | None, stdout: TextIO) -> int:
+    model = encoder()
+    if model is None:
+        raise ConfigError(f"the sentence model is needed to retrain: {unavailable_reason()}")
+    corrections: list[dict[str, str]] = []
+    if config_path is not None:
+        database: DatabaseConfig = _section(
+            config_path, _config_sections(config_path), "database", DatabaseConfig
+        )
+        corrections = asyncio.run(_export(database.url))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    stdout.write(retrain(model, corrections, out) + "\n")
     return 0
 
 

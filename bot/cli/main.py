@@ -68,7 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--export-corrections", action="store_true",
                           help="write staff's severity overrides as JSONL in the eval format")
     classify.add_argument("--out", type=Path, default=None,
-                          help="with --export-corrections: the file to write (default stdout)")
+                          help="with --export-corrections: the file to write (default stdout); "
+                               "with --retrain: the folder for the refitted models")
+    classify.add_argument("--explain", action="store_true",
+                          help="say why: the rule that fired or the model's shares, the cues "
+                               "and the nearest labelled examples")
+    classify.add_argument("--retrain", action="store_true",
+                          help="refit the severity model and the FAQ's no-answer gate (with "
+                               "--config: staff's overrides too)")
 
     report = commands.add_parser("report", help="a company's monthly act of performed work "
                                                 "(HTML and CSV) into a folder")
@@ -144,12 +151,19 @@ def main(argv: list[str] | None = None) -> int:
 
             return search_command(args.kb, sys.stdin, sys.stdout, limit=args.limit)
         if args.command == "classify":
-            from bot.cli.classify import classify_command, export_corrections_command
+            from bot.cli.classify import (
+                classify_command,
+                export_corrections_command,
+                retrain_command,
+            )
 
+            if args.retrain:
+                return retrain_command(args.config, args.out, sys.stdout)
             if args.export_corrections:
                 return export_corrections_command(args.config or Path("config.toml"), args.out,
                                                   sys.stdout)
-            return classify_command(sys.stdin, sys.stdout, args.vocabulary, args.config)
+            return classify_command(sys.stdin, sys.stdout, args.vocabulary, args.config,
+                                    explain=args.explain)
         if args.command == "report":
             from bot.cli.report import report_command
 

@@ -41,8 +41,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import KBConfig
 from bot.domain.clock import Clock
 from bot.domain.errors import UserError
+from bot.services.semantic import Semantic
 from kb.articles import Article, KBError, load_articles
 from kb.index import Hit, SearchIndex
+from kb.semantic import Gate, HybridSearch, SemanticIndex
 from kb.text import normalize
 from storage.db import Database
 from storage.models import FaqArticle, FaqStats
@@ -109,7 +111,7 @@ def slug_for(text: str) -> str:
 class FaqService:
     """Every article the bot knows and the search index over the published ones."""
 
-    def __init__(self, config: KBConfig, clock: Clock) -> None:
+    def __init__(self, config: KBConfig, clock: Clock, semantic: Semantic | None = None) -> None:
         self.config = config
         self.clock = clock
         self.file_articles: dict[str, Article] = {}
@@ -117,6 +119,14 @@ class FaqService:
         self.drafts: set[str] = set()
         self.extra_alt: dict[str, tuple[str, ...]] = {}
         self.index = SearchIndex(min_score=config.min_score)
+        # With the sentence model: article vectors beside the lexical index, ranked together
+        # (kb/semantic.py); their encoding runs in the encoder's thread (`encode_vectors`).
+        self.semantic = semantic if semantic is not None and semantic.available else None
+        self.gate = Gate.load() if self.semantic is not None else None
+        self.vectors: SemanticIndex | None = None
+        if self.semantic is not None and self.semantic.articles is not None:
+            self.vectors = SemanticIndex(self.semantic.articles)
+        self._encoding: set[asyncio.Task[None]] = set()
         # Searches may run in a thread; the index must not change under them.
         self._lock = threading.Lock()
 
@@ -171,6 +181,7 @@ class FaqService:
                 elif row_stats.content_hash != digest:
                     row_stats.content_hash, row_stats.updated_at = digest, now
         self._install(rows, stats.values(), revision)
+        await self.encode_vectors()
 
     async def refresh(self, session: AsyncSession) -> None:
         """Catch up with KB changes committed by another process (another worker, `kb
@@ -188,10 +199,52 @@ class FaqService:
         self.db_articles = {row.id: article_of(row) for row in rows}
         self.drafts = {row.id for row in rows if row.draft}
         self.extra_alt = {s.article_id: tuple(s.extra_alt) for s in stats if s.extra_alt}
-        published = [self.article(i) for i in self.published_ids()]
-        index = SearchIndex([a for a in published if a], min_score=self.config.min_score)
+        published = [a for a in (self.article(i) for i in self.published_ids()) if a]
+        index = SearchIndex(published, min_score=self.config.min_score)
+        vectors = None
+        if self.vectors is not None:
+            vectors = SemanticIndex(self.vectors.cache)
+            vectors.set_many(published)
         with self._lock:
             self.index = index
+            if vectors is not None:
+                self.vectors = vectors
+        self._schedule_encoding()
+
+    # -- article vectors ------------------------------------------------------------------
+
+    async def encode_vectors(self) -> None:
+        """Encode the texts of articles that have no vector yet, in the encoder's thread,
+        and persist the cache ([kb] vector_cache) when anything was encoded."""
+        if self.semantic is None or self.vectors is None:
+            return
+        vectors = self.vectors
+        if not vectors.pending():
+            return
+        count = await self.semantic.run(vectors.encode_pending)
+        if count:
+            await self.semantic.run(lambda: vectors.cache.save(keep=vectors.all_texts()))
+            log.info("FAQ: %d article text(s) encoded by the sentence model", count)
+
+    def _schedule_encoding(self) -> None:
+        """After a change: encode its vectors soon, off the loop (without a running loop,
+        e.g. in a command, the next `encode_vectors` or search does it)."""
+        if self.vectors is None or not self.vectors.pending():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.encode_vectors())
+        self._encoding.add(task)
+        task.add_done_callback(self._encoding.discard)
+
+    async def prepare(self, query: str) -> None:
+        """Before an update's transaction: the query's vector and pending article vectors."""
+        if self.semantic is None:
+            return
+        await self.semantic.prepare([query])
+        await self.encode_vectors()
 
     def _file_time(self, default: datetime) -> datetime:
         path = self.config.path
@@ -226,13 +279,19 @@ class FaqService:
         return [i for i in self.all_ids() if i not in self.drafts]
 
     async def search(self, query: str, limit: int = 3) -> list[Hit]:
+        # Normally done before the update's transaction (`prepare`); here only what is left,
+        # still in the encoder's thread.
+        await self.prepare(query)
         if len(self.index) > self.config.thread_above:
             return await asyncio.to_thread(self._search, query, limit)
         return self._search(query, limit)
 
     def _search(self, query: str, limit: int) -> list[Hit]:
         with self._lock:
-            return self.index.search(query, limit)
+            if self.semantic is None or self.vectors is None or self.gate is None:
+                return self.index.search(query, limit)
+            vector = self.semantic.vectors([query])[0]
+            return HybridSearch(self.index, self.vectors, self.gate).search(query, vector, limit)
 
     # -- changes (called after the commit that made them) --------------------------------
 
@@ -264,8 +323,13 @@ class FaqService:
             if article is None or article_id in self.drafts:
                 if article_id in self.index:
                     self.index.remove(article_id)
+                if self.vectors is not None:
+                    self.vectors.remove(article_id)
             else:
                 self.index.replace(article)
+                if self.vectors is not None:
+                    self.vectors.set(article)
+        self._schedule_encoding()
 
     def _advance(self, revision: int) -> None:
         """A change made here is applied here: the index is at `revision` unless another

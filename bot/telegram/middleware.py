@@ -113,13 +113,17 @@ class UnitOfWork(BaseMiddleware):
     def __init__(
         self, db: Database, clock: Clock, open_scope: ScopeOpener, staff: StaffDirectory,
         requests: StaffRequests, wake_delivery: Callable[[], None],
+        prepare: Callable[[Update], Awaitable[None]] | None = None,
     ) -> None:
+        """`prepare`: work done before the transaction opens (the sentence model's vector of
+        a client's message: CPU in a worker thread, never while the write lock is held)."""
         self.db = db
         self.clock = clock
         self.open_scope = open_scope
         self.staff = staff
         self.requests = requests
         self.wake_delivery = wake_delivery
+        self.prepare = prepare
 
     async def __call__(
         self, handler: Handler, event: TelegramObject, data: dict[str, Any]
@@ -140,6 +144,8 @@ class UnitOfWork(BaseMiddleware):
             is_staff = await self.staff.acts_as_staff(*sender)  # a public group: admins only
         else:
             is_staff = await self.staff.is_staff(sender[1])
+        if self.prepare is not None:
+            await self.prepare(event)
         async with self.db.transaction() as session:
             inbox = Inbox(session)
             # Several workers (PostgreSQL): one chat at a time, in update order (intake.py).

@@ -1,9 +1,9 @@
 """/health in the staff group: is anything stuck on the way to Telegram?
 
 Outbox depth, the oldest pending message, the last unresolved error and the 429
-answers of the last hour (bot/services/health.py). Only in the staff group (whose
-members are staff and admins); the answer jumps the group's queue of cards (see
-`Outbox.due`), so it comes even during a mass outage.
+answers of the last hour (bot/services/health.py), and whether the sentence model is
+on. Only in the staff group (whose members are staff and admins); the answer jumps the
+group's queue of cards (see `Outbox.due`), so it comes even during a mass outage.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from bot.messaging.texts import Texts
 from bot.services.flood import FloodDesk
 from bot.services.health import delivery_health
 from bot.services.records import Session
+from bot.services.semantic import Semantic
 from handlers._common import reply
 from handlers._filters import in_staff_chat
 
 
 async def health(
     message: Message, session: Session, notifier: Notifier, texts: Texts, now: datetime,
-    flood: FloodDesk, staff_group_public: bool = False,
+    flood: FloodDesk, semantic: Semantic, staff_group_public: bool = False,
 ) -> None:
     stats = await delivery_health(session, now)
     await reply(message, notifier, texts.staff("health", stats=stats, now=now,
-                                               public=staff_group_public,
+                                               public=staff_group_public, semantic=semantic,
                                                flood=await flood.flooding(now)))
 
 

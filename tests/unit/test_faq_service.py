@@ -100,9 +100,9 @@ async def test_big_indexes_are_searched_in_a_thread(db: Database) -> None:
     threads: list[str] = []
     search = faq.index.search
 
-    def spy(query: str, limit: int = 3):
+    def spy(query: str, limit: int = 3, *, min_score: float | None = None):
         threads.append(threading.current_thread().name)
-        return search(query, limit)
+        return search(query, limit, min_score=min_score)
 
     faq.index.search = spy  # type: ignore[method-assign]
     hits = await faq.search("принтер не печатает, висит очередь")

@@ -1,0 +1,67 @@
+"""`classify --retrain`: refit the severity model and the FAQ's "no good answer" gate.
+
+The severity model learns from the bundled corpus (bot/data/severity-dev.jsonl, our own
+examples in bot/data/severity-examples.jsonl) plus, with `--config`, the severities staff
+set by hand (`/sev`, the card's buttons: `classify --export-corrections`); the gate from
+the bundled development KB and queries plus our own (bot/data/faq-*.jsonl). Both are
+written as data (bot/data/severity-model.npz, kb/data/faq-gate.json, or into `--out`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.domain.enums import Severity
+from bot.domain.severity import SeverityClassifier
+from bot.domain.severity_model import (
+    DATA,
+    MODEL_FILE,
+    Example,
+    SeverityModel,
+    fit_corpus,
+    load_examples,
+)
+from kb.articles import load_articles
+from kb.encoder import Encoder
+from kb.semantic import GATE_FILE, GATE_THRESHOLD, Gate, VectorCache, build_search, gate_examples
+
+FAQ_KB = DATA / "faq-kb-dev.yaml"
+FAQ_QUERIES = (DATA / "faq-dev.jsonl", DATA / "faq-examples.jsonl")
+
+
+def load_queries(paths: Sequence[Path] = FAQ_QUERIES) -> list[tuple[str, str | None]]:
+    queries = []
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                queries.append((record["q"], record["expect"]))
+    return queries
+
+
+def fit_severity(encoder: Encoder, extra: Sequence[Example] = ()) -> SeverityModel:
+    rules = SeverityClassifier.from_files()
+    cache = VectorCache(encoder)
+    return fit_corpus(rules, cache.vectors, [*load_examples(), *extra])
+
+
+def fit_gate(encoder: Encoder) -> Gate:
+    search = build_search(load_articles(FAQ_KB), VectorCache(encoder), _UNUSED_GATE)
+    x, right = gate_examples(search, load_queries())
+    return Gate.fit(x, right, GATE_THRESHOLD)
+
+
+_UNUSED_GATE = Gate((0.0,) * 5, (1.0,) * 5, (0.0,) * 5, 0.0, 0.5)  # rank() ignores it
+
+
+def retrain(encoder: Encoder, corrections: Sequence[dict[str, str]], out: Path | None) -> str:
+    """Fit both models and write them; returns a line saying what was learnt from."""
+    extra = [Example(r["text"], Severity(r["severity"])) for r in corrections]
+    model = fit_severity(encoder, extra)
+    gate = fit_gate(encoder)
+    model.save(out / MODEL_FILE.name if out else MODEL_FILE)
+    gate.save(out / GATE_FILE.name if out else GATE_FILE)
+    return (f"severity: {len(load_examples()) + len(extra)} examples "
+            f"({len(extra)} staff corrections); FAQ gate: {len(load_queries())} queries")

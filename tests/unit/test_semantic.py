@@ -1,0 +1,88 @@
+"""The sentence model's plumbing without the model: a fake encoder (deterministic vectors)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from bot.domain.severity import SeverityClassifier
+from bot.domain.severity_model import SemanticSeverity, SeverityModel
+from bot.services.semantic import Semantic
+from kb.articles import Article
+from kb.encoder import DIMENSION, Vectors
+from kb.semantic import SemanticIndex, VectorCache
+
+
+class FakeEncoder:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.threads: set[str] = set()
+
+    def encode(self, texts: list[str]) -> Vectors:
+        self.calls.append(list(texts))
+        self.threads.add(threading.current_thread().name)
+        rows = []
+        for text in texts:
+            vector = np.random.default_rng(abs(hash(text)) % 2**32).normal(size=DIMENSION)
+            rows.append(vector / np.linalg.norm(vector))
+        return np.array(rows, dtype=np.float32)
+
+
+def article(article_id: str, question: str) -> Article:
+    return Article(id=article_id, lang="ru", question=question, alt=(), answer="Ответ.")
+
+
+def test_vectors_persist_by_text_hash(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.npz"
+    fake = FakeEncoder()
+    cache = VectorCache(fake, path=path)
+    first = cache.vectors(["один", "два"])
+    cache.save()
+    again = VectorCache(fake, path=path)
+    again.load()
+    assert len(again) == 2 and "один" in again
+    assert np.allclose(again.vectors(["два"])[0], first[1], atol=1e-3)
+    assert len(fake.calls) == 1  # nothing encoded twice
+
+
+def test_articles_are_encoded_incrementally() -> None:
+    fake = FakeEncoder()
+    index = SemanticIndex(VectorCache(fake))
+    index.set_many([article("a", "Первый вопрос"), article("b", "Второй вопрос")])
+    assert not fake.calls and len(index.pending()) == 4  # set_many only records
+    assert index.encode_pending() == 4
+    index.set(article("b", "Второй вопрос, исправленный"))
+    assert index.pending() == ["Второй вопрос, исправленный",
+                               "Второй вопрос, исправленный\nОтвет."]
+    index.encode_pending()
+    query = VectorCache(fake).vectors(["Первый вопрос"])[0]
+    ids, positions, scores = index.scores(query)
+    assert set(ids) == {"a", "b"} and scores[positions["a"]] > 0.99
+
+
+async def test_messages_are_encoded_in_one_worker_thread_in_batches() -> None:
+    fake = FakeEncoder()
+    semantic = Semantic(fake)
+    try:
+        texts = [f"сообщение {n}" for n in range(10)]
+        await asyncio.gather(*(semantic.prepare([text]) for text in texts))
+        assert semantic.batches <= 2 and sum(map(len, fake.calls)) == 10
+        assert threading.main_thread().name not in fake.threads
+        calls = len(fake.calls)
+        semantic.vectors(texts)  # cached: no encoding here
+        assert len(fake.calls) == calls
+    finally:
+        semantic.close()
+
+
+def test_without_the_model_the_rules_decide() -> None:
+    rules = SeverityClassifier.from_files()
+    classifier = SemanticSeverity(rules, SeverityModel.load(), None)
+    text = "В офисе ни у кого нет интернета"
+    assert classifier.explain(text) == rules.explain(text)
+    assert not Semantic(None, reason="test").available
