@@ -9,19 +9,22 @@ import io
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from bot.app.runtime import App
+from bot.app.scheduler import job_table
 from bot.cli.main import main as cli_main
 from bot.config import Config
 from bot.messaging.callbacks import FaqShow, TicketAction
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault
 from bot.services.reports.render import reports_directory
-from storage.models import FaqArticle, OutboxMessage, Ticket
+from bot.services.retention import retention_sweep
+from storage.models import FaqArticle, InboxUpdate, OutboxMessage, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (
     ADMIN,
@@ -253,3 +256,40 @@ async def test_a_migrated_group_is_followed_and_what_cannot_be_sent_is_parked(
     tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
     await settle(app, tg)
     assert "Не удалось отправить совсем: 1" in texts_to(tg, STAFF_CHAT)[-1]
+
+
+async def test_old_inbox_and_outbox_rows_are_pruned_payloads_first(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    config = make_config(retention={"days": 30, "payload_days": 10})
+    bot_app = new_app(config)
+    await bot_app.start()
+    try:
+        assert "retention" in [job.id for job in job_table(bot_app.container,
+                                                            bot_app.intake)]
+        tg.send_message(CLIENT, "Не работает принтер")
+        await settle(bot_app, tg)
+        now = bot_app.clock()
+
+        async def rows() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+            async with bot_app.db.transaction() as session:
+                inbox = list(await session.scalars(select(InboxUpdate.payload)))
+                outbox = list(await session.scalars(select(OutboxMessage.payload)))
+            return inbox, outbox
+
+        inbox, outbox = await rows()
+        assert inbox and outbox and all(inbox) and all(outbox)
+        await retention_sweep(bot_app.db, config.retention, now + timedelta(days=9))
+        assert await rows() == (inbox, outbox)
+        for _ in range(2):  # idempotent
+            await retention_sweep(bot_app.db, config.retention, now + timedelta(days=11))
+            inbox, outbox = await rows()
+            assert inbox and outbox and not any(inbox) and not any(outbox)
+        await retention_sweep(bot_app.db, config.retention, now + timedelta(days=31))
+        inbox, outbox = await rows()
+        assert inbox == [] and len(outbox) == 1  # the incident's card is still replied to
+        tg.send_message(CLIENT, "И сканер тоже")
+        await settle(bot_app, tg)
+        assert "И сканер тоже" in texts_to(tg, STAFF_CHAT)[-1]
+    finally:
+        await bot_app.stop()
