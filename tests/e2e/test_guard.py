@@ -293,3 +293,16 @@ async def test_old_inbox_and_outbox_rows_are_pruned_payloads_first(
         assert "И сканер тоже" in texts_to(tg, STAFF_CHAT)[-1]
     finally:
         await bot_app.stop()
+
+
+async def test_plain_text_fields_show_what_was_written(app: App, tg: FakeTelegram) -> None:
+    tg.add_user(HOSTILE, "<Вася & Co>", language_code="ru")
+    tg.send_message(HOSTILE, "Ошибка <1С> & почта")
+    await settle(app, tg)
+    (topic,) = tg.calls_to("createForumTopic", STAFF_CHAT)
+    name = topic.params["name"]
+    assert "<Вася & Co>" in name and "<1С> & почта" in name and "&lt;" not in name
+    tg.press_button(STRANGER, STRANGER, 1, "t:take:1", check=False)
+    await settle(app, tg)
+    alert = tg.callback_answers[-1].get("text", "")
+    assert alert and "&" not in alert and "<" not in alert
