@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -306,3 +307,23 @@ async def test_plain_text_fields_show_what_was_written(app: App, tg: FakeTelegra
     await settle(app, tg)
     alert = tg.callback_answers[-1].get("text", "")
     assert alert and "&" not in alert and "<" not in alert
+
+
+async def test_an_invite_link_is_rotated_and_the_old_one_stops_working(
+    app: App, tg: FakeTelegram
+) -> None:
+    links = []
+    for text in ("/org add ООО Ромашка", "/org invite ООО Ромашка rotate"):
+        tg.send_message(STAFF, text, chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        found = re.search(r"\?start=(org-[\w-]+)", texts_to(tg, STAFF_CHAT)[-1])
+        assert found is not None
+        links.append(found[1])
+    old, new = links
+    assert old != new and "Старая больше не действует" in texts_to(tg, STAFF_CHAT)[-1]
+    tg.send_message(CLIENT, f"/start {old}")
+    await settle(app, tg)
+    assert not any("Ромашка" in t for t in texts_to(tg, CLIENT))
+    tg.send_message(CLIENT, f"/start {new}")
+    await settle(app, tg)
+    assert any("сотрудник компании ООО Ромашка" in t for t in texts_to(tg, CLIENT))
