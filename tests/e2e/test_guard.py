@@ -40,17 +40,8 @@ from tests.e2e.conftest import (
     texts_to,
 )
 
-KB = Path(__file__).parents[1] / "data" / "kb"
 HOSTILE = 5066
 SECRET = "временный пароль Qwerty-2026"
-
-
-@pytest.fixture
-async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
-    bot_app = new_app(make_config(kb={"path": str(KB)}))
-    await bot_app.start()
-    yield bot_app
-    await bot_app.stop()
 
 
 async def test_a_draft_is_never_shown_to_a_client(faq_app: App, tg: FakeTelegram) -> None:
