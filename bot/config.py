@@ -102,6 +102,20 @@ class SecurityConfig(_Section):
     dialog_ttl_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 3600
 
 
+class RetentionConfig(_Section):
+    # Handled updates (inbox) and sent messages (outbox) are kept this many days, their
+    # payloads (the texts, the files' names) only `payload_days`; the daily sweep prunes.
+    days: Annotated[int, Field(ge=1)] = 30
+    payload_days: Annotated[int, Field(ge=1)] = 30
+    sweep_seconds: Annotated[float, Field(gt=0)] = 3600
+
+    @model_validator(mode="after")
+    def _payloads_first(self) -> RetentionConfig:
+        if self.payload_days > self.days:
+            raise ValueError("payload_days must not exceed days (payloads go first)")
+        return self
+
+
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///frontdesk.db"
     echo: bool = False
@@ -397,6 +411,7 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
     security: SecurityConfig = SecurityConfig()
+    retention: RetentionConfig = RetentionConfig()
     desk: DeskConfig = DeskConfig()
     limits: LimitsConfig = LimitsConfig()
     delivery: DeliveryConfig = DeliveryConfig()

@@ -22,8 +22,8 @@ order, which matters because the first matching handler wins:
   3c. client.buttons   the buttons of the bot's other messages to a client
   4. client.commands   a client's commands in the private chat
   5. client.messages   everything else a client sends in private: lands in an incident
-  6. unknown           any other button: forged or outdated data, refused
-  7. other_chats       the bot added to a group that is not the staff group: it leaves
+  6. other_chats       the bot added to a group that is not the staff group: it leaves
+  7. unknown           any other button: forged or outdated data, refused
 Chat filters sit on the routers (see each module), never inside handlers. A handler that
 needs to know whether its sender is staff carries `flags=STAFF` (handlers/_common.py); one
 that takes `client` gets the client of the private chat (bot/telegram/middleware.py).
@@ -51,7 +51,7 @@ def routers() -> list[Router]:
     """Fresh routers in the order they must be included."""
     modules = [
         kb, staff_commands, staff_quality, health, companies, reports, group, staff_buttons,
-        faq, ratings, client_quality, client_buttons, client_commands, messages, unknown,
-        other_chats,
+        faq, ratings, client_quality, client_buttons, client_commands, messages, other_chats,
+        unknown,
     ]
     return [module.router() for module in modules]

@@ -22,17 +22,21 @@ log = logging.getLogger(__name__)
 PRESENT = {"member", "administrator", "creator", "restricted"}
 
 
-async def bot_added(event: ChatMemberUpdated, config: Config, notifier: Notifier) -> None:
-    status = str(getattr(event.new_chat_member.status, "value", event.new_chat_member.status))
-    if event.chat.id == config.telegram.staff_chat_id or status not in PRESENT:
+async def bot_added(
+    member_update: ChatMemberUpdated, config: Config, notifier: Notifier
+) -> None:
+    new = member_update.new_chat_member.status
+    status = str(getattr(new, "value", new))
+    chat = member_update.chat
+    if chat.id == config.telegram.staff_chat_id or status not in PRESENT:
         return
     log.warning("added to chat %s (%s), which is not the staff group: leaving",
-                event.chat.id, event.chat.type)
-    await notifier.out.call(event.chat.id, "leaveChat", {}, priority=PRIORITY_REPLY)
+                chat.id, chat.type)
+    await notifier.out.call(chat.id, "leaveChat", {}, priority=PRIORITY_REPLY)
 
 
-async def _not_private(event: ChatMemberUpdated) -> bool:
-    return event.chat.type != "private"
+async def _not_private(member_update: ChatMemberUpdated) -> bool:
+    return member_update.chat.type != "private"
 
 
 def router() -> Router:

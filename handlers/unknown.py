@@ -10,7 +10,8 @@ from bot.messaging.texts import Texts
 
 async def unknown_button(callback: CallbackQuery, texts: Texts) -> None:
     language = texts.language_for(callback.from_user.language_code)
-    await callback.answer(texts.client(language, "error", code="button_invalid"), show_alert=True)
+    await callback.answer(texts.client_plain(language, "error", code="button_invalid"),
+                          show_alert=True)
 
 
 def router() -> Router:

@@ -1,12 +1,12 @@
 """The scheduled jobs: one table, one tick.
 
 APScheduler only ticks. Every job is an idempotent sweep over the database (bot/services:
-sla_jobs, ratings, quality, surge, reports; the intake's orphaned updates): it selects what
-is due and not yet done and marks it done in the transaction that does it, so a tick that
-runs twice, late, or again after a restart changes nothing more. A job is a function of the
-moment it runs at (tests call them with a fixed one) returning how much it wrote to the
-outbox. The scheduler runs paused, and resumes on the leader only (bot/app/leader.py); a
-tick missed meanwhile runs on resuming.
+sla_jobs, ratings, quality, surge, reports, retention; the intake's orphaned updates): it
+selects what is due and not yet done and marks it done in the transaction that does it, so
+a tick that runs twice, late, or again after a restart changes nothing more. A job is a
+function of the moment it runs at (tests call them with a fixed one) returning how much it
+wrote to the outbox. The scheduler runs paused, and resumes on the leader only
+(bot/app/leader.py); a tick missed meanwhile runs on resuming.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bot.services.flood import FLUSH_SECONDS, announce_held
 from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts
+from bot.services.retention import retention_sweep
 from bot.services.sla_jobs import run_all as sla_and_reminders
 from bot.services.surge import post_surge_digest
 from bot.telegram.intake import Intake
@@ -67,6 +68,8 @@ def job_table(container: Container, intake: Intake) -> list[Job]:
         (c.reports.monthly_acts, Job(  # last month's acts, on the first working day
             "monthly_acts", MONTHLY_ACTS_SECONDS,
             lambda now: monthly_acts(db, notifier_for, c, now))),
+        (True, Job("retention", c.retention.sweep_seconds,  # old inbox and outbox rows
+                   lambda now: retention_sweep(db, c.retention, now))),
         (not db.is_sqlite, Job(  # updates left behind by a worker that died
             "inbox", ORPHAN_SWEEP_SECONDS,
             lambda _now: intake.resume(older_than=timedelta(seconds=ORPHAN_SWEEP_SECONDS)),

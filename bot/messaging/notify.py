@@ -122,7 +122,7 @@ class Notifier:
         """The incident's place in the staff group: a topic with the card, or a card."""
         staff = self.staff_chat_id
         if self.forum:
-            title = self.texts.staff("topic_title", ticket=ticket, client=client)
+            title = self.texts.staff_plain("topic_title", ticket=ticket, client=client)
             await self.out.create_topic(staff, title, ticket.id)
         card = await self.out.send_text(
             staff, self._card(ticket, client, content.text), priority=PRIORITY_STAFF,

@@ -7,6 +7,8 @@ statuses and severities, imported by the other two).
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -83,12 +85,30 @@ class Texts:
     def staff(self, message: str, **context: Any) -> str:
         return self._render(self.default_language, "staff", message, context)
 
+    def client_plain(self, language: str, message: str, **context: Any) -> str:
+        """A client text for a field Telegram shows as plain text (a button's alert)."""
+        return plain(self.client(language, message, **context))
+
+    def staff_plain(self, message: str, **context: Any) -> str:
+        """A staff text for a plain-text field (a topic's name, a button's alert)."""
+        return plain(self.staff(message, **context))
+
     def label(self, language: str, name: str) -> Any:
         return getattr(self._module(language, "labels"), name)
 
     def _render(self, language: str, audience: str, message: str, context: dict[str, Any]) -> str:
         macro = getattr(self._module(language, audience), message)
         return str(macro(**context)).strip()
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain(rendered: str) -> str:
+    """Rendered (autoescaped) HTML as plain text: the templates' own tags dropped, the
+    escapes undone, so "A<b" shows as itself rather than as "A&lt;b". What a person wrote
+    is escaped in `rendered`, so no tag removed here is theirs."""
+    return html.unescape(_TAG.sub("", rendered))
 
 
 def age(delta: timedelta) -> str:

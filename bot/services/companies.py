@@ -187,6 +187,12 @@ async def join_by_invite(session: AsyncSession, client: Client, code: str) -> Co
     return company
 
 
+def rotate_invite(company: Company) -> str:
+    """A new invite code for the company: the old link stops working at once."""
+    company.invite_code = new_invite_code()
+    return company.invite_code
+
+
 async def rename(session: AsyncSession, company: Company, name: str) -> None:
     name = clean_name(name)
     if not name:

@@ -72,15 +72,17 @@ class StaffDirectory:
             return user_id in self.admins
         if chat_id != user_id:
             return False
-        return user_id in self.admins or await self._status(user_id) in ADMIN_STATUSES
+        # Asked afresh: a private chat is where a removed member would go on, and with
+        # several workers the chat_member update may have reached another one.
+        return user_id in self.admins or await self._status(user_id, fresh=True) in ADMIN_STATUSES
 
     async def is_staff(self, user_id: int) -> bool:
         """A configured admin or a member of the staff group."""
         return user_id in self.admins or await self._status(user_id) in MEMBER_STATUSES
 
-    async def _status(self, user_id: int) -> str:
+    async def _status(self, user_id: int, *, fresh: bool = False) -> str:
         cached = self._cache.get(user_id)
-        if cached is not None and cached[1] > time.monotonic():
+        if not fresh and cached is not None and cached[1] > time.monotonic():
             return cached[0]
         try:
             member = await self.bot.get_chat_member(self.staff_chat_id, user_id)

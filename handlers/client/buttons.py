@@ -21,7 +21,7 @@ from handlers._parse import content_of_payload
 async def _explain(callback: CallbackQuery, texts: Texts, language: str, error: DeskError) -> None:
     """Why a client's button did nothing, as an alert."""
     await callback.answer(
-        texts.client(language, "error", code=error.code, **error.context), show_alert=True
+        texts.client_plain(language, "error", code=error.code, **error.context), show_alert=True
     )
 
 

@@ -104,7 +104,7 @@ def _language(callback: CallbackQuery, texts: Texts, client: Client | None) -> s
 
 
 async def _refuse(callback: CallbackQuery, texts: Texts, language: str, code: str) -> None:
-    await callback.answer(texts.client(language, "faq_error", code=code), show_alert=True)
+    await callback.answer(texts.client_plain(language, "faq_error", code=code), show_alert=True)
 
 
 def router() -> Router:

@@ -54,7 +54,7 @@ async def quality_answer(
                            period, score, talk=delivery.talk_ticket_id is not None)
     except q.QualityError as error:
         await callback.answer(
-            texts.client(client.language, "quality_error", code=error.code, **error.context),
+            texts.client_plain(client.language, "quality_error", code=error.code, **error.context),
             show_alert=True,
         )
         return

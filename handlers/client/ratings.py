@@ -39,7 +39,7 @@ async def rate(
         )
     except RatingError as error:
         await callback.answer(
-            texts.client(client.language, "rating_error", code=error.code, **error.context),
+            texts.client_plain(client.language, "rating_error", code=error.code, **error.context),
             show_alert=True,
         )
         return

@@ -25,7 +25,8 @@ async def staff_button(
 ) -> None:
     language = texts.language_for(callback.from_user.language_code)
     if not is_staff:
-        await callback.answer(texts.client(language, "error", code="staff_only"), show_alert=True)
+        await callback.answer(texts.client_plain(language, "error", code="staff_only"),
+                              show_alert=True)
         return
     actor = staff_actor(callback.from_user)
     try:
@@ -42,7 +43,7 @@ async def staff_button(
             raise DeskError("button_invalid")
     except DeskError as error:
         await callback.answer(
-            texts.staff("error", code=error.code, **error.context), show_alert=True
+            texts.staff_plain("error", code=error.code, **error.context), show_alert=True
         )
         return
     await callback.answer()

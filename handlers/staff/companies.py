@@ -10,6 +10,7 @@
   /org works <name>: work — weekly; work — monthly    the planned maintenance works
   /org done <name>: work       a planned work done (the act shows it)
   /org rename <name>: new name
+  /org invite <name> rotate    a new invite link; the old one stops working
 
 Only in the staff group (its members are staff). Names with spaces are fine: the
 structured part ends at ":" (or, for link, after the number).
@@ -33,7 +34,8 @@ from bot.services.reports.stats import compute_stats
 from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
 
-SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "help")
+SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
+               "help")
 
 
 async def bot_username(bot: Bot) -> str | None:
@@ -64,6 +66,11 @@ async def org_command(
             await reply(message, notifier, texts.staff("org_created", company=company, link=link))
         elif word in ("link", "unlink"):
             await _link(message, word, rest, desk, session, notifier, texts)
+        elif word == "invite" and rest.lower().endswith(" rotate"):
+            company = await org.find(session, rest[:-len(" rotate")])
+            link = org.invite_link(await bot_username(bot), org.rotate_invite(company))
+            await reply(message, notifier, texts.staff(
+                "org_reply", code="invite_rotated", company=company, text=link))
         elif word in ("services", "works", "done", "rename"):
             name, value = _split(rest)
             company = await org.find(session, name)

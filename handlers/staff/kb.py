@@ -235,14 +235,15 @@ async def kb_button(
 ) -> None:
     language = texts.language_for(callback.from_user.language_code)
     if not is_staff:
-        await callback.answer(texts.client(language, "error", code="staff_only"), show_alert=True)
+        await callback.answer(texts.client_plain(language, "error", code="staff_only"),
+                              show_alert=True)
         return
     try:
         if callback_data.action != "alt":
             raise FaqError("button_invalid")
         article, words = await faq.accept_phrasing(callback_data.ref)
     except FaqError as error:
-        await callback.answer(texts.staff("kb_error", code=error.code, **error.context),
+        await callback.answer(texts.staff_plain("kb_error", code=error.code, **error.context),
                               show_alert=True)
         return
     message = callback.message

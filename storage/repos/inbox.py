@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.redact import redact_optional
@@ -84,3 +84,20 @@ class Inbox:
             if message and message.get("message_id") == message_id:
                 return dict(message)
         return None
+
+    async def prune(self, *, payloads_before: datetime, rows_before: datetime) -> int:
+        """Handled updates: payloads emptied from `payloads_before` back, rows deleted from
+        `rows_before` back (pending ones are kept whatever their age); returns the rows
+        changed. Idempotent."""
+        handled = InboxUpdate.handled_at.is_not(None)
+        emptied = await self.session.execute(
+            update(InboxUpdate)
+            .where(handled, InboxUpdate.handled_at < payloads_before)
+            .values(payload={}))
+        deleted = await self.session.execute(
+            delete(InboxUpdate).where(handled, InboxUpdate.handled_at < rows_before))
+        return _count(emptied) + _count(deleted)
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import OutboxStatus
 from bot.domain.redact import redact, redact_optional
-from storage.models import Client, Counter, OutboxMessage
+from storage.models import Client, Counter, OutboxMessage, QualityDelivery, Rating, Ticket
 from storage.repos.counters import next_number
 
 
@@ -112,6 +112,27 @@ class Outbox:
             await self._set(row.id, chat_id=new_chat_id,
                             payload={**row.payload, "chat_id": new_chat_id})
         return len(rows)
+
+    async def prune(self, *, payloads_before: datetime, rows_before: datetime) -> int:
+        """Sent messages: payloads emptied from `payloads_before` back, rows deleted from
+        `rows_before` back (pending and failed ones are kept); returns the rows changed."""
+        sent = OutboxMessage.status == OutboxStatus.SENT
+        emptied = await self.session.execute(
+            update(OutboxMessage)
+            .where(sent, OutboxMessage.sent_at < payloads_before)
+            .values(payload={}))
+        # Rows others point at stay (payload emptied): an incident's card is replied to and
+        # edited through its row ({"$message_of": id}); ratings and the quality check read
+        # what became of theirs.
+        referenced = [select(column).where(column.is_not(None)) for column in (
+            Ticket.card_outbox_id, Rating.request_outbox_id, Rating.reminder_outbox_id,
+            QualityDelivery.outbox_id)]
+        deleted = await self.session.execute(
+            delete(OutboxMessage).where(
+                sent, OutboxMessage.sent_at < rows_before,
+                *(OutboxMessage.id.not_in(query) for query in referenced)))
+        return int(getattr(emptied, "rowcount", 0) or 0) + int(
+            getattr(deleted, "rowcount", 0) or 0)
 
     async def _set(self, row_id: int, **values: Any) -> None:
         await self.session.execute(

@@ -35,6 +35,8 @@ ADMIN = 7100
 STRANGER = 9001
 
 # Limits far above what the tests produce, except where a test sets Telegram's own.
+KB = Path(__file__).parents[1] / "data" / "kb"  # the test FAQ (tests/data/kb)
+
 FAST_DELIVERY = {"global_per_second": 1000, "per_chat_per_second": 1000,
                  "per_group_per_minute": 100000}
 
@@ -132,6 +134,15 @@ def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
 @pytest.fixture
 async def app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
     bot_app = new_app(make_config())
+    await bot_app.start()
+    yield bot_app
+    await bot_app.stop()
+
+
+@pytest.fixture
+async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
+    """The bot with the test FAQ."""
+    bot_app = new_app(make_config(kb={"path": str(KB)}))
     await bot_app.start()
     yield bot_app
     await bot_app.stop()

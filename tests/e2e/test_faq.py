@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import select
 
@@ -20,18 +19,18 @@ from bot.sandbox.emulator import FakeTelegram
 from bot.services.faq import FaqService
 from storage.models import FaqArticle, FaqStats, FaqSuggestion, Ticket, TicketEvent
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, TOKEN, settle, texts_to
+from tests.e2e.conftest import (
+    CLIENT,
+    CLIENT_EN,
+    KB,
+    STAFF,
+    STAFF_CHAT,
+    TOKEN,
+    settle,
+    texts_to,
+)
 
-KB = Path(__file__).parents[1] / "data" / "kb"
 VPN = "Добрый день, у меня дома не подключается VPN, пишет ошибку 809"
-
-
-@pytest.fixture
-async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
-    bot_app = new_app(make_config(kb={"path": str(KB)}))
-    await bot_app.start()
-    yield bot_app
-    await bot_app.stop()
 
 
 async def current_faq(app: App) -> FaqService:

@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from bot.app.runtime import App
+from bot.app.scheduler import job_table
 from bot.cli.main import main as cli_main
 from bot.config import Config
 from bot.messaging.callbacks import FaqShow, TicketAction
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault
 from bot.services.reports.render import reports_directory
-from storage.models import FaqArticle, OutboxMessage, Ticket
+from bot.services.retention import retention_sweep
+from storage.models import FaqArticle, InboxUpdate, OutboxMessage, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (
     ADMIN,
@@ -36,17 +40,8 @@ from tests.e2e.conftest import (
     texts_to,
 )
 
-KB = Path(__file__).parents[1] / "data" / "kb"
 HOSTILE = 5066
 SECRET = "временный пароль Qwerty-2026"
-
-
-@pytest.fixture
-async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
-    bot_app = new_app(make_config(kb={"path": str(KB)}))
-    await bot_app.start()
-    yield bot_app
-    await bot_app.stop()
 
 
 async def test_a_draft_is_never_shown_to_a_client(faq_app: App, tg: FakeTelegram) -> None:
@@ -253,3 +248,73 @@ async def test_a_migrated_group_is_followed_and_what_cannot_be_sent_is_parked(
     tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
     await settle(app, tg)
     assert "Не удалось отправить совсем: 1" in texts_to(tg, STAFF_CHAT)[-1]
+
+
+async def test_old_inbox_and_outbox_rows_are_pruned_payloads_first(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    config = make_config(retention={"days": 30, "payload_days": 10})
+    bot_app = new_app(config)
+    await bot_app.start()
+    try:
+        assert "retention" in [job.id for job in job_table(bot_app.container,
+                                                            bot_app.intake)]
+        tg.send_message(CLIENT, "Не работает принтер")
+        await settle(bot_app, tg)
+        now = bot_app.clock()
+
+        async def rows() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+            async with bot_app.db.transaction() as session:
+                inbox = list(await session.scalars(select(InboxUpdate.payload)))
+                outbox = list(await session.scalars(select(OutboxMessage.payload)))
+            return inbox, outbox
+
+        inbox, outbox = await rows()
+        assert inbox and outbox and all(inbox) and all(outbox)
+        await retention_sweep(bot_app.db, config.retention, now + timedelta(days=9))
+        assert await rows() == (inbox, outbox)
+        for _ in range(2):  # idempotent
+            await retention_sweep(bot_app.db, config.retention, now + timedelta(days=11))
+            inbox, outbox = await rows()
+            assert inbox and outbox and not any(inbox) and not any(outbox)
+        await retention_sweep(bot_app.db, config.retention, now + timedelta(days=31))
+        inbox, outbox = await rows()
+        assert inbox == [] and len(outbox) == 1  # the incident's card is still replied to
+        tg.send_message(CLIENT, "И сканер тоже")
+        await settle(bot_app, tg)
+        assert "И сканер тоже" in texts_to(tg, STAFF_CHAT)[-1]
+    finally:
+        await bot_app.stop()
+
+
+async def test_plain_text_fields_show_what_was_written(app: App, tg: FakeTelegram) -> None:
+    tg.add_user(HOSTILE, "<Вася & Co>", language_code="ru")
+    tg.send_message(HOSTILE, "Ошибка <1С> & почта")
+    await settle(app, tg)
+    (topic,) = tg.calls_to("createForumTopic", STAFF_CHAT)
+    name = topic.params["name"]
+    assert "<Вася & Co>" in name and "<1С> & почта" in name and "&lt;" not in name
+    tg.press_button(STRANGER, STRANGER, 1, "t:take:1", check=False)
+    await settle(app, tg)
+    alert = tg.callback_answers[-1].get("text", "")
+    assert alert and "&" not in alert and "<" not in alert
+
+
+async def test_an_invite_link_is_rotated_and_the_old_one_stops_working(
+    app: App, tg: FakeTelegram
+) -> None:
+    links = []
+    for text in ("/org add ООО Ромашка", "/org invite ООО Ромашка rotate"):
+        tg.send_message(STAFF, text, chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        found = re.search(r"\?start=(org-[\w-]+)", texts_to(tg, STAFF_CHAT)[-1])
+        assert found is not None
+        links.append(found[1])
+    old, new = links
+    assert old != new and "Старая больше не действует" in texts_to(tg, STAFF_CHAT)[-1]
+    tg.send_message(CLIENT, f"/start {old}")
+    await settle(app, tg)
+    assert not any("Ромашка" in t for t in texts_to(tg, CLIENT))
+    tg.send_message(CLIENT, f"/start {new}")
+    await settle(app, tg)
+    assert any("сотрудник компании ООО Ромашка" in t for t in texts_to(tg, CLIENT))

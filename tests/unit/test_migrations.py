@@ -5,6 +5,7 @@ database is made for the test and dropped after it).
 """
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,17 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     command.upgrade(config, "head")
     command.downgrade(config, "base")
     command.upgrade(config, "head")
+
+
+def test_old_invite_codes_get_their_prefix(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'codes.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0005")
+    with sqlite3.connect(tmp_path / "codes.db") as db:
+        db.execute("INSERT INTO companies (name, invite_code, maintenance, source, created_at) "
+                   "VALUES ('Old', 'abcDEF123', '[]', 'chat', '2026-01-01 00:00:00'), "
+                   "('New', 'org-xyz', '[]', 'chat', '2026-01-01 00:00:00')")
+    command.upgrade(config, "head")
+    with sqlite3.connect(tmp_path / "codes.db") as db:
+        codes = sorted(code for (code,) in db.execute("SELECT invite_code FROM companies"))
+    assert codes == ["org-abcDEF123", "org-xyz"]

@@ -41,7 +41,7 @@ def test_two_dispatchers_in_one_process_each_get_every_router() -> None:
     second.include_routers(*routers())
     names = [router.name for router in first.sub_routers]
     assert names == [router.name for router in second.sub_routers]
-    assert len(names) == 15 and all(r.parent_router is first for r in first.sub_routers)
+    assert len(names) == 16 and all(r.parent_router is first for r in first.sub_routers)
     assert names[-1] == "handlers.unknown"  # the refusal of any other button comes last
 
 
@@ -63,13 +63,14 @@ def test_a_new_staff_command_needs_no_second_list() -> None:
 
 
 def test_every_handler_takes_the_event_first() -> None:
-    """aiogram passes the event positionally, everything else by name."""
+    """aiogram passes the event positionally, everything else by name (a chat member
+    update is named `member_update`)."""
     wrong = [
         f"{router.name}.{handler.callback.__name__}"
         for router in _all(routers()) for event, observer in router.observers.items()
         for handler in observer.handlers
         if next(iter(inspect.signature(handler.callback).parameters)) not in (
-            "message", "callback")
+            "message", "callback", "member_update")
     ]
     assert wrong == []
 
