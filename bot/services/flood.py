@@ -23,6 +23,8 @@ from storage.repos.clients import Clients
 from storage.repos.tickets import Tickets
 
 FLUSH_SECONDS = 60
+# A client over their limit who has not written for this long is no longer shown flooding.
+QUIET_AFTER = timedelta(minutes=5)
 _DURATION = re.compile(r"^(\d{1,4})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -71,7 +73,7 @@ class FloodDesk:
 
     async def flooding(self, now: datetime) -> list[tuple[Client, int]]:
         """Clients over their limit or muted, each with their messages not announced yet."""
-        clients: Sequence[Client] = await self._clients.flooding(now)
+        clients: Sequence[Client] = await self._clients.flooding(now, now - QUIET_AFTER)
         held: dict[int, int] = {}
         for ticket in await self._tickets.with_held():
             held[ticket.client_id] = held.get(ticket.client_id, 0) + ticket.held_messages

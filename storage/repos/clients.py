@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Client
@@ -36,10 +36,11 @@ class Clients:
         return await self.session.scalar(
             select(Client).where(func.lower(Client.username) == username.lower()).limit(1))
 
-    async def flooding(self, now: datetime) -> Sequence[Client]:
-        """Clients over their limit in this burst, or muted now (/health)."""
+    async def flooding(self, now: datetime, recent: datetime) -> Sequence[Client]:
+        """Clients over their limit who wrote since `recent`, or muted now (/health)."""
+        over = and_(Client.flood_told.is_(True), Client.flood_at >= recent)
         return (await self.session.scalars(
-            select(Client).where(or_(Client.flood_told.is_(True), Client.muted_until > now))
+            select(Client).where(or_(over, Client.muted_until > now))
             .order_by(Client.id).limit(20))).all()
 
     async def add(self, client: Client) -> Client:

@@ -113,3 +113,33 @@ async def test_a_flood_of_one_client_does_not_hold_up_the_others(
     tg.send_message(STAFF, "/unmute @anna", chat_id=STAFF_CHAT)
     await settle(app, tg, timeout=120)
     assert "снова" in texts_to(tg, STAFF_CHAT)[-1]
+
+
+async def test_new_beyond_the_open_cap_answers_which_are_open(app: App, tg: FakeTelegram) -> None:
+    for n in range(6):
+        tg.send_message(CLIENT, f"/new Проблема номер {n}")
+        await settle(app, tg)
+    async with app.db.transaction() as session:
+        opened = await session.scalar(select(func.count()).select_from(Ticket))
+    assert opened == 5
+    answer = texts_to(tg, CLIENT)[-1]
+    assert "уже 5 открытых обращений" in answer and all(f"#{n}" in answer for n in range(1, 6))
+    assert await count_messages(app, CLIENT) == 6  # the sixth joined the latest, not lost
+
+
+async def test_surge_counts_clients_not_incidents(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    """Three clients with three incidents each are no mass outage (threshold 5): before,
+    the sixth incident of the desk put everyone's new incidents in the digest, uncarded."""
+    app = new_app(make_config(desk={"surge_threshold": 5}))
+    await app.start()
+    try:
+        for n in range(3):
+            tg.add_user(OTHERS + n, f"Клиент {n}")
+            for k in range(3):
+                tg.send_message(OTHERS + n, f"/new Сломалось {n}-{k}")
+                await settle(app, tg)
+        assert len(tg.topics(STAFF_CHAT)) == 9
+    finally:
+        await app.stop()
