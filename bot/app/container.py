@@ -73,7 +73,8 @@ def configured_classifier(config: Config, semantic: Semantic | None = None) -> C
         raise ConfigError(f"{where}: [severity.vocabulary] {error}") from None
     if semantic is None or not semantic.available:
         return rules.classify
-    return SemanticSeverity(rules, SeverityModel.load(), semantic.vectors).classify
+    return SemanticSeverity(rules, SeverityModel.load(), semantic.vectors,
+                            trust_rules_critical=bool(paths)).classify
 
 
 @dataclass(frozen=True)

@@ -152,10 +152,13 @@ class SemanticSeverity:
     """Rules where safer, the model otherwise, the rules alone without the sentence model."""
 
     def __init__(self, rules: SeverityClassifier, model: SeverityModel | None,
-                 embed: Embed | None) -> None:
+                 embed: Embed | None, *, trust_rules_critical: bool = False) -> None:
+        """`trust_rules_critical`: a desk that added its own vocabulary files keeps its
+        rules' critical verdicts (its words are its rules); the model may raise others."""
         self.rules = rules
         self.model = model if embed is not None else None
         self.embed = embed
+        self.trust_rules_critical = trust_rules_critical
 
     def classify(self, text: str) -> Severity:
         return self.explain(text).severity
@@ -169,9 +172,10 @@ class SemanticSeverity:
         decided = self.model.decide(self.model.probabilities(x))
         return [self._safe(v, k) or d for v, k, d in zip(verdicts, kinds, decided, strict=True)]
 
-    @staticmethod
-    def _safe(verdict: Verdict, kinds: set[str]) -> Severity | None:
-        if any(kind in SAFE_RULES for kind in kinds) and verdict.severity is Severity.CRITICAL:
+    def _safe(self, verdict: Verdict, kinds: set[str]) -> Severity | None:
+        if verdict.severity is not Severity.CRITICAL:
+            return None
+        if self.trust_rules_critical or any(kind in SAFE_RULES for kind in kinds):
             return Severity.CRITICAL
         return None
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
-from bot.cli.retrain import FAQ_KB
+from bot.cli.retrain import FAQ_KB, FAQ_QUERIES
 from bot.cli.retrain import load_queries as training_queries
 from kb.articles import Article, load_articles
 from kb.encoder import encoder
@@ -169,7 +169,7 @@ def hybrid_ranked(search: HybridSearch, queries: Sequence[Query], gate: Gate) ->
     return ranked
 
 
-def hybrid_cross_validated(cache: VectorCache) -> Report:
+def hybrid_cross_validated(cache: VectorCache) -> list[Report]:
     queries = [Query(text, expect) for text, expect in training_queries()]
     search = build_search(load_articles(FAQ_KB), cache, Gate.load())
     rankings = [search.rank(q.text, v) for q, v in
@@ -186,7 +186,13 @@ def hybrid_cross_validated(cache: VectorCache) -> Report:
             ranking = rankings[i]
             if ranking and gate.probability(ranking.features) >= gate.threshold:
                 ranked[i] = [(ranking.ranked[0][0], 1.0)]
-    return score(f"hybrid, dev+own {FOLDS}-fold CV", ranked, queries, 0.5)
+    own = len(load_queries(FAQ_QUERIES[0]))  # the development queries come first
+    return [
+        score(f"hybrid, dev+own {FOLDS}-fold CV", ranked, queries, 0.5),
+        # The lexical index's vocabulary was tuned on the development queries: our own
+        # (unseen by it) show the gap to new wording.
+        score("  of which our own queries", ranked[own:], queries[own:], 0.5),
+    ]
 
 
 def evaluate_index(kb_path: Path, queries_path: Path) -> Report:
@@ -217,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if model is None:
         print("the sentence model is not available: only the lexical rankers are measured")
     else:
-        reports.append(hybrid_cross_validated(VectorCache(model)))
+        reports += hybrid_cross_validated(VectorCache(model))
         hybrid = build_search(articles, VectorCache(model), Gate.load())
         reports.append(score("hybrid (shipped gate)", hybrid_ranked(hybrid, queries, hybrid.gate),
                              queries, 0.5))

@@ -105,7 +105,7 @@ async def test_link_from_the_topic_and_org_overview(app: App, tg: FakeTelegram) 
 
 
 async def test_stats_sends_a_chart_and_the_summary(app: App, tg: FakeTelegram) -> None:
-    tg.send_message(CLIENT, "Не работает 1С")
+    tg.send_message(CLIENT, "Не работает 1С ни у кого в офисе")
     await settle(app, tg)
     topic = tg.topics(STAFF_CHAT)[-1]["message_thread_id"]
     await staff_says(app, tg, "Смотрим", thread=topic)
@@ -118,7 +118,7 @@ async def test_stats_sends_a_chart_and_the_summary(app: App, tg: FakeTelegram) -
     assert upload["filename"].startswith("stats-") and upload["size"] > 10_000
     assert answer[0].startswith("📊 Статистика за")  # the photo's caption
     summary = answer[1]
-    assert "Поступило: 1 (🔴 1 · 🟡 0 · 🟢 0)" in summary  # "не работает" is critical
+    assert "Поступило: 1 (🔴 1 · 🟡 0 · 🟢 0)" in summary  # down for everyone: critical
     assert "Закрыто: 1" in summary and "Иван Петров: закрыто 1" in summary
 
     assert "не понят" in (await staff_says(app, tg, "/stats yesterday"))[0]
