@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.domain.enums import TicketStatus
 from bot.domain.sla import Promise
+from bot.domain.storable import storable
 from bot.messaging.callbacks import ClientAction, TicketAction, UrgentAction
 from bot.messaging.outbox import (
     PRIORITY_FOLLOWUP,
@@ -46,6 +47,9 @@ class Content:
     text: str  # the text or the caption
     chat_id: int
     message_id: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", storable(self.text))
 
     @property
     def is_text(self) -> bool:

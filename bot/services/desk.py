@@ -28,6 +28,7 @@ from bot.domain.enums import (
 from bot.domain.errors import UserError
 from bot.domain.flood import take
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
+from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
@@ -38,6 +39,7 @@ from storage.repos.inbox import Inbox
 from storage.repos.tickets import TicketMessages, Tickets
 
 SUBJECT_WORDS = 8
+SUBJECT_CHARS = 199  # tickets.subject is 200 long, the ellipsis included
 # A burst of follow-ups gets one acknowledgement, not one per photo.
 FOLLOWUP_ACK_AFTER = timedelta(minutes=2)
 
@@ -63,6 +65,12 @@ class Person:
     username: str | None
     language_code: str | None
 
+    def __post_init__(self) -> None:
+        for name in ("first_name", "last_name", "username"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, storable(value))
+
 
 @dataclass
 class Registration:
@@ -78,6 +86,8 @@ def subject_of(content: Content, fallback: str) -> str:
     if not words:
         return fallback
     subject = " ".join(words[:SUBJECT_WORDS])
+    if len(subject) > SUBJECT_CHARS:  # a 10,000-letter "word": the column holds 200
+        return subject[:SUBJECT_CHARS - 1] + "…"
     return subject if len(words) <= SUBJECT_WORDS else subject + "…"
 
 

@@ -4,8 +4,7 @@ critical promise, a greeting gets no article, and without the model the bot work
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,23 +12,17 @@ from bot.app.runtime import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from kb import encoder as encoder_module
+from tests.e2e import test_faq
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
 
-KB = Path(__file__).parents[1] / "data" / "kb"
 # No word of the article's phrasings ("Не подключается VPN из дома", ...):
 PARAPHRASE = "Работаю удалённо, а к рабочей сети никак не пробиться: туннель не поднимается"
 CALM_OUTAGE = ("Здравствуйте. Сегодня с утра ни один сотрудник не может оформить продажу: "
                "программа учёта не открывается ни на одном компьютере.")
 CRITICAL_PROMISE = "Важность: критическая"
-
-
-@pytest.fixture
-async def faq_app(make_config: Callable[..., Config]) -> AsyncIterator[App]:
-    bot_app = new_app(make_config(kb={"path": str(KB)}))
-    await bot_app.start()
-    yield bot_app
-    await bot_app.stop()
+KB = test_faq.KB
+faq_app = test_faq.faq_app  # the bot with the FAQ of tests/data/kb
 
 
 @pytest.fixture
