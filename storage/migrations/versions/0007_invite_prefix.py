@@ -1,6 +1,6 @@
 """Invite codes made by 0005 for the companies it created lack the "org-" prefix
 
-Revision ID: 0006
+Revision ID: 0007
 Revises: 0005
 
 `/start <code>` takes only codes starting with "org-" (bot/services/companies.py), so the
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
