@@ -12,17 +12,14 @@ from bot.app.runtime import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from kb import encoder as encoder_module
-from tests.e2e import test_faq
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
+from tests.e2e.conftest import CLIENT, KB, STAFF, STAFF_CHAT, settle, texts_to
 
 # No word of the article's phrasings ("Не подключается VPN из дома", ...):
 PARAPHRASE = "Работаю удалённо, а к рабочей сети никак не пробиться: туннель не поднимается"
 CALM_OUTAGE = ("Здравствуйте. Сегодня с утра ни один сотрудник не может оформить продажу: "
                "программа учёта не открывается ни на одном компьютере.")
 CRITICAL_PROMISE = "Важность: критическая"
-KB = test_faq.KB
-faq_app = test_faq.faq_app  # the bot with the FAQ of tests/data/kb
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Invite codes made by 0005 for the companies it created lack the "org-" prefix
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 `/start <code>` takes only codes starting with "org-" (bot/services/companies.py), so the
 links of those companies never worked. Data only: the prefix is added; downgrade keeps it
