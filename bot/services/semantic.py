@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 QUERY_CACHE = 4096  # message vectors kept (a message is classified and searched once or twice)
 BATCH = 32  # texts per encoder call at most
+# What of a message is encoded: a client's meaning is in its start, and the encoder's cost
+# grows with the length (a 4,000-letter word must not hold the worker thread).
+MAX_ENCODED_CHARS = 1000
 T = TypeVar("T")
 
 
@@ -76,6 +79,7 @@ class Semantic:
         meanwhile) so that `vectors` finds them cached."""
         if self.queries is None:
             return
+        texts = [t[:MAX_ENCODED_CHARS] for t in texts]
         missing = [t for t in self.queries.missing(texts) if t.strip()]
         if not missing:
             return
@@ -112,6 +116,7 @@ class Semantic:
         """Message vectors, from the cache `prepare` filled (encoded here if missing)."""
         if self.queries is None:
             return np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        texts = [t[:MAX_ENCODED_CHARS] for t in texts]
         missing = self.queries.missing(texts)
         if missing:
             log.debug("Sentence model: %d text(s) encoded outside the worker", len(missing))

@@ -136,8 +136,12 @@ async def test_generated_updates_break_nothing(
     await settle(app, tg, timeout=10)
 
     assert await errors(app) == []
-    if kind in ("group", "member"):  # not a client: nothing written, nothing sent
+    if kind == "group":  # not a client: nothing written, nothing sent
         assert await counts(app) == before
+    elif kind == "member":  # added to a foreign group: no client, no incident; the bot leaves
+        clients, tickets, sent = await counts(app)
+        assert (clients, tickets) == before[:2] and sent - before[2] <= 1
+        assert {call.method for call in tg.calls if call.chat_id == FOREIGN_GROUP} <= {"leaveChat"}
     elif answered_by == "message":
         assert tg.sent(user_id), f"no answer to {kind} {body['text'][:80]!r}"
     elif answered_by == "callback":
