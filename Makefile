@@ -30,11 +30,10 @@ run: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/python -m bot sandbox
 
-# One pytest worker per core (pytest-xdist): the e2e tests mostly wait on their own event loop.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/faq_eval.py
