@@ -241,8 +241,10 @@ async def test_killing_the_leader_mid_backlog_another_worker_takes_over(
     tg.webhook_parallel = 12
     ids, queued = queue_rush(tg, clients, 0)
     log = tmp_path / "workers.log"
-    # 10 sends a second: 120 incidents make a backlog of ~360 sends, ~36 s of delivery.
-    config = write_config(tmp_path, tg, database_url, global_per_second=10)
+    # 6 sends a second: 120 incidents make a backlog of ~360 sends, ~60 s of delivery, so
+    # well over 100 are still pending when handling ends on a loaded machine too (at 10/s CI
+    # saw 87).
+    config = write_config(tmp_path, tg, database_url, global_per_second=6)
     process = await start_workers(config, log, 3)
     try:
         await wait_for(lambda: _handled(engine, len(queued)), 60, "updates not handled")
@@ -277,7 +279,7 @@ async def test_killing_the_leader_mid_backlog_another_worker_takes_over(
     topics = [t["name"] for t in tg.topics(STAFF_CHAT)]
     duplicates += len(topics) - len(set(topics))
     print(f"messages sent twice (in flight at the kill): {duplicates}")
-    assert duplicates <= 32  # DeliveryWorker's max_in_flight; 10/s makes it ~0-1 in practice
+    assert duplicates <= 32  # DeliveryWorker's max_in_flight; 6/s makes it ~0-1 in practice
     assert not violations(list(tg.calls), global_per_second=30, per_chat_per_second=PER_CHAT,
                           per_group_per_minute=GROUP_PER_MINUTE)
 
