@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -178,3 +180,19 @@ async def settle(
 
 def texts_to(tg: FakeTelegram, chat_id: int, thread_id: int | None = None) -> list[str]:
     return [m.get("plain", "") for m in tg.sent(chat_id, thread_id)]
+
+
+def start_with_kb(tmp_path: Path, kb: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m bot run` with the FAQ at `kb` (a file or folder) and nothing to reach: a
+    broken KB must stop it before it tries Telegram."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:9"\n'
+        f"staff_chat_id = -100\n[database]\n"
+        f'url = "sqlite+aiosqlite:///{tmp_path / "db.sqlite"}"\n[kb]\npath = "{kb}"\n',
+        encoding="utf-8",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2], check=False,
+    )

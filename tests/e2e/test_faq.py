@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from tests.e2e.conftest import (
     STAFF_CHAT,
     TOKEN,
     settle,
+    start_with_kb,
     texts_to,
 )
 
@@ -290,17 +289,7 @@ async def test_kb_stale_lists_old_and_often_rejected_articles(
 def test_a_broken_kb_file_stops_start_up(tmp_path: Path) -> None:
     kb = tmp_path / "kb.yaml"
     kb.write_text("- id: vpn\n  lang: ru\n  question: VPN\n  answr: typo\n", encoding="utf-8")
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:9"\n'
-        f"staff_chat_id = -100\n[database]\n"
-        f'url = "sqlite+aiosqlite:///{tmp_path / "db.sqlite"}"\n[kb]\npath = "{kb}"\n',
-        encoding="utf-8",
-    )
-    run = subprocess.run(
-        [sys.executable, "-m", "bot", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2], check=False,
-    )
+    run = start_with_kb(tmp_path, kb)
     assert run.returncode == 2
     assert str(kb) in run.stderr and "'vpn'" in run.stderr and "answr" in run.stderr
 

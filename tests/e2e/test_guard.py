@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +35,7 @@ from tests.e2e.conftest import (
     STRANGER,
     TOKEN,
     settle,
+    start_with_kb,
     texts_to,
 )
 
@@ -129,21 +128,12 @@ def test_an_image_outside_the_kb_folder_stops_start_up_and_import(
     (folder / "link.png").symlink_to("/etc/passwd")  # a link out of the folder counts too
     kb = folder / "faq.yaml"
     kb.write_text(ESCAPING.format(image=image), encoding="utf-8")
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:9"\n'
-        f"staff_chat_id = -100\n[database]\n"
-        f'url = "sqlite+aiosqlite:///{tmp_path / "db.sqlite"}"\n[kb]\npath = "{folder}"\n',
-        encoding="utf-8",
-    )
-    run = subprocess.run(
-        [sys.executable, "-m", "bot", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2], check=False,
-    )
+    run = start_with_kb(tmp_path, folder)
     assert run.returncode == 2, run.stderr
     assert str(kb) in run.stderr and "'passwd'" in run.stderr and image in run.stderr
     other = tmp_path / "import.yaml"
     other.write_text(ESCAPING.format(image=image), encoding="utf-8")
+    config = tmp_path / "config.toml"  # the one start_with_kb wrote
     assert cli_main(["kb", "import", str(other), "--config", str(config)]) == 2
 
 
