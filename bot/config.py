@@ -218,6 +218,11 @@ class SeverityConfig(_Section):
     # Extra cue vocabulary files (same format as bot/data/severity.yaml), relative to the
     # config file; they extend the bundled vocabulary.
     vocabulary: list[Path] = []
+    # A folder for the desk's own refitted models, relative to the config file:
+    # `classify --retrain --config` writes the severity model there, learnt from the bundled
+    # corpus and staff's `/sev` changes, and the bot loads it from there at start-up (the
+    # bundled model while the folder holds none).
+    models: Path | None = None
 
 
 class SlaTarget(_Section):
@@ -461,6 +466,13 @@ def parse_config(data: dict[str, object], source: Path | None = None) -> Config:
             f"{where}: [telegram.token] is empty; set it in the file or in ${TOKEN_ENV}"
         )
     return config
+
+
+def beside(config_file: Path | None, path: Path) -> Path:
+    """A path of the config, relative to its file (to the working directory without one)."""
+    if path.is_absolute():
+        return path
+    return (config_file.parent if config_file is not None else Path.cwd()) / path
 
 
 def load_config(path: Path) -> Config:

@@ -11,10 +11,10 @@ jobs and the App's callbacks one per transaction of theirs, and so do the tests.
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -24,11 +24,11 @@ from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Config, ConfigError
+from bot.config import Config, ConfigError, beside
 from bot.domain.clock import Clock, Monotonic, utc_now
 from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
-from bot.domain.severity_model import SemanticSeverity, SeverityModel
+from bot.domain.severity_model import MODEL_FILE, SemanticSeverity, SeverityModel
 from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import OutboxWriter
@@ -64,8 +64,7 @@ def configured_classifier(config: Config, semantic: Semantic | None = None) -> C
     """The classifier with the desk's `[severity] vocabulary` files (relative to the config
     file); a broken file stops start-up with a ConfigError naming the file and the key.
     With the sentence model: the model on the message's vector (bot/domain/severity_model.py)."""
-    base = config.source.parent if config.source is not None else Path.cwd()
-    paths = [path if path.is_absolute() else base / path for path in config.severity.vocabulary]
+    paths = [beside(config.source, path) for path in config.severity.vocabulary]
     try:
         rules = SeverityClassifier.from_files(*paths)
     except SeverityVocabularyError as error:
@@ -73,8 +72,22 @@ def configured_classifier(config: Config, semantic: Semantic | None = None) -> C
         raise ConfigError(f"{where}: [severity.vocabulary] {error}") from None
     if semantic is None or not semantic.available:
         return rules.classify
-    return SemanticSeverity(rules, SeverityModel.load(), semantic.vectors,
+    return SemanticSeverity(rules, desk_model(config), semantic.vectors,
                             trust_rules_critical=bool(paths)).classify
+
+
+def desk_model(config: Config) -> SeverityModel:
+    """The desk's refitted severity model (`[severity] models`) if there is one, else the
+    bundled one; an unreadable file stops start-up naming it."""
+    folder = config.severity.models
+    path = beside(config.source, folder) / MODEL_FILE.name if folder is not None else None
+    if path is None or not path.exists():
+        return SeverityModel.load()
+    try:
+        return SeverityModel.load(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ConfigError(f"{path}: not a severity model ({error}); refit it with "
+                          "`python -m bot classify --retrain --config ...` or remove it") from None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli.retrain import retrain
-from bot.config import ConfigError, DatabaseConfig, SeverityConfig
+from bot.config import ConfigError, DatabaseConfig, SeverityConfig, beside
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from bot.domain.severity_model import SemanticSeverity, SeverityModel, load_examples
 from kb.encoder import DIMENSION, encoder, unavailable_reason
@@ -61,7 +61,7 @@ def vocabulary_paths(config_path: Path | None) -> list[Path]:
     severity: SeverityConfig = _section(
         config_path, _config_sections(config_path), "severity", SeverityConfig
     )
-    return [p if p.is_absolute() else config_path.parent / p for p in severity.vocabulary]
+    return [beside(config_path, path) for path in severity.vocabulary]
 
 
 def classify_command(
@@ -107,12 +107,12 @@ def retrain_command(config_path: Path | None, out: Path | None, stdout: TextIO) 
         raise ConfigError(f"the sentence model is needed to retrain: {unavailable_reason()}")
     corrections: list[dict[str, str]] = []
     if config_path is not None:
-        database: DatabaseConfig = _section(
-            config_path, _config_sections(config_path), "database", DatabaseConfig
-        )
+        sections = _config_sections(config_path)
+        database: DatabaseConfig = _section(config_path, sections, "database", DatabaseConfig)
         corrections = asyncio.run(_export(database.url))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        severity: SeverityConfig = _section(config_path, sections, "severity", SeverityConfig)
+        if out is None and severity.models is not None:  # where the bot will load it from
+            out = beside(config_path, severity.models)
     stdout.write(retrain(model, corrections, out) + "\n")
     return 0
 

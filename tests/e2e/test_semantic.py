@@ -1,19 +1,24 @@
 """The sentence model in the bot: a paraphrase finds its article, a calm outage gets the
-critical promise, a greeting gets no article, and without the model the bot works on words
+critical promise, a greeting gets no article, a level staff set and a retrain change the
+promise for a similar message, and without the model the bot works on words
 (FRONTDESK_NO_MODEL=1 makes the model's loading fail as a missing package would)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.app.runtime import App
+from bot.cli.classify import staff_corrections
+from bot.cli.retrain import retrain
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from kb import encoder as encoder_module
 from tests.e2e.cluster import new_app
-from tests.e2e.conftest import CLIENT, KB, STAFF, STAFF_CHAT, settle, texts_to
+from tests.e2e.conftest import CLIENT, CLIENT_EN, KB, STAFF, STAFF_CHAT, STRANGER, settle, texts_to
 
 # No word of the article's phrasings ("Не подключается VPN из дома", ...):
 PARAPHRASE = "Работаю удалённо, а к рабочей сети никак не пробиться: туннель не поднимается"
@@ -72,3 +77,41 @@ async def test_the_bot_works_on_words_without_the_model(
         assert any("Смысловая модель выключена" in text for text in health)
     finally:
         await bot_app.stop()
+
+
+# The desk of a warehouse: its label printer stopping is an outage there, which no bundled
+# example says; staff raise one such incident by hand, and a retrain teaches the model.
+SEEN = "принтер этикеток на складе перестал печатать наклейки"
+SIMILAR = "на складе не печатает принтер наклеек для коробок"
+
+
+async def test_a_level_set_by_staff_and_a_retrain_change_the_promise(
+    make_config: Callable[..., Config], tg: FakeTelegram, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    config = make_config(severity={"models": str(models)})
+    before = new_app(config)
+    await before.start()
+    try:
+        tg.send_message(CLIENT, SEEN)
+        tg.send_message(CLIENT_EN, SIMILAR)
+        await settle(before, tg)
+        assert CRITICAL_PROMISE not in texts_to(tg, CLIENT_EN)[0]
+        tg.send_message(STAFF, "/sev 1 critical", chat_id=STAFF_CHAT)
+        await settle(before, tg)
+        async with before.container.db.transaction() as session:
+            corrections = await staff_corrections(session)
+        assert corrections == [{"text": SEEN, "severity": "critical"}]
+        model = encoder_module.encoder()
+        assert model is not None
+        await asyncio.to_thread(retrain, model, corrections, models)
+    finally:
+        await before.stop()
+    after = new_app(config)
+    await after.start()
+    try:
+        tg.send_message(STRANGER, SIMILAR)
+        await settle(after, tg)
+        assert CRITICAL_PROMISE in texts_to(tg, STRANGER)[0]
+    finally:
+        await after.stop()

@@ -2,11 +2,15 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bot.app.container import desk_model
 from bot.cli.classify import classify_command
+from bot.config import Config, ConfigError, parse_config
 from bot.domain.enums import Severity
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
+from bot.domain.severity_model import MODEL_FILE, SeverityModel
 
 CRITICAL, NORMAL, LOW = Severity.CRITICAL, Severity.NORMAL, Severity.LOW
 DEV_SET = Path(__file__).resolve().parents[3] / "shared/eval/severity-dev.jsonl"
@@ -183,3 +187,20 @@ def test_being_unable_to_work_is_not_a_partial_outage(
 ) -> None:
     # "работать" / "work" once matched the partial cue "работаем" and lowered these.
     assert classifier.classify(text) == CRITICAL
+
+
+def test_the_desks_own_model_is_loaded_and_a_broken_one_named(tmp_path: Path) -> None:
+    def config() -> Config:
+        return parse_config({"telegram": {"token": "1:x", "staff_chat_id": -1},
+                             "severity": {"models": "models"}}, source=tmp_path / "config.toml")
+
+    bundled = SeverityModel.load()
+    assert np.allclose(desk_model(config()).weights, bundled.weights)  # none: the bundled one
+    (tmp_path / "models").mkdir()
+    refitted = SeverityModel(bundled.weights * 2, bundled.bias, bundled.cue_weight,
+                             bundled.critical_bias)
+    refitted.save(tmp_path / "models" / MODEL_FILE.name)
+    assert np.allclose(desk_model(config()).weights, refitted.weights)
+    (tmp_path / "models" / MODEL_FILE.name).write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match=r"models/severity-model\.npz: not a severity model"):
+        desk_model(config())
