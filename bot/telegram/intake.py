@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramNetworkError
 from aiogram.methods import GetUpdates
 
 from bot.domain.clock import Clock, Sleep
@@ -50,6 +50,15 @@ OUT_OF_TURN_TRIES = 200  # 10 s
 class OutOfTurn(Exception):
     """An earlier update of the same chat is not handled yet (raised inside the transaction,
     which is rolled back; the intake tries again shortly)."""
+
+
+def batch_of(response: Any) -> list[dict[str, Any]] | None:
+    """The updates of a getUpdates answer aiogram could not parse, as raw dicts (each one
+    with an integer update_id), or None when it is not such an answer."""
+    result = response.get("result") if isinstance(response, dict) else None
+    if not isinstance(result, list):
+        return None
+    return [u for u in result if isinstance(u, dict) and type(u.get("update_id")) is int]
 
 
 def chat_of(update: dict[str, Any]) -> int | None:
@@ -131,17 +140,30 @@ class Intake:
                     GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES),
                     request_timeout=timeout + 10,
                 )
+            except ClientDecodeError as exc:
+                # One update with a field of an unexpected type fails the parsing of its
+                # whole batch, again at every retry: take the batch as it came, so that each
+                # update is parsed on its own and a bad one is parked with its error.
+                raw = batch_of(exc.data)
+                if raw is None:
+                    log.warning("getUpdates answered what is not a batch of updates; "
+                                "retrying in %.0fs", backoff)
+                    await self.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
             except (TelegramNetworkError, TelegramAPIError) as exc:
                 log.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            else:
+                raw = [u.model_dump(mode="json", by_alias=True, exclude_none=True)
+                       for u in updates]
             backoff = 1.0
-            if not updates:
+            if not raw:
                 continue
-            raw = [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in updates]
             await self.accept(raw)
-            offset = updates[-1].update_id + 1
+            offset = max(u["update_id"] for u in raw) + 1
 
     async def wait_idle(self) -> None:
         await self.activity.wait_idle()

@@ -128,3 +128,22 @@ async def test_long_messages_full_of_cue_words_are_classified_within_a_bound(
     print(f"\n3 x 12,000 characters of cue words: {elapsed:.2f} s")
     assert await count(app, Ticket) == 3
     assert elapsed < 2.5
+
+
+async def test_an_update_with_a_field_of_a_wrong_type_is_parked_and_the_rest_handled(
+    app: App, tg: FakeTelegram
+) -> None:
+    # Polled together, the bad update used to fail the parsing of the whole batch at every
+    # retry: polling stalled and the good message beside it was never registered.
+    person = {"id": CLIENT, "is_bot": False, "first_name": "Анна"}
+    tg.raw_update({"message": {"message_id": 1, "date": "вчера", "from": person,
+                               "chat": {"id": CLIENT, "type": "private"}, "text": "Привет"}})
+    tg.send_message(CLIENT, "Не работает сканер")
+    await settle(app, tg)
+    assert "#1" in texts_to(tg, CLIENT)[-1]
+    async with app.db.transaction() as session:
+        parked = [e for e in await session.scalars(select(InboxUpdate.error)) if e]
+    assert len(parked) == 1 and "date" in parked[0]
+    tg.send_message(CLIENT, "И ещё: сканер пищит")  # polling goes on
+    await settle(app, tg)
+    assert await count(app, TicketMessage) == 2
