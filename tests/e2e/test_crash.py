@@ -113,6 +113,7 @@ def confirmations(tg: FakeTelegram, clients: list[int]) -> dict[int, list[int]]:
     return found
 
 
+@pytest.mark.own_sqlite
 async def test_kill_9_mid_rush_then_restart(tmp_path: Path) -> None:
     db = tmp_path / "frontdesk.db"
     log = tmp_path / "bot.log"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -286,6 +287,7 @@ async def test_kb_stale_lists_old_and_often_rejected_articles(
         await bot_app.stop()
 
 
+@pytest.mark.own_sqlite
 def test_a_broken_kb_file_stops_start_up(tmp_path: Path) -> None:
     kb = tmp_path / "kb.yaml"
     kb.write_text("- id: vpn\n  lang: ru\n  question: VPN\n  answr: typo\n", encoding="utf-8")

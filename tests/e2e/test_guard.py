@@ -119,6 +119,7 @@ async def test_a_removed_member_loses_staff_rights_at_once(faq_app: App, tg: Fak
 ESCAPING = "- id: passwd\n  lang: ru\n  question: Где пароль\n  answer: Вот он\n  image: {image}\n"
 
 
+@pytest.mark.own_sqlite
 @pytest.mark.parametrize("image", ["../../../../etc/passwd", "/etc/passwd", "link.png"])
 def test_an_image_outside_the_kb_folder_stops_start_up_and_import(
     tmp_path: Path, image: str

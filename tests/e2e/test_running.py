@@ -77,6 +77,7 @@ def test_bad_config_names_file_and_key_and_exits_2(
     assert str(path) in error and expected in error
 
 
+@pytest.mark.own_sqlite
 def test_sandbox_script_from_the_readme_shows_a_whole_lifecycle() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "sandbox", "--script",
