@@ -27,13 +27,14 @@ from bot.domain.enums import (
 )
 from bot.domain.errors import UserError
 from bot.domain.flood import take
-from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
+from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events, terms_of
 from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
-from storage.models import Client, Ticket, TicketEvent, TicketMessage
+from storage.models import Client, Company, Ticket, TicketEvent, TicketMessage
 from storage.repos.clients import Clients
+from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.inbox import Inbox
 from storage.repos.tickets import TicketMessages, Tickets
@@ -48,6 +49,18 @@ Classifier = Callable[[str], Severity]
 OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
 # Called when an incident becomes closed, after the client was told (the rating request).
 OnClosed = Callable[[Ticket, Client], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Level:
+    """A contract's service level: the promise per severity and the working time."""
+
+    promises: list[Promise]
+    work_time: DeskConfig
+    own: bool  # the company's own (else the desk's)
+
+
+REAPPLY_LIMIT = 1000
 
 
 class DeskError(UserError):
@@ -126,6 +139,7 @@ class Desk:
         self._messages = TicketMessages(session)
         self._events = TicketEvents(session)
         self._inbox = Inbox(session)
+        self._companies = Companies(session)
         # Clients already looked up in this transaction, by user id: several handlers of one
         # update may ask for the same one (see bot/telegram/middleware.py).
         self._seen: dict[int, Client] = {}
@@ -317,9 +331,11 @@ class Desk:
         )
         promise = None
         if self._sla is not None:  # before the insert: one statement writes it all
-            self._sla.schedule(ticket, [], now)
+            ticket.sla_terms = await self._terms_of(client)
+            policy = self._sla.for_terms(ticket.sla_terms)
+            policy.schedule(ticket, [], now)
             ticket.client_updated_at = now
-            promise = self._sla.promise(ticket.severity, now)
+            promise = policy.promise(ticket.severity, now)
         await self._tickets.add(ticket)
         await self._event(ticket, Actor(ActorKind.CLIENT, client.user_id, client.display_name),
                           EventKind.OPENED, None, TicketStatus.NEW)
@@ -600,21 +616,57 @@ class Desk:
 
     # -- SLA timers (bot/domain/sla.py) ----------------------------------------------------------
 
+    def level_of(self, company: Company) -> Level | None:
+        """The service level the company's contract promises now (None: no SLA at all)."""
+        if self._sla is None:
+            return None
+        policy = self._sla.for_terms(terms_of(company.sla, company.work_time))
+        now = self._clock()
+        return Level([policy.promise(severity, now) for severity in Severity], policy.desk,
+                     own=policy is not self._sla)
+
+    async def reapply_level(self, company: Company) -> int:
+        """The company's open incidents moved to its current level, timers recomputed
+        (`/org sla ... --reapply`); returns how many."""
+        terms = terms_of(company.sla, company.work_time)
+        rows = await self._tickets.open_of_company(company.id, REAPPLY_LIMIT)
+        for ticket, client in rows:
+            ticket.sla_terms = dict(terms) if terms else None
+            await self._sla_reschedule(ticket, new_target=True)
+            await self.refresh_card(ticket, client)
+        return len(rows)
+
+
+    async def _terms_of(self, client: Client) -> dict[str, Any] | None:
+        """The service level of the client's company now (None: the desk's)."""
+        if client.company_id is None:
+            return None
+        company = await self._companies.by_id(client.company_id)
+        terms = terms_of(company.sla, company.work_time) if company is not None else None
+        return dict(terms) if terms else None
+
+    def _policy(self, ticket: Ticket) -> SlaPolicy | None:
+        """The level the incident runs under: its company's when it was registered."""
+        return self._sla.for_terms(ticket.sla_terms) if self._sla is not None else None
+
     def _promise(self, ticket: Ticket) -> Promise | None:
-        return self._sla.promise(ticket.severity, self._clock()) if self._sla is not None else None
+        policy = self._policy(ticket)
+        return policy.promise(ticket.severity, self._clock()) if policy is not None else None
 
     async def _sla_pauses(self, ticket: Ticket) -> list[Pause]:
         return pauses_from_events(await self._events.of_ticket(ticket.id))
 
     async def _sla_reschedule(self, ticket: Ticket, *, new_target: bool = False) -> None:
-        if self._sla is not None:
-            self._sla.schedule(ticket, await self._sla_pauses(ticket), self._clock(),
+        policy = self._policy(ticket)
+        if policy is not None:
+            policy.schedule(ticket, await self._sla_pauses(ticket), self._clock(),
                               new_target=new_target)
 
     async def _sla_record(self, ticket: Ticket, target: str) -> None:
         """First response given / resolved: the SLA time spent and whether it was met."""
-        if self._sla is not None and getattr(ticket, f"{target}_met") is None:
-            self._sla.record(ticket, target, await self._sla_pauses(ticket), self._clock())
+        policy = self._policy(ticket)
+        if policy is not None and getattr(ticket, f"{target}_met") is None:
+            policy.record(ticket, target, await self._sla_pauses(ticket), self._clock())
 
     async def _sla_status(self, ticket: Ticket, old: TicketStatus, new: TicketStatus) -> None:
         """Pause, resume, resolution and reopening, as the status changes."""

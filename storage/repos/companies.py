@@ -20,6 +20,9 @@ class Companies:
         """Every company, by name."""
         return (await self.session.scalars(select(Company).order_by(Company.name))).all()
 
+    async def by_id(self, company_id: int) -> Company | None:
+        return await self.session.get(Company, company_id)
+
     async def by_invite(self, code: str) -> Company | None:
         return await self.session.scalar(select(Company).where(Company.invite_code == code))
 

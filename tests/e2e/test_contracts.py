@@ -1,0 +1,144 @@
+"""Every company its own contract (issue 17), through the real bot: the service level of
+a company's contract (its promise and due times), set in config and from chat."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.app.runtime import App
+from bot.config import Config
+from bot.sandbox.emulator import FakeTelegram
+from storage.models import Company, Ticket
+from tests.e2e.cluster import new_app
+from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
+
+MSK = ZoneInfo("Europe/Moscow")
+OUTAGE = "Не работает интернет во всём офисе, никто не может работать"
+CLIENT_B = 5003
+CLIENT_C = 5004
+# Wednesday 10:00 in Moscow: inside everyone's working time.
+WEDNESDAY = datetime(2026, 12, 2, 10, 0, tzinfo=MSK)
+COMPANIES: list[dict[str, Any]] = [
+    {"name": "Альфа", "sla": {"critical": {"response_hours": 1}}},
+    {"name": "Бета", "sla": {"critical": {"response_hours": 6, "business": True}},
+     "desk": {"work_start": "08:00", "work_end": "20:00"}},
+]
+
+
+def shifted_clock(to: datetime) -> Callable[[], datetime]:
+    offset = to - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
+def with_companies(make_config: Callable[..., Config], companies: list[dict[str, Any]],
+                   **sections: dict[str, Any]) -> Config:
+    config = make_config(**sections)
+    return config.model_copy(update={"companies": Config.model_validate(
+        {"telegram": {"staff_chat_id": 1}, "companies": companies}).companies})
+
+
+@asynccontextmanager
+async def running(config: Config, at: datetime = WEDNESDAY) -> AsyncIterator[App]:
+    app = new_app(config, clock=shifted_clock(at))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def join(app: App, tg: FakeTelegram, user_id: int, company: str) -> None:
+    async with app.db.transaction() as session:
+        code = await session.scalar(select(Company.invite_code).where(Company.name == company))
+    tg.send_message(user_id, f"/start {code}")
+    await settle(app, tg)
+
+
+async def ticket(app: App, number: int) -> Ticket:
+    async with app.db.transaction() as session:
+        found = await session.scalar(select(Ticket).where(Ticket.number == number))
+    assert found is not None
+    return found
+
+
+async def staff_says(app: App, tg: FakeTelegram, text: str, thread: int | None = None) -> str:
+    before = len(tg.sent(STAFF_CHAT))
+    tg.send_message(STAFF, text, chat_id=STAFF_CHAT, thread_id=thread)
+    await settle(app, tg)
+    return "\n".join(m.get("plain", "") for m in tg.sent(STAFF_CHAT)[before:])
+
+
+async def test_two_companies_get_their_own_promise_and_due_times(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.add_user(CLIENT_B, "Борис", language_code="ru")
+    tg.add_user(CLIENT_C, "Вера", language_code="ru")
+    async with running(with_companies(make_config, COMPANIES)) as app:
+        await join(app, tg, CLIENT, "Альфа")
+        await join(app, tg, CLIENT_B, "Бета")
+        for user in (CLIENT, CLIENT_B, CLIENT_C):  # the same message from each
+            tg.send_message(user, OUTAGE)
+            await settle(app, tg)
+        alpha, beta, nobody = (texts_to(tg, u)[-1] for u in (CLIENT, CLIENT_B, CLIENT_C))
+        assert "ответим в течение 1 часа, круглосуточно" in alpha
+        assert "ответим в течение 6 рабочих часов" in beta
+        assert "ответим в течение 2 часов, круглосуточно" in nobody  # the desk's [sla]
+        t1, t2, t3 = [await ticket(app, n) for n in (1, 2, 3)]
+        assert t1.first_response_due is not None and t2.first_response_due is not None
+        assert t3.first_response_due is not None
+        assert t1.first_response_due - t1.opened_at == timedelta(hours=1)
+        assert t2.first_response_due - t2.opened_at == timedelta(hours=6)
+        assert t3.first_response_due - t3.opened_at == timedelta(hours=2)
+        # The cards show the companies' due times.
+        cards = [tg.sent(STAFF_CHAT, topic["message_thread_id"])[0]["plain"]
+                 for topic in tg.topics(STAFF_CHAT)]
+        due = [(t.first_response_due.astimezone(MSK)).strftime("Ответ до %d.%m %H:%M")
+               for t in (t1, t2, t3)]
+        assert [d in card for d, card in zip(due, cards, strict=True)] == [True] * 3
+
+        # /org shows the level; a change from chat leaves open incidents as they were...
+        card = await staff_says(app, tg, "/org Бета")
+        assert "критическая: ответ в течение 6 рабочих часов" in card
+        assert "08:00–20:00" in card
+        answer = await staff_says(app, tg, "/org sla Альфа critical response 3h")
+        assert "сохраняют прежние сроки" in answer
+        assert (await ticket(app, 1)).first_response_due == t1.first_response_due
+        # ... and a new incident gets the new promise.
+        tg.send_message(CLIENT, "/new")
+        await settle(app, tg)
+        tg.send_message(CLIENT, OUTAGE)
+        await settle(app, tg)
+        assert "ответим в течение 3 часов, круглосуточно" in texts_to(tg, CLIENT)[-1]
+        # --reapply moves the open ones.
+        answer = await staff_says(app, tg, "/org sla Альфа critical response 3h --reapply")
+        assert "Пересчитаны сроки открытых обращений: 2" in answer
+        moved = await ticket(app, 1)
+        assert moved.first_response_due == moved.opened_at + timedelta(hours=3)
+        assert (await ticket(app, 2)).first_response_due == t2.first_response_due
+        bad = await staff_says(app, tg, "/org sla Альфа critical response soon")
+        assert "Не понимаю «soon»" in bad
+
+
+async def test_company_working_time_decides_when_business_hours_run(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    """Normal incidents run in business hours: those of a company in another time zone
+    with longer days fall due by its clock."""
+    companies = [{"name": "Восток", "desk": {"timezone": "Asia/Vladivostok",
+                                             "work_start": "09:00", "work_end": "18:00"}}]
+    printer = "Принтер у бухгалтера печатает с полосами"
+    # 10:00 in Moscow is 17:00 in Vladivostok: one working hour left there today.
+    async with running(with_companies(make_config, companies)) as app:
+        await join(app, tg, CLIENT, "Восток")
+        tg.send_message(CLIENT, printer)
+        await settle(app, tg)
+        t = await ticket(app, 1)
+        assert t.severity == "normal" and t.first_response_due is not None
+        local = t.first_response_due.astimezone(ZoneInfo("Asia/Vladivostok"))
+        assert (local.date(), local.hour) == (datetime(2026, 12, 3).date(), 12)  # 1 h + 3 h
