@@ -29,6 +29,7 @@ from bot.domain.durations import parse_duration
 from bot.domain.errors import UserError
 from storage.db import Database
 from storage.models import Client, Company, MaintenanceDone
+from storage.repos.clients import Clients
 from storage.repos.companies import Companies
 from storage.repos.tickets import Tickets, TicketWithClient
 
@@ -278,6 +279,35 @@ async def join_by_invite(session: AsyncSession, client: Client, code: str) -> Co
     if company is not None:
         await link(session, client, company)
     return company
+
+
+async def add_contact(session: AsyncSession, company: Company, who: str) -> Client:
+    """`/org contact <name> @user|id`: a coordinator of the company (linked to it if they
+    were not). They must have written to the bot (a username is known only then)."""
+    clients = Clients(session)
+    who = who.strip()
+    client = (await clients.by_user(int(who)) if who.isdigit()
+              else await clients.by_username(who.lstrip("@")) if who.startswith("@") else None)
+    if client is None:
+        raise CompanyError("contact_unknown", text=who)
+    if client.company_id != company.id:
+        await link(session, client, company)
+    if client.user_id not in (company.contacts or []):
+        company.contacts = [*(company.contacts or []), client.user_id]
+    return client
+
+
+_MENTION = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|\d+)$")
+
+
+def is_mention(text: str) -> bool:
+    return bool(_MENTION.match(text))
+
+
+def split_last(text: str) -> tuple[str, str]:
+    """"Рога и копыта @anna" -> ("Рога и копыта", "@anna")."""
+    name, _, last = text.strip().rpartition(" ")
+    return name.strip(), last
 
 
 def rotate_invite(company: Company) -> str:

@@ -11,6 +11,9 @@
   /org done <name>: work       a planned work done (the act shows it)
   /org rename <name>: new name
   /org invite <name> rotate    a new invite link; the old one stops working
+  /org contact <name> @user    a coordinator at the client (sees the company's incidents,
+                               gets its acts); /org notify <name> on|off: told of each new one
+  /org manager <name> @staff   the account manager, mentioned when it goes wrong
   /org sla <name> critical response 1h [--reapply]   the contract's service level (also
                                `resolution 2d`, `normal 24x7|business`, `hours 08:00-20:00`,
                                `days mon-sat`, `timezone Asia/Omsk`, `reset`); open
@@ -40,7 +43,7 @@ from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
-               "sla", "help")
+               "sla", "contact", "manager", "notify", "help")
 
 
 async def bot_username(bot: Bot) -> str | None:
@@ -84,6 +87,22 @@ async def org_command(
             await reply(message, notifier, texts.staff(
                 "org_reply", code="level_set", company=company, level=desk.level_of(company),
                 moved=moved))
+        elif word in ("contact", "manager", "notify"):
+            name, value = org.split_last(rest)
+            company = await org.find(session, name)
+            client = None
+            if word == "contact":
+                client = await org.add_contact(session, company, value)
+            elif word == "manager":
+                if not org.is_mention(value):
+                    raise org.CompanyError("bad_mention", text=value)
+                company.account_manager = value
+            elif value.lower() in ("on", "off"):
+                company.notify_contacts = value.lower() == "on"
+            else:
+                raise org.CompanyError("bad_switch", text=value)
+            await reply(message, notifier, texts.staff(
+                "org_reply", code=word + "_set", company=company, client=client))
         elif word in ("services", "works", "done", "rename"):
             name, value = _split(rest)
             company = await org.find(session, name)

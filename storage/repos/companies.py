@@ -42,6 +42,15 @@ class Companies:
         await self.session.execute(update(Client).where(Client.company_id == company.id)
                                    .values(company=name))
 
+    async def managers_of(self, ticket_ids: Collection[int]) -> dict[int, str]:
+        """The account manager of each incident's company (those that have one)."""
+        rows = await self.session.execute(
+            select(Ticket.id, Company.account_manager)
+            .join(Client, Client.id == Ticket.client_id)
+            .join(Company, Company.id == Client.company_id)
+            .where(Ticket.id.in_(list(ticket_ids)), Company.account_manager.is_not(None)))
+        return {ticket_id: manager for ticket_id, manager in rows if manager}
+
     # -- employees ------------------------------------------------------------------------
 
     async def employee_ids(self, company_id: int) -> set[int]:

@@ -14,9 +14,12 @@ from sqlalchemy import select
 from bot.app.runtime import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
+from bot.services.reports.jobs import monthly_acts
+from bot.services.sla_jobs import sla_sweep
 from storage.models import Company, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
+from tests.e2e.test_reports import uploaded
 
 MSK = ZoneInfo("Europe/Moscow")
 OUTAGE = "Не работает интернет во всём офисе, никто не может работать"
@@ -98,8 +101,8 @@ async def test_two_companies_get_their_own_promise_and_due_times(
         # The cards show the companies' due times.
         cards = [tg.sent(STAFF_CHAT, topic["message_thread_id"])[0]["plain"]
                  for topic in tg.topics(STAFF_CHAT)]
-        due = [(t.first_response_due.astimezone(MSK)).strftime("Ответ до %d.%m %H:%M")
-               for t in (t1, t2, t3)]
+        due = [d.astimezone(MSK).strftime("Ответ до %d.%m %H:%M")
+               for d in (t1.first_response_due, t2.first_response_due, t3.first_response_due)]
         assert [d in card for d, card in zip(due, cards, strict=True)] == [True] * 3
 
         # /org shows the level; a change from chat leaves open incidents as they were...
@@ -142,3 +145,72 @@ async def test_company_working_time_decides_when_business_hours_run(
         assert t.severity == "normal" and t.first_response_due is not None
         local = t.first_response_due.astimezone(ZoneInfo("Asia/Vladivostok"))
         assert (local.date(), local.hour) == (datetime(2026, 12, 3).date(), 12)  # 1 h + 3 h
+
+
+CONTRACT: list[dict[str, Any]] = [
+    {"name": "Альфа", "services": ["1С", "почта"], "contacts": [CLIENT_B],
+     "notify_contacts": True, "account_manager": "@boss_alpha"},
+]
+
+
+async def test_coordinator_sees_the_company_and_gets_the_act_manager_on_escalation(
+    make_config: Callable[..., Config], tg: FakeTelegram, tmp_path: Any
+) -> None:
+    tg.add_user(CLIENT_B, "Борис", language_code="ru")
+    tg.add_user(CLIENT_C, "Вера", language_code="ru")
+    config = with_companies(make_config, CONTRACT,
+                            reports={"directory": str(tmp_path / "reports"),
+                                     "monthly_acts": True})
+    async with running(config) as app:
+        await join(app, tg, CLIENT, "Альфа")
+        await join(app, tg, CLIENT_B, "Альфа")
+        tg.send_message(CLIENT, OUTAGE)
+        await settle(app, tg)
+        # The coordinator hears of it; the card and the topic's first message show the scope.
+        assert "Новое обращение #1 от Анна (Альфа)" in texts_to(tg, CLIENT_B)[-1]
+        topic = tg.topics(STAFF_CHAT)[0]["message_thread_id"]
+        assert "По договору: 1С; почта" in tg.sent(STAFF_CHAT, topic)[0]["plain"]
+
+        tg.send_message(CLIENT_B, "/my company")
+        await settle(app, tg)
+        listing = texts_to(tg, CLIENT_B)[-1]
+        assert "Обращения компании Альфа" in listing and "#1 · " in listing
+        assert "Анна" in listing
+        tg.send_message(CLIENT_B, "/status 1")
+        await settle(app, tg)
+        assert "Обращение #1" in texts_to(tg, CLIENT_B)[-1]
+        # Others see neither.
+        tg.send_message(CLIENT_C, "/status 1")
+        tg.send_message(CLIENT, "/my company")
+        await settle(app, tg)
+        assert "не найдено среди ваших" in texts_to(tg, CLIENT_C)[-1]
+        assert "видит только её контактное лицо" in texts_to(tg, CLIENT)[-1]
+
+        # Out of scope: the client is told plainly, the card says so.
+        answer = await staff_says(app, tg, "/scope 1 out настройка домашнего ноутбука")
+        assert "вне договора" in answer
+        told = texts_to(tg, CLIENT)[-1]
+        assert "не входит в ваш договор обслуживания (настройка домашнего ноутбука)" in told
+        assert "за отдельную плату" in told
+        async with app.db.transaction() as session:
+            t = await session.scalar(select(Ticket).where(Ticket.number == 1))
+        assert t is not None and t.out_of_scope == "настройка домашнего ноутбука"
+        assert "Например" in await staff_says(app, tg, "/scope 1 out")
+
+        # A breach mentions the company's account manager.
+        await sla_sweep(app.db, app.container.notifier_for, app.config,
+                        WEDNESDAY.astimezone(UTC) + timedelta(hours=3))
+        app.delivery.wake()
+        await settle(app, tg)
+        assert "@boss_alpha" in "\n".join(texts_to(tg, STAFF_CHAT, topic))
+
+        # The monthly act goes to the coordinator too (December's, on 1 January).
+        await staff_says(app, tg, "/close 1 перезагрузили роутер")
+        assert await monthly_acts(app.db, app.container.notifier_for, app.config,
+                                  datetime(2027, 1, 1, 9, tzinfo=UTC)) == 1
+        app.delivery.wake()
+        await settle(app, tg)
+        names = [uploaded(c)["filename"] for c in tg.calls_to("sendDocument", CLIENT_B)]
+        assert names == ["act-Альфа-2026-12.html", "act-Альфа-2026-12.csv"]
+        assert "Акт выполненных работ Альфа за 2026-12" in texts_to(tg, CLIENT_B)[-2]
+        assert tg.calls_to("sendDocument", CLIENT) == []  # not a coordinator

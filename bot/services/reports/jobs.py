@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,8 @@ from bot.services.reports.render import (
 )
 from bot.services.reports.stats import Stats, compute_stats
 from storage.db import Database
-from storage.models import Company
+from storage.models import Client, Company
+from storage.repos.clients import Clients
 from storage.repos.companies import Companies
 from storage.repos.counters import next_number
 
@@ -61,9 +62,10 @@ async def send_stats(
 async def send_act(
     session: AsyncSession, notifier: Notifier, config: Config, company: Company,
     period: Period, now: datetime, *, chat_id: int, thread_id: int | None, priority: int,
-    act: Act | None = None,
+    act: Act | None = None, contacts: Sequence[Client] = (),
 ) -> Act:
-    """The act as HTML and CSV files in the reports directory, both sent as documents."""
+    """The act as HTML and CSV files in the reports directory, both sent as documents (to
+    the chat asked, and to the company's coordinators among `contacts`)."""
     texts = notifier.texts
     if act is None:
         act = await build_act(session, company, period, now, config.desk.name)
@@ -74,6 +76,11 @@ async def send_act(
         caption = texts.staff("report_caption", act=act) if index == 0 else None
         await notifier.out.send_file(chat_id, path, filename=path.name, caption_html=caption,
                                      priority=priority, thread_id=thread_id)
+        for contact in contacts:
+            note = texts.client(contact.language, "act_sent", ticket=None, act=act) \
+                if index == 0 else None
+            await notifier.out.send_file(contact.chat_id, path, filename=path.name,
+                                         caption_html=note, priority=priority)
     return act
 
 
@@ -103,8 +110,10 @@ async def monthly_acts(
             act = await build_act(session, company, period, now, config.desk.name)
             if not act.incidents and not act.works:
                 continue
+            contacts = await Clients(session).by_users(company.contacts or [])
             await send_act(session, notifier, config, company, period, now, chat_id=staff,
-                           thread_id=None, priority=PRIORITY_NOTICE, act=act)
+                           thread_id=None, priority=PRIORITY_NOTICE, act=act,
+                           contacts=[c for c in contacts if c.company_id == company.id])
             sent += 1
         await notifier.out.send_text(staff, notifier.texts.staff(
             "report_reply", code="monthly", period=period, count=sent),
