@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.domain.maintenance import is_periodicity
+
 TOKEN_ENV = "FRONTDESK_TELEGRAM_TOKEN"
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 OFFICIAL_API = "https://api.telegram.org"
@@ -381,10 +383,19 @@ PERIODICITIES = ("daily", "weekly", "monthly", "quarterly", "yearly")
 
 
 class MaintenanceWork(_Section):
-    """A planned maintenance work of a contract: what, and how often."""
+    """A planned maintenance work of a contract: what, and how often (one of PERIODICITIES
+    or `months:N`, every N months)."""
 
     work: Annotated[str, Field(min_length=1, max_length=200)]
-    every: Literal["daily", "weekly", "monthly", "quarterly", "yearly"] = "monthly"
+    every: str = "monthly"
+
+    @field_validator("every")
+    @classmethod
+    def _known_every(cls, value: str) -> str:
+        if not is_periodicity(value):
+            raise ValueError(f"{value!r} is not daily, weekly, monthly, quarterly, yearly "
+                             "or months:N (every N months, 1-36)")
+        return value
 
 
 class SlaOverride(_Section):
@@ -466,6 +477,11 @@ class ReportsConfig(_Section):
     send_hour: Annotated[int, Field(ge=0, le=23)] = 10
     # Companies in /stats top lists.
     top: Annotated[int, Field(ge=1, le=50)] = 5
+    # Where the acts are drawn up (the act's heading: "г. Москва"); empty: a blank to fill in.
+    place: Annotated[str, Field(max_length=100)] = ""
+    # The desk's cost of an hour of work: /stats ranks the companies by logged hours x this
+    # against their `fee`. None: no costs, only hours.
+    hour_cost: Annotated[float, Field(gt=0)] | None = None
 
 
 class LimitsConfig(_Section):

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import PERIODICITIES, WEEKDAYS, CompanyConfig, DeskConfig, SlaConfig
 from bot.domain.durations import parse_duration
 from bot.domain.errors import UserError
+from bot.domain.maintenance import is_periodicity
 from storage.db import Database
 from storage.models import Client, Company, MaintenanceDone
 from storage.repos.clients import Clients
@@ -66,11 +67,20 @@ def invite_link(bot_username: str | None, code: str) -> str:
     return f"https://t.me/{bot_username or '<bot>'}?start={code}"
 
 
+_EVERY_N_MONTHS = re.compile(
+    r"^(?:every|каждые|раз в)\s+(\d{1,2})\s+(?:months?|месяц(?:а|ев)?)$")
+
+
 def parse_periodicity(text: str) -> str | None:
+    """The periodicity people wrote: "weekly", "ежеквартально", "every 2 months", "раз в 6
+    месяцев" (`months:N`)."""
     word = " ".join(text.lower().split())
     for every, words in PERIODICITY_WORDS.items():
         if word in words:
             return every
+    found = _EVERY_N_MONTHS.match(word)
+    if found and is_periodicity(f"months:{int(found[1])}"):
+        return f"months:{int(found[1])}"
     return None
 
 
@@ -302,6 +312,30 @@ _MENTION = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|\d+)$")
 
 def is_mention(text: str) -> bool:
     return bool(_MENTION.match(text))
+
+
+_FEE = re.compile(r"^(?P<name>.+?)\s+(?P<fee>\d+(?:[.,]\d+)?)"
+                  r"(?:\s+(?P<hours>\d+(?:[.,]\d+)?)\s*[hч])?$")
+
+
+def _fee_parts(text: str) -> re.Match[str]:
+    found = _FEE.match(text.strip())
+    if found is None:
+        raise CompanyError("bad_fee", text=text)
+    return found
+
+
+def fee_name(text: str) -> str:
+    """The company's name in `/org fee <name> 30000 [10h]`."""
+    return _fee_parts(text)["name"]
+
+
+def set_fee(company: Company, text: str) -> None:
+    """`/org fee <name> 30000 [10h]`: the monthly fee, and the hours it includes."""
+    found = _fee_parts(text)
+    company.fee = float(found["fee"].replace(",", "."))
+    if found["hours"]:
+        company.hours_included = float(found["hours"].replace(",", "."))
 
 
 def split_last(text: str) -> tuple[str, str]:

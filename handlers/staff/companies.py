@@ -14,6 +14,7 @@
   /org contact <name> @user    a coordinator at the client (sees the company's incidents,
                                gets its acts); /org notify <name> on|off: told of each new one
   /org manager <name> @staff   the account manager, mentioned when it goes wrong
+  /org fee <name> 30000 [10h]  the monthly fee and the hours it includes
   /org sla <name> critical response 1h [--reapply]   the contract's service level (also
                                `resolution 2d`, `normal 24x7|business`, `hours 08:00-20:00`,
                                `days mon-sat`, `timezone Asia/Omsk`, `reset`); open
@@ -43,7 +44,7 @@ from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
-               "sla", "contact", "manager", "notify", "help")
+               "sla", "contact", "manager", "notify", "fee", "help")
 
 
 async def bot_username(bot: Bot) -> str | None:
@@ -87,6 +88,11 @@ async def org_command(
             await reply(message, notifier, texts.staff(
                 "org_reply", code="level_set", company=company, level=desk.level_of(company),
                 moved=moved))
+        elif word == "fee":
+            company = await org.find(session, org.fee_name(rest))
+            org.set_fee(company, rest)
+            await reply(message, notifier, texts.staff("org_reply", code="fee_set",
+                                                       company=company))
         elif word in ("contact", "manager", "notify"):
             name, value = org.split_last(rest)
             company = await org.find(session, name)

@@ -88,11 +88,20 @@ class Companies:
 
     async def done_at(
         self, company_id: int, work: str, since: datetime, until: datetime
-    ) -> list[datetime]:
-        """When a planned work of the company was recorded as done in [since, until)."""
-        return list(await self.session.scalars(
-            select(MaintenanceDone.done_at).where(
+    ) -> list[tuple[datetime, str | None]]:
+        """When a planned work of the company was recorded as done in [since, until), and
+        by whom."""
+        rows = await self.session.execute(
+            select(MaintenanceDone.done_at, MaintenanceDone.actor_name).where(
                 MaintenanceDone.company_id == company_id, MaintenanceDone.work == work,
                 MaintenanceDone.done_at >= since, MaintenanceDone.done_at < until,
             ).order_by(MaintenanceDone.done_at)
-        ))
+        )
+        return [(at, name) for at, name in rows]
+
+    async def last_done(self, company_id: int, work: str, before: datetime) -> datetime | None:
+        """When a planned work was last recorded as done before `before`."""
+        return await self.session.scalar(
+            select(func.max(MaintenanceDone.done_at)).where(
+                MaintenanceDone.company_id == company_id, MaintenanceDone.work == work,
+                MaintenanceDone.done_at < before))

@@ -211,6 +211,54 @@ async def test_coordinator_sees_the_company_and_gets_the_act_manager_on_escalati
         app.delivery.wake()
         await settle(app, tg)
         names = [uploaded(c)["filename"] for c in tg.calls_to("sendDocument", CLIENT_B)]
-        assert names == ["act-Альфа-2026-12.html", "act-Альфа-2026-12.csv"]
-        assert "Акт выполненных работ Альфа за 2026-12" in texts_to(tg, CLIENT_B)[-2]
+        assert names == [f"act-Альфа-2026-12.{ext}" for ext in ("pdf", "html", "csv")]
+        assert "Акт выполненных работ Альфа за 2026-12" in texts_to(tg, CLIENT_B)[-3]
         assert tg.calls_to("sendDocument", CLIENT) == []  # not a coordinator
+
+
+async def test_time_logged_three_ways_on_the_card_in_the_act_and_the_cost_ranking(
+    make_config: Callable[..., Config], tg: FakeTelegram, tmp_path: Any
+) -> None:
+    tg.add_user(CLIENT_B, "Борис", language_code="ru")
+    companies = [{"name": "Альфа", "fee": 5000, "hours_included": 2},
+                 {"name": "Бета", "fee": 50000}]
+    config = with_companies(make_config, companies,
+                            reports={"directory": str(tmp_path / "reports"),
+                                     "hour_cost": 2000})
+    async with running(config) as app:
+        await join(app, tg, CLIENT, "Альфа")
+        await join(app, tg, CLIENT_B, "Бета")
+        tg.send_message(CLIENT, OUTAGE)
+        await settle(app, tg)
+        tg.send_message(CLIENT_B, "Не приходит почта у бухгалтера")
+        await settle(app, tg)
+        topic = tg.topics(STAFF_CHAT)[0]["message_thread_id"]
+        assert "+30 мин (всего 30 мин)" in await staff_says(app, tg, "/time 1 30m")
+        assert "(всего 2 ч)" in await staff_says(app, tg, "/time 1h30", thread=topic)
+        await staff_says(app, tg, "/close 1 1h перезагрузили роутер, заменили блок питания")
+        assert "Сколько времени?" in await staff_says(app, tg, "/time 1 soon")
+        card = tg.message(STAFF_CHAT, tg.sent(STAFF_CHAT, topic)[0]["message_id"])
+        assert card is not None and "Затрачено: 3 ч" in card["plain"]
+        await staff_says(app, tg, "/close 2 2h настроили почтовый ящик")
+        await staff_says(app, tg, "/reopen 2 не помогло")
+        await staff_says(app, tg, "/close 2 пересоздали профиль")
+
+        # /stats: Альфа costs 3 h x 2000 = 6000 against a fee of 5000 — a loss; Бета 4000
+        # against 50000.
+        stats = await staff_says(app, tg, "/stats")
+        ranking = stats[stats.index("затраты и абонплата"):]
+        assert "1. Альфа — 3 ч = 6 000 при абонплате 5 000 (120%, в убыток)" in ranking
+        assert "2. Бета — 2 ч = 4 000 при абонплате 50 000 (8%), повторных открытий 1" \
+            in ranking
+        assert "Борис · Бета — 1 (обращений: 1)" in stats
+        org_card = await staff_says(app, tg, "/org Альфа")
+        assert "Учтено времени: 3 ч из 2 ч по договору · абонплата 5 000" in org_card
+
+        await staff_says(app, tg, "/report Альфа 2026-12")
+        html = (tmp_path / "reports" / "acts" / "2026-12" / "act-Альфа-2026-12.html"
+                ).read_text(encoding="utf-8")
+        assert "перезагрузили роутер, заменили блок питания" in html
+        assert ">3 ч</td>" in html and "3 ч из 2 ч, включённых в абонентскую плату" in html
+        assert "(сверх: 1 ч)" in html
+        quarter = await staff_says(app, tg, "/report Альфа 2026-Q4")
+        assert "2026Q4" in quarter or (tmp_path / "reports" / "acts" / "2026Q4").exists()

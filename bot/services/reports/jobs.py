@@ -45,7 +45,8 @@ async def send_stats(
     """The chart (a photo) and the text summary, written to the outbox in this order. The
     chart is rendered in a worker thread so the event loop keeps serving other chats."""
     texts = notifier.texts
-    stats = await compute_stats(session, period, now, company=company, top=config.reports.top)
+    stats = await compute_stats(session, period, now, company=company, top=config.reports.top,
+                                hour_cost=config.reports.hour_cost)
     labels = chart_labels(texts, texts.default_language, stats)
     png = await asyncio.to_thread(render_chart, stats, labels)
     path = write_chart(png, reports_directory(config), period.label)
@@ -68,10 +69,11 @@ async def send_act(
     the chat asked, and to the company's coordinators among `contacts`)."""
     texts = notifier.texts
     if act is None:
-        act = await build_act(session, company, period, now, config.desk.name)
+        act = await build_act(session, company, period, now, config.desk.name,
+                              config.reports.place)
     language = texts.default_language
     paths = write_act(act, reports_directory(config) / "acts" / period.label, language,
-                      template_path(config))
+                      template_path(config, company))
     for index, path in enumerate(paths):
         caption = texts.staff("report_caption", act=act) if index == 0 else None
         await notifier.out.send_file(chat_id, path, filename=path.name, caption_html=caption,
@@ -107,7 +109,8 @@ async def monthly_acts(
         staff = config.telegram.staff_chat_id
         sent = 0
         for company in await Companies(session).all():
-            act = await build_act(session, company, period, now, config.desk.name)
+            act = await build_act(session, company, period, now, config.desk.name,
+                              config.reports.place)
             if not act.incidents and not act.works:
                 continue
             contacts = await Clients(session).by_users(company.contacts or [])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -22,6 +23,9 @@ from bot.messaging.texts import Texts, age
 from bot.services.ratings import SCORES
 from bot.services.reports.act import Act
 from bot.services.reports.stats import SEVERITIES, Compliance, Stats
+from storage.models import Company
+
+log = logging.getLogger(__name__)
 
 COLOURS = {"critical": "#d64545", "normal": "#e5b73b", "low": "#4caf50"}
 
@@ -105,9 +109,18 @@ def chart_labels(texts: Texts, language: str, stats: Stats) -> dict[str, Any]:
     }
 
 
-def _act_environment(loader: BaseLoader, zone: ZoneInfo) -> Environment:
+def _hm(minutes: int, language: str) -> str:
+    """Minutes as people read them: "1 ч 30 мин", "45 min"."""
+    hours, rest = divmod(int(minutes), 60)
+    h, m = ("ч", "мин") if language == "ru" else ("h", "min")
+    parts = ([f"{hours} {h}"] if hours else []) + ([f"{rest} {m}"] if rest or not hours else [])
+    return " ".join(parts)
+
+
+def _act_environment(loader: BaseLoader, zone: ZoneInfo, language: str) -> Environment:
     env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
+    env.filters["hm"] = lambda minutes: _hm(minutes, language)
     env.filters["local"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y %H:%M")
     env.filters["day"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y")
     env.filters["age"] = lambda d: age(d) if d is not None else "—"
@@ -120,9 +133,11 @@ def _beside_config(config: Config, path: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def template_path(config: Config) -> Path | None:
-    """A desk's own act template (`[reports] act_template`), if it has one."""
-    path = config.reports.act_template
+def template_path(config: Config, company: Company | None = None) -> Path | None:
+    """The act template of the company's contract (`act_template` of its `[[companies]]`
+    entry), else the desk's (`[reports] act_template`), if there is one."""
+    own = company.act_template if company is not None else None
+    path = Path(own) if own else config.reports.act_template
     return _beside_config(config, path) if path is not None else None
 
 
@@ -130,17 +145,31 @@ def render_act_html(act: Act, language: str, template: Path | None = None) -> st
     """The act as a printable HTML document (A4, one page per month); `template`: a desk's
     own Jinja2 file, else the bundled bot/messaging/templates/reports/act_<language>.html."""
     if template is not None:
-        env = _act_environment(FileSystemLoader(str(template.parent)), act.period.zone)
+        env = _act_environment(FileSystemLoader(str(template.parent)), act.period.zone, language)
         return env.get_template(template.name).render(act=act, language=language)
-    env = _act_environment(PackageLoader("bot.messaging", "templates"), act.period.zone)
+    env = _act_environment(PackageLoader("bot.messaging", "templates"), act.period.zone,
+                           language)
     return env.get_template(f"reports/act_{language}.html").render(act=act, language=language)
 
 
 CSV_HEADER = {
-    "ru": ["Номер", "Открыто", "Решено", "Тема", "Важность", "Сотрудник клиента",
-           "Исполнитель", "Реакция, мин", "Решение, мин", "Оценка", "SLA"],
-    "en": ["Number", "Opened", "Resolved", "Subject", "Severity", "Client employee",
-           "Engineer", "Response, min", "Resolution, min", "Rating", "SLA"],
+    "ru": ["Номер", "Открыто", "Решено", "Тема", "Что сделано", "Важность",
+           "Сотрудник клиента", "Исполнитель", "Реакция, мин", "Решение, мин", "Затрачено, мин",
+           "Оценка", "В срок", "Вне договора"],
+    "en": ["Number", "Opened", "Resolved", "Subject", "What was done", "Severity",
+           "Client employee", "Engineer", "Response, min", "Resolution, min", "Time spent, min",
+           "Rating", "On time", "Outside the contract"],
+}
+# The act's words in its language (the CSV is read by the client as the act is).
+CSV_WORDS = {
+    "ru": {"critical": "критическая", "normal": "обычная", "low": "низкая", True: "да",
+           False: "нет", "total": "Итого", "minutes": "Затрачено по договору, мин",
+           "outside": "Вне договора, мин", "included": "Включено в абонплату, ч",
+           "faq": "решено по инструкции"},
+    "en": {"critical": "critical", "normal": "normal", "low": "low", True: "yes",
+           False: "no", "total": "Total", "minutes": "Time spent under the contract, min",
+           "outside": "Outside the contract, min", "included": "Included in the fee, h",
+           "faq": "solved by following the instructions"},
 }
 
 
@@ -176,18 +205,25 @@ def act_csv(act: Act, language: str) -> str:
     def minutes(delta: timedelta | None) -> str:
         return "" if delta is None else str(round(delta.total_seconds() / 60))
 
+    words = CSV_WORDS[language]
     for i in act.incidents:
+        done = i.resolution_text or (words["faq"] if i.deflected else "")
         writer.writerow([
             i.number, i.opened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-            i.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), i.subject, i.severity,
-            i.client, i.assignee or "", minutes(i.response), minutes(i.resolution),
-            i.rating or "", "" if i.sla_met is None else ("met" if i.sla_met else "breached"),
+            i.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), i.subject, done,
+            words[i.severity], i.client, i.assignee or "", minutes(i.response),
+            minutes(i.resolution), i.minutes, i.rating or "",
+            "" if i.sla_met is None else words[i.sla_met], i.out_of_scope or "",
         ])
     writer.writerow([])
-    total = "Итого" if language == "ru" else "Total"
-    writer.writerow([total, len(act.incidents)])
+    writer.writerow([words["total"], len(act.incidents)])
     for severity, count in act.by_severity.items():
-        writer.writerow([severity, count])
+        writer.writerow([words[severity], count])
+    writer.writerow([words["minutes"], act.minutes_total])
+    if act.out_of_scope:
+        writer.writerow([words["outside"], act.minutes_outside])
+    if act.hours_included is not None:
+        writer.writerow([words["included"], f"{act.hours_included:g}"])
     return out.getvalue()
 
 
@@ -195,16 +231,42 @@ def _slug(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE).strip("_")[:80] or "company"
 
 
+_NO_PDF: list[str] = []  # why there is no PDF, once found (logged once per process)
+
+
+def render_pdf(html: str, base: Path) -> bytes | None:
+    """The act's HTML as PDF (WeasyPrint, on the system's Pango); None, logged once, when
+    the engine or its libraries are missing."""
+    if _NO_PDF:
+        return None
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:  # OSError: libpango / libgobject not found
+        _NO_PDF.append(str(exc))
+        log.warning("acts go out as HTML and CSV only, no PDF: WeasyPrint cannot be used "
+                    "(%s); install it with its system libraries (Pango)", exc)
+        return None
+    pdf: bytes = HTML(string=html, base_url=str(base)).write_pdf()
+    return pdf
+
+
 def write_act(act: Act, directory: Path, language: str,
               template: Path | None = None) -> list[Path]:
-    """The act's HTML and CSV files in `directory`; returns their paths."""
+    """The act's files in `directory`, the PDF first (when it can be made), then the HTML
+    and the CSV; returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"act-{_slug(act.company.name)}-{act.period.label}"
     html = directory / f"{stem}.html"
-    html.write_text(render_act_html(act, language, template), encoding="utf-8")
+    text = render_act_html(act, language, template)
+    html.write_text(text, encoding="utf-8")
     table = directory / f"{stem}.csv"
     table.write_text(act_csv(act, language), encoding="utf-8-sig")
-    return [html, table]
+    pdf = render_pdf(text, template.parent if template is not None else directory)
+    if pdf is None:
+        return [html, table]
+    document = directory / f"{stem}.pdf"
+    document.write_bytes(pdf)
+    return [document, html, table]
 
 
 def reports_directory(config: Config) -> Path:
