@@ -141,7 +141,8 @@ async def build_act(
             last = await companies.last_done(company.id, planned["work"], period.end)
             due = next_due(every, last.astimezone(period.zone).date() if last else None,
                            period.first_day)
-            planned_for = max(due, period.first_day)
+            # Not done in a period that is over: planned for after it.
+            planned_for = max(due, period.after_day if now >= period.end else period.first_day)
         works.append(ActWork(planned["work"], every, records, planned_for))
     opened = await reports.opened_count(company.id, period.start, period.end)
     ratings = Distribution()

@@ -121,8 +121,11 @@ def _act_environment(loader: BaseLoader, zone: ZoneInfo, language: str) -> Envir
     env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["hm"] = lambda minutes: _hm(minutes, language)
+    env.filters["span"] = lambda d: "—" if d is None else _hm(round(d.total_seconds() / 60),
+                                                                language)
     env.filters["local"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y %H:%M")
     env.filters["day"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y")
+    env.filters["short"] = lambda m: m.astimezone(zone).strftime("%d.%m")
     env.filters["age"] = lambda d: age(d) if d is not None else "—"
     return env
 
