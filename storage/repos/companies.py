@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import OPEN_STATUSES
-from storage.models import Client, Company, MaintenanceDone, Ticket
+from storage.models import Client, Company, MaintenanceDone, MaintenanceReminder, Ticket
 
 
 class Companies:
@@ -98,6 +98,17 @@ class Companies:
             ).order_by(MaintenanceDone.done_at)
         )
         return [(at, name) for at, name in rows]
+
+    async def reminded(self, company_id: int, work: str, due: date, kind: str) -> bool:
+        """Whether the reminder of this work's due date (and kind) was posted."""
+        found = await self.session.scalar(select(MaintenanceReminder.id).where(
+            MaintenanceReminder.company_id == company_id, MaintenanceReminder.work == work,
+            MaintenanceReminder.due_on == due.isoformat(), MaintenanceReminder.kind == kind))
+        return found is not None
+
+    async def add_reminder(self, reminder: MaintenanceReminder) -> None:
+        self.session.add(reminder)
+        await self.session.flush()
 
     async def last_done(self, company_id: int, work: str, before: datetime) -> datetime | None:
         """When a planned work was last recorded as done before `before`."""

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bot.app.runtime import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
+from bot.services.maintenance import maintenance_sweep
 from bot.services.reports.jobs import monthly_acts
 from bot.services.sla_jobs import sla_sweep
 from storage.models import Company, Ticket
@@ -262,3 +263,46 @@ async def test_time_logged_three_ways_on_the_card_in_the_act_and_the_cost_rankin
         assert "(сверх: 1 ч)" in html
         quarter = await staff_says(app, tg, "/report Альфа 2026-Q4")
         assert "2026Q4" in quarter or (tmp_path / "reports" / "acts" / "2026Q4").exists()
+
+
+async def test_planned_works_are_reminded_once_when_due_and_once_overdue_across_restarts(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    companies = [{"name": "Альфа", "maintenance": [{"work": "Антивирус", "every": "weekly"},
+                                                   {"work": "Бэкапы", "every": "monthly"}]}]
+    config = with_companies(make_config, companies)
+
+    def reminders() -> list[str]:
+        return [t for t in texts_to(tg, STAFF_CHAT) if "Плановые работы" in t]
+
+    async with running(config) as app:  # the sweep runs at start-up: never done = due now
+        await settle(app, tg)
+        [first] = reminders()
+        assert "Альфа — Антивирус: срок сегодня" in first
+        assert "Альфа — Бэкапы: срок сегодня" in first
+        answer = await staff_says(app, tg, "/org done Альфа: бэкапы")
+        assert "«Бэкапы» отмечено выполненным" in answer
+    async with running(config) as app:  # a restart posts nothing again
+        await settle(app, tg)
+        assert len(reminders()) == 1
+        thursday = WEDNESDAY.astimezone(UTC) + timedelta(days=1)
+        notifier_for = app.container.notifier_for
+        assert await maintenance_sweep(app.db, notifier_for, app.config, thursday) == 1
+        assert await maintenance_sweep(app.db, notifier_for, app.config, thursday) == 0
+        app.delivery.wake()
+        await settle(app, tg)
+        assert "Альфа — Антивирус: просрочено (срок был 02.12.2026)" in reminders()[-1]
+        assert "Бэкапы" not in reminders()[-1]  # done: due again on 2 January
+    async with running(config, WEDNESDAY + timedelta(days=1)) as app:
+        await settle(app, tg)
+        assert len(reminders()) == 2  # the overdue one was posted once, restart or not
+        notifier_for = app.container.notifier_for
+        late_december = datetime(2026, 12, 27, 10, tzinfo=MSK)
+        assert await maintenance_sweep(app.db, notifier_for, app.config, late_december) == 1
+        january = datetime(2027, 1, 3, 10, tzinfo=MSK)
+        assert await maintenance_sweep(app.db, notifier_for, app.config, january) == 1
+        assert await maintenance_sweep(app.db, notifier_for, app.config, january) == 0
+        app.delivery.wake()
+        await settle(app, tg)
+        assert "Альфа — Бэкапы: срок 02.01.2027 (через 6 дн.)" in reminders()[-2]
+        assert "Альфа — Бэкапы: просрочено (срок был 02.01.2027)" in reminders()[-1]
