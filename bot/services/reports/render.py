@@ -39,13 +39,17 @@ def render_chart(stats: Stats, labels: dict[str, Any]) -> bytes:
     "severity" ({severity: name}), "rating" ({score: name})."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(10, 10), dpi=100, layout="constrained")
+    panels = 4 if stats.contracts else 3
+    figure = Figure(figsize=(10, 10 + 3 * (panels - 3)), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(3, 1, height_ratios=[1.3, 1, 1])
+    axes = figure.subplots(panels, 1, height_ratios=[1.3, 1, 1, 1.1][:panels])
     figure.suptitle(labels["title"], fontsize=14)
 
-    per_day, sla, ratings = axes
+    per_day, sla, ratings = axes[:3]
+    for counts_axis in (per_day, ratings):  # counts: whole numbers on the axis
+        counts_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     days = [day for day, _ in stats.per_day]
     positions = list(range(len(days)))
     bottom = [0] * len(days)
@@ -84,17 +88,41 @@ def render_chart(stats: Stats, labels: dict[str, Any]) -> bytes:
     bars = ratings.bar([labels["rating"][s] for s in SCORES], counts,
                        color=["#2e7d32", "#7cb342", "#fdd835", "#fb8c00", "#c62828"])
     for bar, score in zip(bars, SCORES, strict=True):
-        ratings.annotate(f"{stats.ratings.percent[score]}%",
+        share = f"{stats.ratings.percent[score]:g}".replace(".", labels["decimal"])
+        ratings.annotate(f"{share}%",
                          (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                          ha="center", va="bottom", fontsize=8)
     average = stats.ratings.average
-    ratings.set_title(f"{labels['ratings']} ({stats.ratings.total}"
-                      + (f", {average:.2f}" if average is not None else "") + ")")
+    ratings.set_title(labels["no_ratings"] if average is None else labels["ratings_of"].format(
+        total=stats.ratings.total, average=f"{average:.1f}".replace(".", labels["decimal"])))
     ratings.set_ylim(bottom=0, top=max([*counts, 1]) * 1.2)
+    if stats.contracts:
+        _hours_panel(axes[3], stats, labels)
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _hours_panel(axis: Any, stats: Stats, labels: dict[str, Any]) -> None:
+    """Hours logged per company, each bar with its cost against its fee; red: at a loss."""
+    rows = list(reversed(stats.contracts))  # the costliest on top
+    hours = [row.hours for row in rows]
+    bars = axis.barh([row.name for row in rows], hours,
+                     color=["#c62828" if (row.ratio or 0) > 1 else "#4a78c2" for row in rows])
+
+    def money(value: float) -> str:
+        return f"{value:,.0f}".replace(",", " ")
+
+    for bar, row in zip(bars, rows, strict=True):
+        text = f"{row.hours:g} {labels['hours_unit']}".replace(".", labels["decimal"])
+        if row.cost is not None and row.fee:
+            text += " · " + labels["cost_of_fee"].format(
+                cost=money(row.cost), fee=money(row.fee), share=round((row.ratio or 0) * 100))
+        axis.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                      xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    axis.set_xlim(0, max([*hours, 1]) * 1.6)
+    axis.set_title(labels["hours"])
 
 
 def chart_labels(texts: Texts, language: str, stats: Stats) -> dict[str, Any]:
