@@ -125,7 +125,10 @@ async def build_act(
             response=(ticket.first_response_at - ticket.opened_at
                       if ticket.first_response_at is not None else None),
             resolution=ticket.resolved_at - ticket.opened_at, rating=score,
-            resolution_text=ticket.resolution,
+            # An FAQ answer's resolution names the article ("FAQ: id"): the act says
+            # "solved by following the instructions" instead.
+            resolution_text=(None if ticket.resolution_kind == ResolutionKind.FAQ
+                             else ticket.resolution),
             deflected=ticket.resolution_kind == ResolutionKind.FAQ,
             sla_met=all(verdicts) if verdicts else None,
             minutes=ticket.minutes_spent or 0, out_of_scope=ticket.out_of_scope,
