@@ -35,6 +35,10 @@ def company() -> Company:
     return Company(name="Рога и копыта", sla=None, work_time=None)
 
 
+def level_of(c: Company) -> tuple[Any, Any]:
+    return c.sla, c.work_time
+
+
 def test_org_sla_changes_a_level_over_the_desks() -> None:
     desk = config()
     c = company()
@@ -53,7 +57,7 @@ def test_org_sla_changes_a_level_over_the_desks() -> None:
     assert overridden.normal.resolution_days == 2 and overridden.normal.resolution_hours is None
     assert overridden.normal.response_hours == 4  # the desk's, untouched
     change_level(c, parse_level("Рога и копыта reset"), desk.sla, desk.desk)
-    assert (c.sla, c.work_time) == (None, None)
+    assert level_of(c) == (None, None)
 
 
 @pytest.mark.parametrize("text", ["Рога critical response soon", "Рога hours 20:00-08:00",
