@@ -59,7 +59,7 @@ async def ticket_command(
             rest = words[1:] if minutes else words
             await desk.close(ticket.number, actor, _rest(command, rest), minutes)
         elif name == "time":
-            minutes = _time_word(words[0]) if len(words) == 1 else None
+            minutes = _time_word(" ".join(words)) if words else None  # "1h 30m" too
             if minutes is None:
                 raise DeskError("time_usage")
             await desk.log_time(ticket, actor, minutes)

@@ -235,7 +235,8 @@ async def test_time_logged_three_ways_on_the_card_in_the_act_and_the_cost_rankin
         await settle(app, tg)
         topic = tg.topics(STAFF_CHAT)[0]["message_thread_id"]
         assert "+30 мин (всего 30 мин)" in await staff_says(app, tg, "/time 1 30m")
-        assert "(всего 2 ч)" in await staff_says(app, tg, "/time 1h30", thread=topic)
+        assert "(всего 1 ч)" in await staff_says(app, tg, "/time 15m 15m", thread=topic)
+        assert "(всего 2 ч)" in await staff_says(app, tg, "/time 1h", thread=topic)
         await staff_says(app, tg, "/close 1 1h перезагрузили роутер, заменили блок питания")
         assert "Сколько времени?" in await staff_says(app, tg, "/time 1 soon")
         card = tg.message(STAFF_CHAT, tg.sent(STAFF_CHAT, topic)[0]["message_id"])
