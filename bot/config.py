@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,6 +26,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from bot.domain.maintenance import is_periodicity
 
 TOKEN_ENV = "FRONTDESK_TELEGRAM_TOKEN"
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -140,6 +143,14 @@ class RedisConfig(_Section):
         return value
 
 
+def known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
 class DeskConfig(_Section):
     name: str = "Frontdesk"
     language: Literal["ru", "en"] = "ru"
@@ -167,11 +178,7 @@ class DeskConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return known_timezone(value)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> DeskConfig:
@@ -179,6 +186,10 @@ class DeskConfig(_Section):
             raise ValueError(f"work_end ({self.work_end:%H:%M}) must be later than work_start "
                              f"({self.work_start:%H:%M}); overnight shifts are not supported")
         return self
+
+    def overridden(self, work_time: Mapping[str, object]) -> DeskConfig:
+        """This desk with a company's working time ({key of [desk]: value}, JSON-like)."""
+        return DeskConfig.model_validate({**self.model_dump(), **work_time})
 
     @property
     def workday_numbers(self) -> list[int]:
@@ -306,6 +317,18 @@ class SlaConfig(_Section):
     def target(self, severity: str) -> SlaTarget:
         return {"critical": self.critical, "normal": self.normal, "low": self.low}[severity]
 
+    def overridden(self, overrides: Mapping[str, Mapping[str, object]]) -> SlaConfig:
+        """These targets with a company's overrides ({severity: {key: value}}): a unit
+        given for a target replaces the other unit of it."""
+        update: dict[str, SlaTarget] = {}
+        for severity, given in overrides.items():
+            target = self.target(severity).model_dump()
+            for name in ("response", "resolution"):
+                if f"{name}_hours" in given or f"{name}_days" in given:
+                    target[f"{name}_hours"] = target[f"{name}_days"] = None
+            update[severity] = SlaTarget.model_validate({**target, **given})
+        return self.model_copy(update=update)
+
 
 class RatingsConfig(_Section):
     """The rating request after closure (bot/services/ratings.py)."""
@@ -365,19 +388,83 @@ PERIODICITIES = ("daily", "weekly", "monthly", "quarterly", "yearly")
 
 
 class MaintenanceWork(_Section):
-    """A planned maintenance work of a contract: what, and how often."""
+    """A planned maintenance work of a contract: what, and how often (one of PERIODICITIES
+    or `months:N`, every N months)."""
 
     work: Annotated[str, Field(min_length=1, max_length=200)]
-    every: Literal["daily", "weekly", "monthly", "quarterly", "yearly"] = "monthly"
+    every: str = "monthly"
+
+    @field_validator("every")
+    @classmethod
+    def _known_every(cls, value: str) -> str:
+        if not is_periodicity(value):
+            raise ValueError(f"{value!r} is not daily, weekly, monthly, quarterly, yearly "
+                             "or months:N (every N months, 1-36)")
+        return value
+
+
+class SlaOverride(_Section):
+    """A company's `[companies.sla.<severity>]`: the keys of `[sla.<severity>]` it changes
+    (a unit given replaces the desk's other unit of that target)."""
+
+    response_hours: Annotated[float, Field(gt=0)] | None = None
+    response_days: Annotated[float, Field(gt=0)] | None = None
+    resolution_hours: Annotated[float, Field(gt=0)] | None = None
+    resolution_days: Annotated[float, Field(gt=0)] | None = None
+    business: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_unit_each(self) -> SlaOverride:
+        for name in ("response", "resolution"):
+            if getattr(self, f"{name}_hours") is not None and \
+                    getattr(self, f"{name}_days") is not None:
+                raise ValueError(f"set at most one of {name}_hours and {name}_days")
+        return self
+
+    def given(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
+
+
+class WorkTimeOverride(_Section):
+    """A company's `[companies.desk]`: the working time of its contract (keys of [desk])."""
+
+    timezone: str | None = None
+    workdays: Annotated[list[Weekday], Field(min_length=1)] | None = None
+    work_start: time | None = None
+    work_end: time | None = None
+    holidays: list[date] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else known_timezone(value)
+
+    def given(self) -> dict[str, object]:
+        """As JSON (the companies.work_time column)."""
+        return self.model_dump(exclude_none=True, mode="json")
 
 
 class CompanyConfig(_Section):
-    """A `[[companies]]` table: a client organisation and its contract notes. Created at
-    start-up when missing; its notes here replace those set from chat."""
+    """A `[[companies]]` table: a client organisation and its contract. Created at start-up
+    when missing; what is given here replaces what was set from chat."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     services: list[str] = []
     maintenance: list[MaintenanceWork] = []
+    # The contract's service level over [sla] and working time over [desk].
+    sla: dict[Literal["critical", "normal", "low"], SlaOverride] = {}
+    desk: WorkTimeOverride = WorkTimeOverride()
+    # Coordinators at the client (Telegram user ids): they see all the company's incidents
+    # and get its acts; `notify_contacts`: told of every new incident of the company.
+    contacts: list[Annotated[int, Field(gt=0)]] = []
+    notify_contacts: bool = False
+    # The staff member mentioned on the company's escalations and bad ratings.
+    account_manager: Mention | None = None
+    # The monthly fee, and the hours of work it includes (the act compares).
+    fee: Annotated[float, Field(ge=0)] | None = None
+    hours_included: Annotated[float, Field(ge=0)] | None = None
+    # The company's own act template (relative: to the config file's folder).
+    act_template: Path | None = None
 
 
 class ReportsConfig(_Section):
@@ -395,6 +482,11 @@ class ReportsConfig(_Section):
     send_hour: Annotated[int, Field(ge=0, le=23)] = 10
     # Companies in /stats top lists.
     top: Annotated[int, Field(ge=1, le=50)] = 5
+    # Where the acts are drawn up (the act's heading: "г. Москва"); empty: a blank to fill in.
+    place: Annotated[str, Field(max_length=100)] = ""
+    # The desk's cost of an hour of work: /stats ranks the companies by logged hours x this
+    # against their `fee`. None: no costs, only hours.
+    hour_cost: Annotated[float, Field(gt=0)] | None = None
 
 
 class LimitsConfig(_Section):
@@ -429,6 +521,16 @@ class Config(_Section):
     reports: ReportsConfig = ReportsConfig()
     source: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _company_work_time(self) -> Config:
+        for index, company in enumerate(self.companies):
+            try:
+                self.desk.overridden(company.desk.given())
+            except ValidationError as exc:
+                raise ValueError(f"companies.{index}.desk ({company.name}): "
+                                 f"{exc.errors()[0]['msg']}") from None
+        return self
+
     @property
     def token(self) -> str:
         return self.telegram.token.get_secret_value()
@@ -455,7 +557,8 @@ def parse_config(data: dict[str, object], source: Path | None = None) -> Config:
         elif error["type"] == "extra_forbidden":
             message = "is not a known setting (check the spelling)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{where}: [{key}] {message}{more}") from None
+        where_key = f"{where}: [{key}]" if key else f"{where}:"
+        raise ConfigError(f"{where_key} {message}{more}") from None
     env_token = os.environ.get(TOKEN_ENV, "")
     if env_token:
         config = config.model_copy(

@@ -204,6 +204,14 @@ class Ticket(Base):
     # Client messages joined while the client was over their limit, not yet announced to
     # the staff group (one combined line a minute: bot/services/flood.py).
     held_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The company's service level when the incident was registered ({"sla": {severity:
+    # {...}}, "desk": {...}}, bot/domain/sla.py `Terms`); None: the desk's own. A later
+    # change of the company's level leaves it unless applied again (`/org sla ... --reapply`).
+    sla_terms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Why the work is outside the contract (`/scope N out <reason>`); None: within it.
+    out_of_scope: Mapped[str | None] = mapped_column(Text)
+    # Time staff logged on it (time_entries), in minutes.
+    minutes_spent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_tickets_client_status", "client_id", "status"),)
 
@@ -450,6 +458,22 @@ class Company(Base):
     source: Mapped[str] = mapped_column(String(8), default="chat")
     created_by: Mapped[int | None]
     created_at: Mapped[datetime]
+    # The contract's service level over the desk's: {severity: {"response_hours": ..., ...}}
+    # (keys of [sla.<severity>]) and the working time ({"workdays": [...], "work_start":
+    # "HH:MM", ...}, keys of [desk]); None: the desk's.
+    sla: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    work_time: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The client's coordinators (Telegram user ids): they see all the company's incidents.
+    contacts: Mapped[list[int] | None] = mapped_column(JSON)
+    # Whether the coordinators are told of every new incident of the company.
+    notify_contacts: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # The staff member mentioned when it goes wrong (a user id or an @username).
+    account_manager: Mapped[str | None] = mapped_column(String(64))
+    # The monthly fee, and the hours the fee includes (the act compares).
+    fee: Mapped[float | None] = mapped_column(Float)
+    hours_included: Mapped[float | None] = mapped_column(Float)
+    # The company's own act template (a path; relative: to the config file's folder).
+    act_template: Mapped[str | None] = mapped_column(String(500))
 
 
 class MaintenanceDone(Base):
@@ -465,6 +489,33 @@ class MaintenanceDone(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_maintenance_done_company_done_at", "company_id", "done_at"),)
+
+
+class TimeEntry(Base):
+    """Time a staff member spent on an incident (`/time`, `/close N 1h ...`)."""
+
+    __tablename__ = "time_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    minutes: Mapped[int]
+    actor_id: Mapped[int | None]
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MaintenanceReminder(Base):
+    """A reminder posted for a planned work's due date ("due" within 7 days, "overdue"):
+    one of each per due date, also across restarts."""
+
+    __tablename__ = "maintenance_reminders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    work: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[str] = mapped_column(String(10))  # ISO date
+    kind: Mapped[str] = mapped_column(String(8))
+    sent_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("company_id", "work", "due_on", "kind"),)
 
 
 # Reports select incidents by when they were opened and resolved (bot/services/reports/).

@@ -23,6 +23,8 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from bot.app.container import Container
 from bot.domain.clock import Clock
 from bot.services.flood import FLUSH_SECONDS, announce_held
+from bot.services.maintenance import SWEEP_SECONDS as MAINTENANCE_SECONDS
+from bot.services.maintenance import maintenance_sweep
 from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts
@@ -68,6 +70,8 @@ def job_table(container: Container, intake: Intake) -> list[Job]:
         (c.reports.monthly_acts, Job(  # last month's acts, on the first working day
             "monthly_acts", MONTHLY_ACTS_SECONDS,
             lambda now: monthly_acts(db, notifier_for, c, now))),
+        (True, Job("maintenance", MAINTENANCE_SECONDS,  # planned works due within 7 days
+                   lambda now: maintenance_sweep(db, notifier_for, c, now))),
         (True, Job("retention", c.retention.sweep_seconds,  # old inbox and outbox rows
                    lambda now: retention_sweep(db, c.retention, now))),
         (not db.is_sqlite, Job(  # updates left behind by a worker that died

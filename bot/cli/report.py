@@ -32,10 +32,10 @@ async def _write(config: Config, month: str, company_name: str, out: Path) -> li
         async with db.transaction() as session:
             company = await companies.find(session, company_name)
             act = await build_act(session, company, period, datetime.now(UTC),
-                                  config.desk.name)
+                                  config.desk.name, config.reports.place)
     finally:
         await db.dispose()
-    return write_act(act, out, config.desk.language, template_path(config))
+    return write_act(act, out, config.desk.language, template_path(config, company))
 
 
 def report_command(config: Config, month: str, company: str, out: Path,

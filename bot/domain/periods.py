@@ -116,6 +116,14 @@ def parse_month(text: str, zone: ZoneInfo) -> Period:
     return Period.month_of(int(match[1]), int(match[2]), zone)
 
 
+def parse_month_or_quarter(text: str, zone: ZoneInfo) -> Period:
+    """`YYYY-MM`, or a quarter: `YYYY-Qn`, `YYYYQn` (an act's period)."""
+    match = re.fullmatch(r"(\d{4})-?[QqКк]([1-4])", text.strip())
+    if match is not None:
+        return Period.quarter_of(int(match[1]), int(match[2]), zone)
+    return parse_month(text, zone)
+
+
 def parse_quarter(label: str, zone: ZoneInfo) -> Period:
     """`YYYYQn`, as a quarter's label reads."""
     year, number = label.split("Q")

@@ -13,10 +13,11 @@ while it is resolved or closed (a reopened incident continues where it stopped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.config import DeskConfig, SlaConfig, SlaTarget
 from bot.domain.calendar import CALENDAR_24X7, BusinessCalendar, Pause, SlaClock
@@ -94,11 +95,25 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 2)
 
 
+Terms = Mapping[str, Any]
+"""A company's service level as kept on its incidents (tickets.sla_terms): {"sla":
+{severity: {key of [sla.<severity>]: value}}, "desk": {key of [desk]: value}}."""
+
+
+def terms_of(sla: Mapping[str, Any] | None, work_time: Mapping[str, Any] | None) -> Terms | None:
+    """The terms of a company's overrides; None when it has none (the desk's own)."""
+    terms = {key: dict(value) for key, value in (("sla", sla), ("desk", work_time)) if value}
+    return terms or None
+
+
 class SlaPolicy:
-    """The targets of a desk, and the arithmetic that turns them into due times."""
+    """The targets of a desk (or of one company's contract: `for_terms`), and the
+    arithmetic that turns them into due times."""
 
     def __init__(self, desk: DeskConfig, sla: SlaConfig) -> None:
         self.config = sla
+        self.desk = desk
+        self._of_terms: dict[str, SlaPolicy] = {}
         self.calendar = BusinessCalendar(
             desk.timezone, desk.workday_numbers, desk.work_start, desk.work_end, desk.holidays
         )
@@ -107,6 +122,18 @@ class SlaPolicy:
             hours=end.hour - start.hour, minutes=end.minute - start.minute,
             seconds=end.second - start.second,
         )
+
+    def for_terms(self, terms: Terms | None) -> SlaPolicy:
+        """The policy of a company's terms over this desk's (this one for None)."""
+        if not terms:
+            return self
+        key = json.dumps(terms, sort_keys=True, default=str)
+        policy = self._of_terms.get(key)
+        if policy is None:
+            policy = SlaPolicy(self.desk.overridden(terms.get("desk") or {}),
+                               self.config.overridden(terms.get("sla") or {}))
+            self._of_terms[key] = policy
+        return policy
 
     def calendar_for(self, severity: str) -> BusinessCalendar:
         return self.calendar if self.config.target(severity).business else CALENDAR_24X7

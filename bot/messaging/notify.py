@@ -102,10 +102,10 @@ class Notifier:
             ])
         return rows
 
-    def _card(self, ticket: Ticket, client: Client, text: str) -> str:
+    def _card(self, ticket: Ticket, client: Client, text: str, services: str | None) -> str:
         return self.texts.staff(
             "card", ticket=ticket, client=client, text=text[:CARD_TEXT_LIMIT],
-            cut=len(text) > CARD_TEXT_LIMIT,
+            cut=len(text) > CARD_TEXT_LIMIT, services=services,
         )
 
     async def ticket_opened(
@@ -116,20 +116,23 @@ class Notifier:
         promise: Promise | None = None,
         *,
         surge: bool = False,
+        services: str | None = None,
     ) -> None:
-        """The client's confirmation, and the staff card unless a surge defers it."""
+        """The client's confirmation, and the staff card unless a surge defers it;
+        `services`: what the company's contract covers (shown on the card)."""
         if not surge:
-            await self.post_card(ticket, client, content)
+            await self.post_card(ticket, client, content, services=services)
         await self._ack_registered(ticket, client, content, promise)
 
-    async def post_card(self, ticket: Ticket, client: Client, content: Content) -> None:
+    async def post_card(self, ticket: Ticket, client: Client, content: Content, *,
+                        services: str | None = None) -> None:
         """The incident's place in the staff group: a topic with the card, or a card."""
         staff = self.staff_chat_id
         if self.forum:
             title = self.texts.staff_plain("topic_title", ticket=ticket, client=client)
             await self.out.create_topic(staff, title, ticket.id)
         card = await self.out.send_text(
-            staff, self._card(ticket, client, content.text), priority=PRIORITY_STAFF,
+            staff, self._card(ticket, client, content.text, services), priority=PRIORITY_STAFF,
             ticket_id=ticket.id, keyboard=self._card_keyboard(ticket),
             topic_of=ticket.id if self.forum else None,
         )
@@ -151,11 +154,13 @@ class Notifier:
             priority=PRIORITY_STAFF,
         )
 
-    async def refresh_card(self, ticket: Ticket, client: Client, text: str) -> None:
+    async def refresh_card(self, ticket: Ticket, client: Client, text: str, *,
+                           services: str | None = None) -> None:
         if ticket.card_outbox_id is None:
             return
         await self.out.edit_text(
-            self.staff_chat_id, ticket.card_outbox_id, self._card(ticket, client, text),
+            self.staff_chat_id, ticket.card_outbox_id,
+            self._card(ticket, client, text, services),
             keyboard=self._card_keyboard(ticket), ticket_id=ticket.id,
         )
 

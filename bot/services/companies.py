@@ -21,12 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import PERIODICITIES, CompanyConfig
+from bot.config import PERIODICITIES, WEEKDAYS, CompanyConfig, DeskConfig, SlaConfig
+from bot.domain.durations import parse_duration
 from bot.domain.errors import UserError
+from bot.domain.maintenance import is_periodicity
 from storage.db import Database
 from storage.models import Client, Company, MaintenanceDone
+from storage.repos.clients import Clients
 from storage.repos.companies import Companies
 from storage.repos.tickets import Tickets, TicketWithClient
 
@@ -63,11 +67,20 @@ def invite_link(bot_username: str | None, code: str) -> str:
     return f"https://t.me/{bot_username or '<bot>'}?start={code}"
 
 
+_EVERY_N_MONTHS = re.compile(
+    r"^(?:every|каждые|раз в)\s+(\d{1,2})\s+(?:months?|месяц(?:а|ев)?)$")
+
+
 def parse_periodicity(text: str) -> str | None:
+    """The periodicity people wrote: "weekly", "ежеквартально", "every 2 months", "раз в 6
+    месяцев" (`months:N`)."""
     word = " ".join(text.lower().split())
     for every, words in PERIODICITY_WORDS.items():
         if word in words:
             return every
+    found = _EVERY_N_MONTHS.match(word)
+    if found and is_periodicity(f"months:{int(found[1])}"):
+        return f"months:{int(found[1])}"
     return None
 
 
@@ -92,6 +105,97 @@ def parse_works(text: str) -> list[dict[str, str]]:
             item = " ".join(parts[:-1]).strip()
         works.append({"work": item[:NAME_LIMIT], "every": every})
     return works
+
+
+SEVERITIES = ("critical", "normal", "low")
+TARGET_WORDS = {"response": "response", "ответ": "response",
+                "resolution": "resolution", "решение": "resolution"}
+WORK_TIME_WORDS = ("hours", "days", "timezone")
+_HOURS = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    """`/org sla <name> critical response 1h [--reapply]`, `... normal 24x7`,
+    `... hours 08:00-20:00`, `... days mon-sat`, `... timezone Asia/Omsk`, `... reset`."""
+
+    name: str
+    key: str  # a severity, a WORK_TIME_WORDS word, or "reset"
+    words: tuple[str, ...]
+    reapply: bool
+
+
+def parse_level(text: str) -> LevelChange:
+    tokens = text.split()
+    reapply = "--reapply" in tokens
+    tokens = [t for t in tokens if t != "--reapply"]
+    lowered = [t.lower() for t in tokens]
+    if lowered and lowered[-1] == "reset":
+        return LevelChange(" ".join(tokens[:-1]), "reset", (), reapply)
+    if len(tokens) >= 4 and lowered[-3] in SEVERITIES and lowered[-2] in TARGET_WORDS:
+        return LevelChange(" ".join(tokens[:-3]), lowered[-3],
+                           (TARGET_WORDS[lowered[-2]], lowered[-1]), reapply)
+    if len(tokens) >= 3 and lowered[-2] in SEVERITIES and lowered[-1] in ("24x7", "business"):
+        return LevelChange(" ".join(tokens[:-2]), lowered[-2], (lowered[-1],), reapply)
+    if len(tokens) >= 3 and lowered[-2] in WORK_TIME_WORDS:
+        return LevelChange(" ".join(tokens[:-2]), lowered[-2], (tokens[-1],), reapply)
+    raise CompanyError("bad_level", text=text)
+
+
+def _weekdays(text: str) -> list[str]:
+    """"mon-fri", "mon,wed,fri" -> the [desk] workdays."""
+    days: list[str] = []
+    for part in text.lower().split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise CompanyError("bad_level", text=text)
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        days += [WEEKDAYS[i] for i in range(start, end + 1) if WEEKDAYS[i] not in days]
+    return days
+
+
+def change_level(company: Company, change: LevelChange, sla: SlaConfig,
+                 desk: DeskConfig) -> None:
+    """Apply a level change to the company's contract (its open incidents keep theirs:
+    `Desk.reapply_level`). Raises CompanyError when the result is no valid level."""
+    targets = {k: dict(v) for k, v in (company.sla or {}).items()}
+    work_time = dict(company.work_time or {})
+    if change.key == "reset":
+        targets, work_time = {}, {}
+    elif change.key in SEVERITIES:
+        given = targets.setdefault(change.key, {})
+        if change.words[0] in ("24x7", "business"):
+            given["business"] = change.words[0] == "business"
+        else:
+            target, text = change.words
+            duration = parse_duration(text)
+            if duration is None:
+                raise CompanyError("bad_level", text=text)
+            minutes, unit = duration
+            given.pop(f"{target}_hours", None)
+            given.pop(f"{target}_days", None)
+            if unit == "days":
+                given[f"{target}_days"] = round(minutes / 1440, 2)
+            else:
+                given[f"{target}_hours"] = round(minutes / 60, 2)
+    elif change.key == "hours":
+        found = _HOURS.match(change.words[0])
+        if found is None:
+            raise CompanyError("bad_level", text=change.words[0])
+        h1, m1, h2, m2 = (int(g) for g in found.groups())
+        work_time["work_start"] = f"{h1:02d}:{m1:02d}"
+        work_time["work_end"] = f"{h2:02d}:{m2:02d}"
+    elif change.key == "days":
+        work_time["workdays"] = _weekdays(change.words[0])
+    else:
+        work_time["timezone"] = change.words[0]
+    try:
+        sla.overridden(targets)
+        desk.overridden(work_time)
+    except ValidationError as exc:
+        raise CompanyError("bad_level", text=exc.errors()[0]["msg"]) from None
+    company.sla = targets or None
+    company.work_time = work_time or None
 
 
 @dataclass(frozen=True)
@@ -187,6 +291,59 @@ async def join_by_invite(session: AsyncSession, client: Client, code: str) -> Co
     return company
 
 
+async def add_contact(session: AsyncSession, company: Company, who: str) -> Client:
+    """`/org contact <name> @user|id`: a coordinator of the company (linked to it if they
+    were not). They must have written to the bot (a username is known only then)."""
+    clients = Clients(session)
+    who = who.strip()
+    client = (await clients.by_user(int(who)) if who.isdigit()
+              else await clients.by_username(who.lstrip("@")) if who.startswith("@") else None)
+    if client is None:
+        raise CompanyError("contact_unknown", text=who)
+    if client.company_id != company.id:
+        await link(session, client, company)
+    if client.user_id not in (company.contacts or []):
+        company.contacts = [*(company.contacts or []), client.user_id]
+    return client
+
+
+_MENTION = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|\d+)$")
+
+
+def is_mention(text: str) -> bool:
+    return bool(_MENTION.match(text))
+
+
+_FEE = re.compile(r"^(?P<name>.+?)\s+(?P<fee>\d+(?:[.,]\d+)?)"
+                  r"(?:\s+(?P<hours>\d+(?:[.,]\d+)?)\s*[hч])?$")
+
+
+def _fee_parts(text: str) -> re.Match[str]:
+    found = _FEE.match(text.strip())
+    if found is None:
+        raise CompanyError("bad_fee", text=text)
+    return found
+
+
+def fee_name(text: str) -> str:
+    """The company's name in `/org fee <name> 30000 [10h]`."""
+    return _fee_parts(text)["name"]
+
+
+def set_fee(company: Company, text: str) -> None:
+    """`/org fee <name> 30000 [10h]`: the monthly fee, and the hours it includes."""
+    found = _fee_parts(text)
+    company.fee = float(found["fee"].replace(",", "."))
+    if found["hours"]:
+        company.hours_included = float(found["hours"].replace(",", "."))
+
+
+def split_last(text: str) -> tuple[str, str]:
+    """"Рога и копыта @anna" -> ("Рога и копыта", "@anna")."""
+    name, _, last = text.strip().rpartition(" ")
+    return name.strip(), last
+
+
 def rotate_invite(company: Company) -> str:
     """A new invite code for the company: the old link stops working at once."""
     company.invite_code = new_invite_code()
@@ -245,4 +402,28 @@ async def sync_from_config(db: Database, configured: Sequence[CompanyConfig],
             company.services = "; ".join(entry.services) or None
             company.maintenance = [{"work": w.work, "every": w.every}
                                    for w in entry.maintenance]
+            apply_contract(company, entry)
     return created
+
+
+def apply_contract(company: Company, entry: CompanyConfig) -> None:
+    """The contract keys an `[[companies]]` entry gives replace what was set from chat."""
+    given = entry.model_fields_set
+    if "sla" in given:
+        company.sla = {severity: target.given() for severity, target in entry.sla.items()} or None
+    if "desk" in given:
+        company.work_time = entry.desk.given() or None
+    if "contacts" in given:
+        company.contacts = list(entry.contacts) or None
+    if "notify_contacts" in given:
+        company.notify_contacts = entry.notify_contacts
+    if "account_manager" in given:
+        manager = entry.account_manager
+        company.account_manager = None if manager is None else str(manager)
+    if "fee" in given:
+        company.fee = entry.fee
+    if "hours_included" in given:
+        company.hours_included = entry.hours_included
+    if "act_template" in given:
+        template = entry.act_template
+        company.act_template = None if template is None else str(template)

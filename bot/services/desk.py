@@ -27,13 +27,14 @@ from bot.domain.enums import (
 )
 from bot.domain.errors import UserError
 from bot.domain.flood import take
-from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
+from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events, terms_of
 from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
-from storage.models import Client, Ticket, TicketEvent, TicketMessage
+from storage.models import Client, Company, Ticket, TicketEvent, TicketMessage, TimeEntry
 from storage.repos.clients import Clients
+from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.inbox import Inbox
 from storage.repos.tickets import TicketMessages, Tickets
@@ -48,6 +49,29 @@ Classifier = Callable[[str], Severity]
 OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
 # Called when an incident becomes closed, after the client was told (the rating request).
 OnClosed = Callable[[Ticket, Client], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Level:
+    """A contract's service level: the promise per severity and the working time."""
+
+    promises: list[Promise]
+    work_time: DeskConfig
+    own: bool  # the company's own (else the desk's)
+
+
+REAPPLY_LIMIT = 1000
+COMPANY_LIST_LIMIT = 20
+
+
+def is_contact(company: Company, client: Client) -> bool:
+    """Whether the client is one of the company's coordinators."""
+    return client.company_id == company.id and client.user_id in (company.contacts or [])
+
+
+def mention(manager: str) -> int | str:
+    """An account manager as the mention templates take it (a user id or an @username)."""
+    return int(manager) if manager.isdigit() else manager
 
 
 class DeskError(UserError):
@@ -126,6 +150,7 @@ class Desk:
         self._messages = TicketMessages(session)
         self._events = TicketEvents(session)
         self._inbox = Inbox(session)
+        self._companies = Companies(session)
         # Clients already looked up in this transaction, by user id: several handlers of one
         # update may ask for the same one (see bot/telegram/middleware.py).
         self._seen: dict[int, Client] = {}
@@ -317,15 +342,21 @@ class Desk:
         )
         promise = None
         if self._sla is not None:  # before the insert: one statement writes it all
-            self._sla.schedule(ticket, [], now)
+            ticket.sla_terms = await self._terms_of(client)
+            policy = self._sla.for_terms(ticket.sla_terms)
+            policy.schedule(ticket, [], now)
             ticket.client_updated_at = now
-            promise = self._sla.promise(ticket.severity, now)
+            promise = policy.promise(ticket.severity, now)
         await self._tickets.add(ticket)
         await self._event(ticket, Actor(ActorKind.CLIENT, client.user_id, client.display_name),
                           EventKind.OPENED, None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content, at=now)
+        company = await self._company_of(client)
         await self._notify.ticket_opened(ticket, client, content, promise,
-                                        surge=await self._in_surge(now))
+                                        surge=await self._in_surge(now),
+                                        services=company.services if company else None)
+        if company is not None and company.notify_contacts:
+            await self._tell_contacts(ticket, client, company)
         if self._on_opened is not None:
             await self._on_opened(ticket, client, content)
         return ticket
@@ -344,9 +375,10 @@ class Desk:
         first = await self._messages.first_from_client(ticket.id)
         if first is None:
             return
+        company = await self._company_of(client)
         await self._notify.post_card(ticket, client, Content(
             kind=first.kind, text=first.text, chat_id=first.chat_id, message_id=first.message_id,
-        ))
+        ), services=company.services if company else None)
 
     async def append_from_client(self, ticket: Ticket, client: Client, content: Content) -> None:
         await self.ensure_card(ticket, client)
@@ -414,8 +446,69 @@ class Desk:
     async def client_history(
         self, client: Client, number: int
     ) -> tuple[Ticket, Sequence[TicketEvent]]:
-        ticket = await self._client_ticket(client, number)
+        """/status N: the client's own incident, or, for a company's coordinator, any of
+        the company's."""
+        ticket = await self._tickets.by_number(number)
+        if ticket is not None and ticket.client_id != client.id:
+            owner = await self.client_of(ticket)
+            company = await self._company_of(owner)
+            if company is None or not is_contact(company, client):
+                ticket = None
+        if ticket is None:
+            raise DeskError("not_found", number=number)
         return ticket, await self.events(ticket)
+
+    async def company_tickets(
+        self, client: Client
+    ) -> tuple[Company, list[tuple[Ticket, Client]], int]:
+        """/my company: a coordinator's view of the company's incidents, newest first."""
+        company = await self._company_of(client)
+        if company is None or not is_contact(company, client):
+            raise DeskError("not_contact")
+        rows, total = await self._tickets.of_company(company.id, COMPANY_LIST_LIMIT)
+        return company, [(t, c) for t, c in rows], total
+
+    async def _company_of(self, client: Client) -> Company | None:
+        if client.company_id is None:
+            return None
+        return await self._companies.by_id(client.company_id)
+
+    async def _tell_contacts(self, ticket: Ticket, client: Client, company: Company) -> None:
+        """A company's coordinators hear of each new incident of its people."""
+        for contact in await self._clients.by_users(company.contacts or []):
+            if contact.id != client.id:
+                await self._notify.to_client(None, contact, "company_incident", incident=ticket,
+                                             author=client.display_name, company=company.name)
+
+    async def manager_of(self, ticket: Ticket) -> str | None:
+        """The account manager of the incident's company, to mention when it goes wrong."""
+        company = await self._company_of(await self.client_of(ticket))
+        return company.account_manager if company is not None else None
+
+    # -- the contract: scope and time spent ----------------------------------------------
+
+    async def set_scope(self, number: int, actor: Actor, reason: str | None) -> Ticket:
+        """`/scope N out <reason>` (None: `/scope N in`): whether the work is covered by
+        the contract; the client is told plainly when it is not."""
+        ticket = await self.ticket(number)
+        client = await self.client_of(ticket)
+        await self.ensure_card(ticket, client)
+        ticket.out_of_scope = reason
+        if reason is not None:
+            await self._notify.to_client(ticket, client, "out_of_scope", reason=reason)
+        await self._notify.staff_line(ticket, "scope_line", actor=actor)
+        await self.refresh_card(ticket, client)
+        return ticket
+
+    async def log_time(self, ticket: Ticket, actor: Actor, minutes: int) -> None:
+        """Time a staff member spent on the incident (the card shows the total)."""
+        await self._tickets.add_time(ticket, TimeEntry(
+            ticket_id=ticket.id, minutes=minutes, actor_id=actor.user_id,
+            actor_name=actor.name or None, at=self._clock()))
+        client = await self.client_of(ticket)
+        await self.ensure_card(ticket, client)
+        await self._notify.staff_line(ticket, "time_line", actor=actor, minutes=minutes)
+        await self.refresh_card(ticket, client)
 
     async def events(self, ticket: Ticket) -> Sequence[TicketEvent]:
         """The incident's history, oldest first."""
@@ -513,10 +606,14 @@ class Desk:
         await self._change_status(ticket, client, actor, status, text)
         return ticket
 
-    async def close(self, number: int, actor: Actor, text: str | None) -> Ticket:
+    async def close(self, number: int, actor: Actor, text: str | None,
+                    minutes: int | None = None) -> Ticket:
+        """Closed, with what was done (`text`) and, when given, the time it took."""
         ticket = await self.ticket(number)
         if ticket.status == TicketStatus.CLOSED:
             raise DeskError("ticket_not_open", number=number)
+        if minutes:
+            await self.log_time(ticket, actor, minutes)
         client = await self.client_of(ticket)
         ticket.resolution = text or ticket.resolution
         await self._change_status(ticket, client, actor, TicketStatus.CLOSED, text)
@@ -593,6 +690,8 @@ class Desk:
         await self._notify.to_client(ticket, client, "urgent_accepted", old=old,
                                     promise=self._promise(ticket))
         on_duty = list(self._sla.config.on_duty) if self._sla is not None else []
+        manager = await self.manager_of(ticket)
+        on_duty += [mention(manager)] if manager else []
         await self._notify.staff_line(ticket, "urgent_line", client=client, old=old,
                                      mentions=on_duty)
         await self.refresh_card(ticket, client)
@@ -600,21 +699,57 @@ class Desk:
 
     # -- SLA timers (bot/domain/sla.py) ----------------------------------------------------------
 
+    def level_of(self, company: Company) -> Level | None:
+        """The service level the company's contract promises now (None: no SLA at all)."""
+        if self._sla is None:
+            return None
+        policy = self._sla.for_terms(terms_of(company.sla, company.work_time))
+        now = self._clock()
+        return Level([policy.promise(severity, now) for severity in Severity], policy.desk,
+                     own=policy is not self._sla)
+
+    async def reapply_level(self, company: Company) -> int:
+        """The company's open incidents moved to its current level, timers recomputed
+        (`/org sla ... --reapply`); returns how many."""
+        terms = terms_of(company.sla, company.work_time)
+        rows = await self._tickets.open_of_company(company.id, REAPPLY_LIMIT)
+        for ticket, client in rows:
+            ticket.sla_terms = dict(terms) if terms else None
+            await self._sla_reschedule(ticket, new_target=True)
+            await self.refresh_card(ticket, client)
+        return len(rows)
+
+
+    async def _terms_of(self, client: Client) -> dict[str, Any] | None:
+        """The service level of the client's company now (None: the desk's)."""
+        if client.company_id is None:
+            return None
+        company = await self._companies.by_id(client.company_id)
+        terms = terms_of(company.sla, company.work_time) if company is not None else None
+        return dict(terms) if terms else None
+
+    def _policy(self, ticket: Ticket) -> SlaPolicy | None:
+        """The level the incident runs under: its company's when it was registered."""
+        return self._sla.for_terms(ticket.sla_terms) if self._sla is not None else None
+
     def _promise(self, ticket: Ticket) -> Promise | None:
-        return self._sla.promise(ticket.severity, self._clock()) if self._sla is not None else None
+        policy = self._policy(ticket)
+        return policy.promise(ticket.severity, self._clock()) if policy is not None else None
 
     async def _sla_pauses(self, ticket: Ticket) -> list[Pause]:
         return pauses_from_events(await self._events.of_ticket(ticket.id))
 
     async def _sla_reschedule(self, ticket: Ticket, *, new_target: bool = False) -> None:
-        if self._sla is not None:
-            self._sla.schedule(ticket, await self._sla_pauses(ticket), self._clock(),
+        policy = self._policy(ticket)
+        if policy is not None:
+            policy.schedule(ticket, await self._sla_pauses(ticket), self._clock(),
                               new_target=new_target)
 
     async def _sla_record(self, ticket: Ticket, target: str) -> None:
         """First response given / resolved: the SLA time spent and whether it was met."""
-        if self._sla is not None and getattr(ticket, f"{target}_met") is None:
-            self._sla.record(ticket, target, await self._sla_pauses(ticket), self._clock())
+        policy = self._policy(ticket)
+        if policy is not None and getattr(ticket, f"{target}_met") is None:
+            policy.record(ticket, target, await self._sla_pauses(ticket), self._clock())
 
     async def _sla_status(self, ticket: Ticket, old: TicketStatus, new: TicketStatus) -> None:
         """Pause, resume, resolution and reopening, as the status changes."""
@@ -671,7 +806,9 @@ class Desk:
     async def refresh_card(self, ticket: Ticket, client: Client) -> None:
         """The staff card shows the incident as it is now (with the client's first words)."""
         first = await self._messages.first_from_client(ticket.id)
-        await self._notify.refresh_card(ticket, client, first.text if first else "")
+        company = await self._company_of(client)
+        await self._notify.refresh_card(ticket, client, first.text if first else "",
+                                        services=company.services if company else None)
 
     async def _event(
         self,

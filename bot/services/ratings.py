@@ -41,8 +41,10 @@ from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
+from bot.services.desk import mention
 from storage.db import Database
 from storage.models import Client, Rating, Ticket, TicketEvent
+from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.outbox import Outbox
 from storage.repos.ratings import Ratings, ScoreCount
@@ -241,10 +243,12 @@ class RatingDesk:
     ) -> None:
         """A bad rating rings a bell in the staff group itself (not only in the topic)."""
         agents = await self.ratings.agent_names(rating.id)
+        manager = (await Companies(self.session).managers_of([ticket.id])).get(ticket.id)
         await self.notify.out.send_text(
             self.notify.staff_chat_id,
             self.notify.texts.staff("rating_alert", ticket=ticket, client=client,
-                                    score=rating.score, agents=agents, comment=comment),
+                                    score=rating.score, agents=agents, comment=comment,
+                                    manager=mention(manager) if manager else None),
             priority=PRIORITY_STAFF, ticket_id=ticket.id,
         )
 

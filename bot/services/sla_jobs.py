@@ -19,8 +19,10 @@ from bot.config import Config
 from bot.domain.enums import ActorKind, EventKind
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_STAFF
+from bot.services.desk import mention
 from storage.db import Database
 from storage.models import Ticket, TicketEvent
+from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.tickets import Tickets
 
@@ -83,10 +85,13 @@ async def sla_sweep(
         if len(notices) > DETAIL_LIMIT:
             await _summary(notifier, "sla_summary", notices, escalation)
             return result
+        managers = await Companies(session).managers_of({t.id for t, *_ in notices})
         for ticket, target, kind, due_at in notices:
             if kind == "breach":
+                manager = managers.get(ticket.id)
                 await notifier.staff_line(ticket, "sla_breach", target=target, due=due_at,
-                                          mentions=escalation)
+                                          mentions=escalation + ([mention(manager)]
+                                                                 if manager else []))
             else:
                 await notifier.staff_line(ticket, "sla_warning", target=target, due=due_at,
                                           left=due_at - now if due_at else timedelta(0))

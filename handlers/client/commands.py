@@ -44,7 +44,23 @@ async def help_(message: Message, client: Client, notifier: Notifier, config: Co
     await notifier.to_client(None, client, "help", priority=PRIORITY_REPLY, desk=config.desk.name)
 
 
-async def my_tickets(message: Message, client: Client, desk: Desk, notifier: Notifier) -> None:
+COMPANY_WORDS = ("company", "компания", "компании")
+
+
+async def my_tickets(
+    message: Message, command: CommandObject, client: Client, desk: Desk, notifier: Notifier
+) -> None:
+    """/my: the client's incidents; /my company: a coordinator's, the company's."""
+    if (command.args or "").strip().lower() in COMPANY_WORDS:
+        try:
+            company, rows, total = await desk.company_tickets(client)
+        except DeskError as error:
+            await notifier.to_client(None, client, "error", priority=PRIORITY_REPLY,
+                                     code=error.code, **error.context)
+            return
+        await notifier.to_client(None, client, "company_list", priority=PRIORITY_REPLY,
+                                 company=company.name, rows=rows, total=total)
+        return
     tickets, total = await desk.client_tickets(client)
     await notifier.to_client(None, client, "my_list", priority=PRIORITY_REPLY,
                              tickets=tickets, total=total)
@@ -113,6 +129,7 @@ def router() -> Router:
     router.message.register(new_ticket, Command("new"))
     # Staff commands from someone who is not staff (staff are served by staff/commands.py).
     router.message.register(staff_command_refused,
-                            Command("take", "close", "reopen", "sev", "tickets", "mute", "unmute"))
+                            Command("take", "close", "reopen", "sev", "tickets", "mute", "unmute",
+                                    "time", "scope"))
     router.message.register(shared_contact, _own_contact)
     return router

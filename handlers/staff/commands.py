@@ -14,6 +14,7 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.domain.durations import parse_minutes
 from bot.domain.enums import Severity, TicketStatus
 from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
@@ -25,6 +26,12 @@ from handlers._filters import from_staff
 STATUS_WORDS = {s.value: s for s in (
     TicketStatus.IN_PROGRESS, TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED
 )}
+
+
+def _time_word(word: str) -> int | None:
+    """Minutes of a time word with its unit (`30m`, `1h30`); a bare number is none (it
+    would be an incident's number)."""
+    return None if word.isdigit() else parse_minutes(word)
 
 
 def _rest(command: CommandObject, words: list[str]) -> str | None:
@@ -47,7 +54,21 @@ async def ticket_command(
         if name == "take":
             await desk.take(ticket.number, actor)
         elif name == "close":
-            await desk.close(ticket.number, actor, _rest(command, words))
+            # `/close 42 1h what was done`: the time it took, then what was done.
+            minutes = _time_word(words[0]) if words else None
+            rest = words[1:] if minutes else words
+            await desk.close(ticket.number, actor, _rest(command, rest), minutes)
+        elif name == "time":
+            minutes = _time_word(" ".join(words)) if words else None  # "1h 30m" too
+            if minutes is None:
+                raise DeskError("time_usage")
+            await desk.log_time(ticket, actor, minutes)
+        elif name == "scope":
+            word = words[0].lower() if words else ""
+            reason = _rest(command, words[1:])
+            if word not in ("out", "in") or (word == "out" and not reason):
+                raise DeskError("scope_usage")
+            await desk.set_scope(ticket.number, actor, reason if word == "out" else None)
         elif name == "reopen":
             await desk.reopen(ticket.number, actor, _rest(command, words))
         elif name == "sev":
@@ -98,8 +119,8 @@ async def mute(
 def router() -> Router:
     router = Router(name=__name__)
     router.message.filter(from_staff)
-    router.message.register(ticket_command, Command("take", "status", "close", "reopen", "sev"),
-                            flags=STAFF)
+    router.message.register(ticket_command, Command("take", "status", "close", "reopen", "sev",
+                                                    "time", "scope"), flags=STAFF)
     router.message.register(open_tickets, Command("tickets"), flags=STAFF)
     router.message.register(mute, Command("mute", "unmute"), flags=STAFF)
     return router

@@ -11,6 +11,14 @@
   /org done <name>: work       a planned work done (the act shows it)
   /org rename <name>: new name
   /org invite <name> rotate    a new invite link; the old one stops working
+  /org contact <name> @user    a coordinator at the client (sees the company's incidents,
+                               gets its acts); /org notify <name> on|off: told of each new one
+  /org manager <name> @staff   the account manager, mentioned when it goes wrong
+  /org fee <name> 30000 [10h]  the monthly fee and the hours it includes
+  /org sla <name> critical response 1h [--reapply]   the contract's service level (also
+                               `resolution 2d`, `normal 24x7|business`, `hours 08:00-20:00`,
+                               `days mon-sat`, `timezone Asia/Omsk`, `reset`); open
+                               incidents keep theirs unless --reapply
 
 Only in the staff group (its members are staff). Names with spaces are fine: the
 structured part ends at ":" (or, for link, after the number).
@@ -24,6 +32,7 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.config import Config
 from bot.domain.periods import parse_period
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
@@ -35,7 +44,7 @@ from handlers._common import reply, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
-               "help")
+               "sla", "contact", "manager", "notify", "fee", "help")
 
 
 async def bot_username(bot: Bot) -> str | None:
@@ -50,7 +59,7 @@ def _split(text: str) -> tuple[str, str]:
 
 async def org_command(
     message: Message, command: CommandObject, desk: Desk, session: Session, now: datetime,
-    notifier: Notifier, texts: Texts, bot: Bot,
+    notifier: Notifier, texts: Texts, bot: Bot, config: Config,
 ) -> None:
     args = (command.args or "").strip()
     word, _, rest = args.partition(" ")
@@ -71,6 +80,35 @@ async def org_command(
             link = org.invite_link(await bot_username(bot), org.rotate_invite(company))
             await reply(message, notifier, texts.staff(
                 "org_reply", code="invite_rotated", company=company, text=link))
+        elif word == "sla":
+            change = org.parse_level(rest)
+            company = await org.find(session, change.name)
+            org.change_level(company, change, config.sla, config.desk)
+            moved = await desk.reapply_level(company) if change.reapply else None
+            await reply(message, notifier, texts.staff(
+                "org_reply", code="level_set", company=company, level=desk.level_of(company),
+                moved=moved))
+        elif word == "fee":
+            company = await org.find(session, org.fee_name(rest))
+            org.set_fee(company, rest)
+            await reply(message, notifier, texts.staff("org_reply", code="fee_set",
+                                                       company=company))
+        elif word in ("contact", "manager", "notify"):
+            name, value = org.split_last(rest)
+            company = await org.find(session, name)
+            client = None
+            if word == "contact":
+                client = await org.add_contact(session, company, value)
+            elif word == "manager":
+                if not org.is_mention(value):
+                    raise org.CompanyError("bad_mention", text=value)
+                company.account_manager = value
+            elif value.lower() in ("on", "off"):
+                company.notify_contacts = value.lower() == "on"
+            else:
+                raise org.CompanyError("bad_switch", text=value)
+            await reply(message, notifier, texts.staff(
+                "org_reply", code=word + "_set", company=company, client=client))
         elif word in ("services", "works", "done", "rename"):
             name, value = _split(rest)
             company = await org.find(session, name)
@@ -95,7 +133,7 @@ async def org_command(
                             texts.staff("org_reply", code="renamed", company=company))
         else:
             company = await org.find(session, args)
-            await _overview(message, company, session, now, notifier, texts, bot)
+            await _overview(message, company, desk, session, now, notifier, texts, bot)
     except org.CompanyError as error:
         await reply(message, notifier, texts.staff("org_reply", code=error.code, **error.context))
     except DeskError as error:
@@ -135,7 +173,7 @@ async def _link(
 
 
 async def _overview(
-    message: Message, company: Company, session: Session, now: datetime,
+    message: Message, company: Company, desk: Desk, session: Session, now: datetime,
     notifier: Notifier, texts: Texts, bot: Bot,
 ) -> None:
     open_rows = await org.open_incidents(session, company)
@@ -144,7 +182,8 @@ async def _overview(
     stats = await compute_stats(session, period, now, company=company)
     link = org.invite_link(await bot_username(bot), company.invite_code)
     await reply(message, notifier, texts.staff(
-        "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people))
+        "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people,
+        level=desk.level_of(company)))
 
 
 def router() -> Router:

@@ -19,7 +19,7 @@ from aiogram.types import Message
 
 from bot.config import Config
 from bot.domain.errors import UserError
-from bot.domain.periods import parse_month, parse_period, previous_month
+from bot.domain.periods import parse_month_or_quarter, parse_period, previous_month
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
@@ -29,7 +29,7 @@ from bot.services.reports.jobs import ReportError, send_act, send_stats
 from handlers._common import reply, thread_of
 from handlers._filters import in_staff_chat
 
-_MONTH_AT_END = re.compile(r"^(?P<name>.*?)\s+(?P<month>\d{4}-\d{1,2})$")
+_MONTH_AT_END = re.compile(r"^(?P<name>.*?)\s+(?P<month>\d{4}-\d{1,2}|\d{4}-?[QqКк][1-4])$")
 
 
 async def stats_command(
@@ -57,7 +57,7 @@ async def report_command(
     try:
         if not name:
             raise ReportError("usage")
-        period = (parse_month(month, texts.zone) if month
+        period = (parse_month_or_quarter(month, texts.zone) if month
                   else previous_month(now, texts.zone))
         company = await org.find(session, name)
     except UserError as error:  # a bad month or company name: report_reply explains both

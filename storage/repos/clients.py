@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
@@ -35,6 +35,10 @@ class Clients:
     async def by_username(self, username: str) -> Client | None:
         return await self.session.scalar(
             select(Client).where(func.lower(Client.username) == username.lower()).limit(1))
+
+    async def by_users(self, user_ids: Collection[int]) -> Sequence[Client]:
+        return (await self.session.scalars(
+            select(Client).where(Client.user_id.in_(list(user_ids))))).all()
 
     async def flooding(self, now: datetime, recent: datetime) -> Sequence[Client]:
         """Clients over their limit who wrote since `recent`, or muted now (/health)."""

@@ -10,7 +10,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import OPEN_STATUSES, MessageAuthor, Severity, TicketStatus
-from storage.models import Client, MessageLink, Ticket, TicketMessage
+from storage.models import Client, MessageLink, Ticket, TicketMessage, TimeEntry
 from storage.repos._sql import insert_ignoring_duplicates
 from storage.repos.counters import next_number
 
@@ -110,6 +110,22 @@ class Tickets:
             select(func.count()).select_from(Ticket).where(Ticket.client_id == client_id)
         )
         return count or 0
+
+    async def of_company(self, company_id: int, limit: int) -> tuple[list[TicketWithClient], int]:
+        """A company's incidents, newest first, and how many it has in all."""
+        rows = await self._with_clients(
+            select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
+            .where(Client.company_id == company_id).order_by(Ticket.id.desc()).limit(limit))
+        total = await self.session.scalar(
+            select(func.count()).select_from(Ticket).join(Client, Client.id == Ticket.client_id)
+            .where(Client.company_id == company_id))
+        return rows, total or 0
+
+    async def add_time(self, ticket: Ticket, entry: TimeEntry) -> None:
+        """Time spent on the incident: the entry, and the total on the ticket."""
+        self.session.add(entry)
+        ticket.minutes_spent = (ticket.minutes_spent or 0) + entry.minutes
+        await self.session.flush()
 
     async def open_soonest_due_first(self, limit: int) -> list[TicketWithClient]:
         """Open incidents by their nearest SLA due time; paused and untimed ones last."""

@@ -137,7 +137,7 @@ async def test_report_sends_the_act_as_html_and_csv(app: App, tg: FakeTelegram) 
     answer = await staff_says(app, tg, f"/report рога {month}")
     documents = tg.calls_to("sendDocument", STAFF_CHAT)
     names = [uploaded(d)["filename"] for d in documents]
-    assert names == [f"act-Рога_и_копыта-{month}.html", f"act-Рога_и_копыта-{month}.csv"]
+    assert names == [f"act-Рога_и_копыта-{month}.{ext}" for ext in ("pdf", "html", "csv")]
     assert all(d.ok and uploaded(d)["size"] > 0 for d in documents)
     assert answer[0].startswith("📄 Акт выполненных работ: Рога и копыта")
     assert "решено обращений: 1" in answer[0]
@@ -183,7 +183,7 @@ async def test_monthly_acts_job(app: App, tg: FakeTelegram) -> None:
     app.delivery.wake()
     await settle(app, tg)
     names = [uploaded(d)["filename"] for d in tg.calls_to("sendDocument", STAFF_CHAT)]
-    assert names == ["act-Рога_и_копыта-2026-05.html", "act-Рога_и_копыта-2026-05.csv"]
+    assert names == [f"act-Рога_и_копыта-2026-05.{ext}" for ext in ("pdf", "html", "csv")]
     assert "Акты выполненных работ за 2026-05: 1" in texts_to(tg, STAFF_CHAT)[-1]
     off = app.config  # monthly_acts is off by default
     assert await monthly_acts(app.db, app.container.notifier_for, off,

@@ -342,11 +342,12 @@ async def test_act_html_and_csv(db: Database, tmp_path: Path) -> None:
 
     html = render_act_html(act, "ru")
     for fragment in ("Акт выполненных работ", "Рога и копыта", "март 2026",
-                     "01.03.2026 — 31.03.2026", "ИТ-Сервис", "Услуги по договору: 1С, почта",
-                     "#1", "#8", "#2", "#3", "Инцидент 8", "выполнено: 07.03.2026, 14.03.2026",
-                     "запланировано", "выполнено: 20.01.2026", "Замечания заказчика",
-                     "<td>Решено обращений</td><td class=\"num\">4 (критических 1, обычных 2, "
-                     "низких 1)</td>", "3 из 4 (75.0%)", "3, средняя 3.33", "@page"):
+                     "01.03.2026 — 31.03.2026", "ИТ-Сервис",
+                     "Услуги по договору:</td><td>1С, почта", "#1", "#8", "#2", "#3",
+                     "Инцидент 8", "выполнено 07.03.2026, 14.03.2026",
+                     "запланировано", "выполнено 20.01.2026", "Замечания заказчика",
+                     "<td>Решено обращений</td><td>4 (критических 1, обычных 2, низких 1)",
+                     "3 из 4 (75,0%)", "3, средняя 3,33 из 5", "@page"):
         assert fragment in html, fragment
     assert ">#5<" not in html and ">#4<" not in html  # open, and another company's
     english = render_act_html(act, "en")
@@ -355,13 +356,16 @@ async def test_act_html_and_csv(db: Database, tmp_path: Path) -> None:
     rows = list(csv.reader(io.StringIO(act_csv(act, "ru"))))
     assert rows[0][0] == "Номер"
     assert [r[0] for r in rows[1:5]] == ["1", "8", "2", "3"]
-    assert rows[1][7:11] == ["30", "240", "5", "met"]
+    assert rows[1][8:13] == ["30", "240", "0", "5", "да"]
+    assert rows[1][5] == "критическая" and "обычная" not in rows[0]
     assert ["Итого", "4"] in rows
 
     paths = write_act(act, tmp_path / "acts", "ru")
-    assert [p.name for p in paths] == ["act-Рога_и_копыта-2026-03.html",
+    assert [p.name for p in paths] == ["act-Рога_и_копыта-2026-03.pdf",
+                                       "act-Рога_и_копыта-2026-03.html",
                                        "act-Рога_и_копыта-2026-03.csv"]
-    assert paths[1].read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 with a BOM
+    assert paths[0].read_bytes().startswith(b"%PDF")
+    assert paths[2].read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 with a BOM
 
 
 async def test_act_of_an_empty_month_and_own_template(db: Database, tmp_path: Path) -> None:
@@ -431,7 +435,8 @@ def test_report_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                  "--config", str(config)])
     assert code == 0
     printed = capsys.readouterr().out.split()
-    assert [Path(p).name for p in printed] == ["act-Рога_и_копыта-2026-03.html",
+    assert [Path(p).name for p in printed] == ["act-Рога_и_копыта-2026-03.pdf",
+                                               "act-Рога_и_копыта-2026-03.html",
                                                "act-Рога_и_копыта-2026-03.csv"]
     html = (out / "act-Рога_и_копыта-2026-03.html").read_text(encoding="utf-8")
     assert "ИТ-Сервис" in html and "Инцидент 8" in html

@@ -48,7 +48,7 @@ def test_two_dispatchers_in_one_process_each_get_every_router() -> None:
 def test_the_staff_requests_are_those_of_the_flagged_handlers() -> None:
     requests = StaffRequests.of(routers(), STAFF_FLAG)
     assert requests.commands == {"take", "status", "close", "reopen", "sev", "tickets", "kb",
-                                 "mute", "unmute"}
+                                 "mute", "unmute", "time", "scope"}
     assert set(requests.buttons) == {
         f"{data.__prefix__}:" for data in (TicketAction, KbAction, RateAction)}
 

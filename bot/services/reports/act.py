@@ -9,7 +9,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import ResolutionKind, Severity
-from bot.domain.periods import Period, local_midnight
+from bot.domain.maintenance import cycle_start, next_due
+from bot.domain.periods import Period, PeriodKind, local_midnight
 from bot.services.ratings import Distribution
 from bot.services.reports.stats import Compliance, Durations, zero_by_severity
 from storage.models import Company
@@ -32,17 +33,25 @@ class ActIncident:
     resolution_text: str | None
     deflected: bool
     sla_met: bool | None  # every verdict met; None: no SLA verdict
+    minutes: int = 0  # time logged on it
+    out_of_scope: str | None = None  # why the work is outside the contract
 
 
 @dataclass
 class ActWork:
     work: str
     every: str
-    done: list[datetime]  # when it was done in its current cycle (up to the period's end)
+    # When it was done in its current cycle (up to the period's end), and by whom.
+    records: list[tuple[datetime, str | None]]
+    planned_for: date | None = None  # when not done: the month it is planned for
+
+    @property
+    def done(self) -> list[datetime]:
+        return [at for at, _ in self.records]
 
     @property
     def status(self) -> str:
-        return "done" if self.done else "scheduled"
+        return "done" if self.records else "scheduled"
 
 
 @dataclass
@@ -58,6 +67,7 @@ class Act:
     resolution: Durations
     ratings: Distribution
     sla: Compliance
+    place: str = ""  # where the act is drawn up ([reports] place)
 
     @property
     def by_severity(self) -> dict[Severity, int]:
@@ -67,22 +77,38 @@ class Act:
         return counts
 
     @property
+    def in_scope(self) -> list[ActIncident]:
+        return [i for i in self.incidents if i.out_of_scope is None]
+
+    @property
+    def out_of_scope(self) -> list[ActIncident]:
+        """Work outside the contract, listed apart (billed separately)."""
+        return [i for i in self.incidents if i.out_of_scope is not None]
+
+    @property
+    def minutes_total(self) -> int:
+        return sum(i.minutes for i in self.in_scope)
+
+    @property
+    def minutes_outside(self) -> int:
+        return sum(i.minutes for i in self.out_of_scope)
+
+    @property
+    def hours_included(self) -> float | None:
+        """The hours of work the contract's fee includes (for the period: per month)."""
+        included = self.company.hours_included
+        if included is None:
+            return None
+        return included * (3 if self.period.kind == PeriodKind.QUARTER else 1)
+
+    @property
     def total_resolution(self) -> timedelta:
         return sum((i.resolution for i in self.incidents), timedelta())
 
 
-def _cycle_start(every: str, period: Period) -> date:
-    """Where the cycle of a periodic work that ends with the period's month begins."""
-    first = period.first_day
-    if every == "quarterly":
-        return date(first.year, 3 * ((first.month - 1) // 3) + 1, 1)
-    if every == "yearly":
-        return date(first.year, 1, 1)
-    return first
-
-
 async def build_act(
     session: AsyncSession, company: Company, period: Period, now: datetime, desk: str,
+    place: str = "",
 ) -> Act:
     """The monthly act of one company: its incidents closed in the period and its planned
     works with their status (done in the work's cycle, or scheduled)."""
@@ -99,17 +125,28 @@ async def build_act(
             response=(ticket.first_response_at - ticket.opened_at
                       if ticket.first_response_at is not None else None),
             resolution=ticket.resolved_at - ticket.opened_at, rating=score,
-            resolution_text=ticket.resolution,
+            # An FAQ answer's resolution names the article ("FAQ: id"): the act says
+            # "solved by following the instructions" instead.
+            resolution_text=(None if ticket.resolution_kind == ResolutionKind.FAQ
+                             else ticket.resolution),
             deflected=ticket.resolution_kind == ResolutionKind.FAQ,
             sla_met=all(verdicts) if verdicts else None,
+            minutes=ticket.minutes_spent or 0, out_of_scope=ticket.out_of_scope,
         ))
     companies = Companies(session)
     works = []
     for planned in company.maintenance or []:
         every = planned.get("every", "monthly")
-        since = local_midnight(_cycle_start(every, period), period.zone)
-        done = await companies.done_at(company.id, planned["work"], since, period.end)
-        works.append(ActWork(planned["work"], every, done))
+        since = local_midnight(cycle_start(every, period.first_day), period.zone)
+        records = await companies.done_at(company.id, planned["work"], since, period.end)
+        planned_for = None
+        if not records:
+            last = await companies.last_done(company.id, planned["work"], period.end)
+            due = next_due(every, last.astimezone(period.zone).date() if last else None,
+                           period.first_day)
+            # Not done in a period that is over: planned for after it.
+            planned_for = max(due, period.after_day if now >= period.end else period.first_day)
+        works.append(ActWork(planned["work"], every, records, planned_for))
     opened = await reports.opened_count(company.id, period.start, period.end)
     ratings = Distribution()
     for incident in incidents:
@@ -123,5 +160,5 @@ async def build_act(
                                if i.response is not None]),
         resolution=Durations.of([i.resolution.total_seconds() for i in incidents
                                  if not i.deflected]),
-        ratings=ratings, sla=Compliance(sum(judged), len(judged)),
+        ratings=ratings, sla=Compliance(sum(judged), len(judged)), place=place,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,9 +27,10 @@ from bot.services.reports.render import (
 )
 from bot.services.reports.stats import Stats, compute_stats
 from storage.db import Database
-from storage.models import Company
+from storage.models import Client, Company
+from storage.repos.clients import Clients
 from storage.repos.companies import Companies
-from storage.repos.counters import next_number
+from storage.repos.counters import next_number, read_counter
 
 ACTS_SENT_PREFIX = "acts@"
 
@@ -44,7 +46,8 @@ async def send_stats(
     """The chart (a photo) and the text summary, written to the outbox in this order. The
     chart is rendered in a worker thread so the event loop keeps serving other chats."""
     texts = notifier.texts
-    stats = await compute_stats(session, period, now, company=company, top=config.reports.top)
+    stats = await compute_stats(session, period, now, company=company, top=config.reports.top,
+                                hour_cost=config.reports.hour_cost)
     labels = chart_labels(texts, texts.default_language, stats)
     png = await asyncio.to_thread(render_chart, stats, labels)
     path = write_chart(png, reports_directory(config), period.label)
@@ -61,20 +64,38 @@ async def send_stats(
 async def send_act(
     session: AsyncSession, notifier: Notifier, config: Config, company: Company,
     period: Period, now: datetime, *, chat_id: int, thread_id: int | None, priority: int,
-    act: Act | None = None,
 ) -> Act:
-    """The act as HTML and CSV files in the reports directory, both sent as documents."""
+    """The act as PDF (when it can be made), HTML and CSV files in the reports directory,
+    all sent as documents."""
+    act = await build_act(session, company, period, now, config.desk.name,
+                          config.reports.place)
+    paths = await asyncio.to_thread(write_act_files, config, act)
+    await send_act_files(notifier, act, paths, chat_id=chat_id, thread_id=thread_id,
+                         priority=priority)
+    return act
+
+
+def write_act_files(config: Config, act: Act) -> list[Path]:
+    """The act's files, in the desk's language, with its company's template if it has one."""
+    return write_act(act, reports_directory(config) / "acts" / act.period.label,
+                     config.desk.language, template_path(config, act.company))
+
+
+async def send_act_files(
+    notifier: Notifier, act: Act, paths: Sequence[Path], *, chat_id: int,
+    thread_id: int | None, priority: int, contacts: Sequence[Client] = (),
+) -> None:
+    """The act's files to the chat asked, and to the company's coordinators (`contacts`)."""
     texts = notifier.texts
-    if act is None:
-        act = await build_act(session, company, period, now, config.desk.name)
-    language = texts.default_language
-    paths = write_act(act, reports_directory(config) / "acts" / period.label, language,
-                      template_path(config))
     for index, path in enumerate(paths):
         caption = texts.staff("report_caption", act=act) if index == 0 else None
         await notifier.out.send_file(chat_id, path, filename=path.name, caption_html=caption,
                                      priority=priority, thread_id=thread_id)
-    return act
+        for contact in contacts:
+            note = texts.client(contact.language, "act_sent", ticket=None, act=act) \
+                if index == 0 else None
+            await notifier.out.send_file(contact.chat_id, path, filename=path.name,
+                                         caption_html=note, priority=priority)
 
 
 async def monthly_acts(
@@ -93,20 +114,30 @@ async def monthly_acts(
     if local.date() < day or (local.date() == day and local.hour < config.reports.send_hour):
         return 0
     period = previous_month(now, zone)
+    counter = ACTS_SENT_PREFIX + period.label
+    # Three steps, so that no file is rendered (a PDF takes about a second) while the
+    # database's write lock is held: the acts are gathered, rendered outside any
+    # transaction, then sent in the one that takes the month's counter.
+    acts: list[tuple[Act, list[Client]]] = []
     async with db.transaction() as session:
-        if await next_number(session, ACTS_SENT_PREFIX + period.label) != 1:
+        if await read_counter(session, counter):
             return 0
+        for company in await Companies(session).all():
+            act = await build_act(session, company, period, now, config.desk.name,
+                                  config.reports.place)
+            if act.incidents or act.works:
+                contacts = await Clients(session).by_users(company.contacts or [])
+                acts.append((act, [c for c in contacts if c.company_id == company.id]))
+    files = [await asyncio.to_thread(write_act_files, config, act) for act, _ in acts]
+    async with db.transaction() as session:
+        if await next_number(session, counter) != 1:
+            return 0  # another worker sent them meanwhile
         notifier = notifier_for(session)
         staff = config.telegram.staff_chat_id
-        sent = 0
-        for company in await Companies(session).all():
-            act = await build_act(session, company, period, now, config.desk.name)
-            if not act.incidents and not act.works:
-                continue
-            await send_act(session, notifier, config, company, period, now, chat_id=staff,
-                           thread_id=None, priority=PRIORITY_NOTICE, act=act)
-            sent += 1
+        for (act, contacts), paths in zip(acts, files, strict=True):
+            await send_act_files(notifier, act, paths, chat_id=staff, thread_id=None,
+                                 priority=PRIORITY_NOTICE, contacts=contacts)
         await notifier.out.send_text(staff, notifier.texts.staff(
-            "report_reply", code="monthly", period=period, count=sent),
+            "report_reply", code="monthly", period=period, count=len(acts)),
             priority=PRIORITY_NOTICE)
-    return sent
+    return len(acts)

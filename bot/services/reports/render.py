@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -22,6 +23,9 @@ from bot.messaging.texts import Texts, age
 from bot.services.ratings import SCORES
 from bot.services.reports.act import Act
 from bot.services.reports.stats import SEVERITIES, Compliance, Stats
+from storage.models import Company
+
+log = logging.getLogger(__name__)
 
 COLOURS = {"critical": "#d64545", "normal": "#e5b73b", "low": "#4caf50"}
 
@@ -35,13 +39,17 @@ def render_chart(stats: Stats, labels: dict[str, Any]) -> bytes:
     "severity" ({severity: name}), "rating" ({score: name})."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(10, 10), dpi=100, layout="constrained")
+    panels = 4 if stats.contracts else 3
+    figure = Figure(figsize=(10, 10 + 3 * (panels - 3)), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(3, 1, height_ratios=[1.3, 1, 1])
+    axes = figure.subplots(panels, 1, height_ratios=[1.3, 1, 1, 1.1][:panels])
     figure.suptitle(labels["title"], fontsize=14)
 
-    per_day, sla, ratings = axes
+    per_day, sla, ratings = axes[:3]
+    for counts_axis in (per_day, ratings):  # counts: whole numbers on the axis
+        counts_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     days = [day for day, _ in stats.per_day]
     positions = list(range(len(days)))
     bottom = [0] * len(days)
@@ -80,17 +88,41 @@ def render_chart(stats: Stats, labels: dict[str, Any]) -> bytes:
     bars = ratings.bar([labels["rating"][s] for s in SCORES], counts,
                        color=["#2e7d32", "#7cb342", "#fdd835", "#fb8c00", "#c62828"])
     for bar, score in zip(bars, SCORES, strict=True):
-        ratings.annotate(f"{stats.ratings.percent[score]}%",
+        share = f"{stats.ratings.percent[score]:g}".replace(".", labels["decimal"])
+        ratings.annotate(f"{share}%",
                          (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                          ha="center", va="bottom", fontsize=8)
     average = stats.ratings.average
-    ratings.set_title(f"{labels['ratings']} ({stats.ratings.total}"
-                      + (f", {average:.2f}" if average is not None else "") + ")")
+    ratings.set_title(labels["no_ratings"] if average is None else labels["ratings_of"].format(
+        total=stats.ratings.total, average=f"{average:.1f}".replace(".", labels["decimal"])))
     ratings.set_ylim(bottom=0, top=max([*counts, 1]) * 1.2)
+    if stats.contracts:
+        _hours_panel(axes[3], stats, labels)
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _hours_panel(axis: Any, stats: Stats, labels: dict[str, Any]) -> None:
+    """Hours logged per company, each bar with its cost against its fee; red: at a loss."""
+    rows = list(reversed(stats.contracts))  # the costliest on top
+    hours = [row.hours for row in rows]
+    bars = axis.barh([row.name for row in rows], hours,
+                     color=["#c62828" if (row.ratio or 0) > 1 else "#4a78c2" for row in rows])
+
+    def money(value: float) -> str:
+        return f"{value:,.0f}".replace(",", " ")
+
+    for bar, row in zip(bars, rows, strict=True):
+        text = f"{row.hours:g} {labels['hours_unit']}".replace(".", labels["decimal"])
+        if row.cost is not None and row.fee:
+            text += " · " + labels["cost_of_fee"].format(
+                cost=money(row.cost), fee=money(row.fee), share=round((row.ratio or 0) * 100))
+        axis.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                      xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    axis.set_xlim(0, max([*hours, 1]) * 1.6)
+    axis.set_title(labels["hours"])
 
 
 def chart_labels(texts: Texts, language: str, stats: Stats) -> dict[str, Any]:
@@ -105,11 +137,23 @@ def chart_labels(texts: Texts, language: str, stats: Stats) -> dict[str, Any]:
     }
 
 
-def _act_environment(loader: BaseLoader, zone: ZoneInfo) -> Environment:
+def _hm(minutes: int, language: str) -> str:
+    """Minutes as people read them: "1 ч 30 мин", "45 min"."""
+    hours, rest = divmod(int(minutes), 60)
+    h, m = ("ч", "мин") if language == "ru" else ("h", "min")
+    parts = ([f"{hours} {h}"] if hours else []) + ([f"{rest} {m}"] if rest or not hours else [])
+    return " ".join(parts)
+
+
+def _act_environment(loader: BaseLoader, zone: ZoneInfo, language: str) -> Environment:
     env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
+    env.filters["hm"] = lambda minutes: _hm(minutes, language)
+    env.filters["span"] = lambda d: "—" if d is None else _hm(round(d.total_seconds() / 60),
+                                                                language)
     env.filters["local"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y %H:%M")
     env.filters["day"] = lambda m: m.astimezone(zone).strftime("%d.%m.%Y")
+    env.filters["short"] = lambda m: m.astimezone(zone).strftime("%d.%m")
     env.filters["age"] = lambda d: age(d) if d is not None else "—"
     return env
 
@@ -120,9 +164,11 @@ def _beside_config(config: Config, path: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def template_path(config: Config) -> Path | None:
-    """A desk's own act template (`[reports] act_template`), if it has one."""
-    path = config.reports.act_template
+def template_path(config: Config, company: Company | None = None) -> Path | None:
+    """The act template of the company's contract (`act_template` of its `[[companies]]`
+    entry), else the desk's (`[reports] act_template`), if there is one."""
+    own = company.act_template if company is not None else None
+    path = Path(own) if own else config.reports.act_template
     return _beside_config(config, path) if path is not None else None
 
 
@@ -130,17 +176,31 @@ def render_act_html(act: Act, language: str, template: Path | None = None) -> st
     """The act as a printable HTML document (A4, one page per month); `template`: a desk's
     own Jinja2 file, else the bundled bot/messaging/templates/reports/act_<language>.html."""
     if template is not None:
-        env = _act_environment(FileSystemLoader(str(template.parent)), act.period.zone)
+        env = _act_environment(FileSystemLoader(str(template.parent)), act.period.zone, language)
         return env.get_template(template.name).render(act=act, language=language)
-    env = _act_environment(PackageLoader("bot.messaging", "templates"), act.period.zone)
+    env = _act_environment(PackageLoader("bot.messaging", "templates"), act.period.zone,
+                           language)
     return env.get_template(f"reports/act_{language}.html").render(act=act, language=language)
 
 
 CSV_HEADER = {
-    "ru": ["Номер", "Открыто", "Решено", "Тема", "Важность", "Сотрудник клиента",
-           "Исполнитель", "Реакция, мин", "Решение, мин", "Оценка", "SLA"],
-    "en": ["Number", "Opened", "Resolved", "Subject", "Severity", "Client employee",
-           "Engineer", "Response, min", "Resolution, min", "Rating", "SLA"],
+    "ru": ["Номер", "Открыто", "Решено", "Тема", "Что сделано", "Важность",
+           "Сотрудник клиента", "Исполнитель", "Реакция, мин", "Решение, мин", "Затрачено, мин",
+           "Оценка", "В срок", "Вне договора"],
+    "en": ["Number", "Opened", "Resolved", "Subject", "What was done", "Severity",
+           "Client employee", "Engineer", "Response, min", "Resolution, min", "Time spent, min",
+           "Rating", "On time", "Outside the contract"],
+}
+# The act's words in its language (the CSV is read by the client as the act is).
+CSV_WORDS = {
+    "ru": {"critical": "критическая", "normal": "обычная", "low": "низкая", True: "да",
+           False: "нет", "total": "Итого", "minutes": "Затрачено по договору, мин",
+           "outside": "Вне договора, мин", "included": "Включено в абонплату, ч",
+           "faq": "решено по инструкции"},
+    "en": {"critical": "critical", "normal": "normal", "low": "low", True: "yes",
+           False: "no", "total": "Total", "minutes": "Time spent under the contract, min",
+           "outside": "Outside the contract, min", "included": "Included in the fee, h",
+           "faq": "solved by following the instructions"},
 }
 
 
@@ -176,18 +236,25 @@ def act_csv(act: Act, language: str) -> str:
     def minutes(delta: timedelta | None) -> str:
         return "" if delta is None else str(round(delta.total_seconds() / 60))
 
+    words = CSV_WORDS[language]
     for i in act.incidents:
+        done = i.resolution_text or (words["faq"] if i.deflected else "")
         writer.writerow([
             i.number, i.opened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-            i.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), i.subject, i.severity,
-            i.client, i.assignee or "", minutes(i.response), minutes(i.resolution),
-            i.rating or "", "" if i.sla_met is None else ("met" if i.sla_met else "breached"),
+            i.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), i.subject, done,
+            words[i.severity], i.client, i.assignee or "", minutes(i.response),
+            minutes(i.resolution), i.minutes, i.rating or "",
+            "" if i.sla_met is None else words[i.sla_met], i.out_of_scope or "",
         ])
     writer.writerow([])
-    total = "Итого" if language == "ru" else "Total"
-    writer.writerow([total, len(act.incidents)])
+    writer.writerow([words["total"], len(act.incidents)])
     for severity, count in act.by_severity.items():
-        writer.writerow([severity, count])
+        writer.writerow([words[severity], count])
+    writer.writerow([words["minutes"], act.minutes_total])
+    if act.out_of_scope:
+        writer.writerow([words["outside"], act.minutes_outside])
+    if act.hours_included is not None:
+        writer.writerow([words["included"], f"{act.hours_included:g}"])
     return out.getvalue()
 
 
@@ -195,16 +262,42 @@ def _slug(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE).strip("_")[:80] or "company"
 
 
+_NO_PDF: list[str] = []  # why there is no PDF, once found (logged once per process)
+
+
+def render_pdf(html: str, base: Path) -> bytes | None:
+    """The act's HTML as PDF (WeasyPrint, on the system's Pango); None, logged once, when
+    the engine or its libraries are missing."""
+    if _NO_PDF:
+        return None
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:  # OSError: libpango / libgobject not found
+        _NO_PDF.append(str(exc))
+        log.warning("acts go out as HTML and CSV only, no PDF: WeasyPrint cannot be used "
+                    "(%s); install it with its system libraries (Pango)", exc)
+        return None
+    pdf: bytes = HTML(string=html, base_url=str(base)).write_pdf()
+    return pdf
+
+
 def write_act(act: Act, directory: Path, language: str,
               template: Path | None = None) -> list[Path]:
-    """The act's HTML and CSV files in `directory`; returns their paths."""
+    """The act's files in `directory`, the PDF first (when it can be made), then the HTML
+    and the CSV; returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"act-{_slug(act.company.name)}-{act.period.label}"
     html = directory / f"{stem}.html"
-    html.write_text(render_act_html(act, language, template), encoding="utf-8")
+    text = render_act_html(act, language, template)
+    html.write_text(text, encoding="utf-8")
     table = directory / f"{stem}.csv"
     table.write_text(act_csv(act, language), encoding="utf-8-sig")
-    return [html, table]
+    pdf = render_pdf(text, template.parent if template is not None else directory)
+    if pdf is None:
+        return [html, table]
+    document = directory / f"{stem}.pdf"
+    document.write_bytes(pdf)
+    return [document, html, table]
 
 
 def reports_directory(config: Config) -> Path:

@@ -49,6 +49,7 @@ from bot.services.quality import CampaignStatus, campaign_status
 from bot.services.ratings import Distribution, rating_distribution
 from storage.models import Company, QualityCampaign
 from storage.repos.companies import Companies
+from storage.repos.contracts import Contracts, Reopened, ReopenedIncident
 from storage.repos.quality import Quality
 from storage.repos.reports import HourFigures, IncidentTimes, Reports
 
@@ -111,6 +112,32 @@ class CompanyRow:
 
 
 @dataclass
+class ContractRow:
+    """What a company's contract cost in the period: logged hours at the desk's rate
+    against its fee (`[reports] hour_cost`, `fee` of `[[companies]]`)."""
+
+    company_id: int
+    name: str
+    minutes: int
+    fee: float | None
+    hour_cost: float | None
+    reopens: int = 0
+
+    @property
+    def hours(self) -> float:
+        return round(self.minutes / 60, 2)
+
+    @property
+    def cost(self) -> float | None:
+        return round(self.minutes / 60 * self.hour_cost, 2) if self.hour_cost else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Cost per unit of fee: above 1 the company is served at a loss."""
+        return round(self.cost / self.fee, 2) if self.cost is not None and self.fee else None
+
+
+@dataclass
 class AgentRow:
     agent_id: int
     name: str
@@ -139,6 +166,12 @@ class Stats:
     top_by_time: list[CompanyRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
     per_day: list[tuple[date, dict[Severity, int]]] = field(default_factory=list)
+    # Time logged in the period (with `company`: on its incidents), and, for the whole desk,
+    # the companies by cost against fee and the clients and incidents reopened most.
+    minutes: int = 0
+    contracts: list[ContractRow] = field(default_factory=list)
+    difficult_clients: list[Reopened] = field(default_factory=list)
+    difficult_incidents: list[ReopenedIncident] = field(default_factory=list)
 
     @property
     def opened_total(self) -> int:
@@ -167,9 +200,10 @@ class Stats:
 
 async def compute_stats(
     session: AsyncSession, period: Period, now: datetime, *,
-    company: Company | None = None, top: int = 5,
+    company: Company | None = None, top: int = 5, hour_cost: float | None = None,
 ) -> Stats:
-    """Every figure of /stats (of one company with `company`)."""
+    """Every figure of /stats (of one company with `company`); `hour_cost`: the desk's
+    hourly rate, for what each contract costs."""
     stats = Stats(period=period, now=now, company=company)
     company_id = company.id if company is not None else None
     reports = Reports(session)
@@ -192,7 +226,31 @@ async def compute_stats(
                 stats.agents.append(row)
             row.ratings = distribution
     stats.agents.sort(key=lambda a: (-a.handled, a.name))
+    await _contracts(session, stats, company, top, hour_cost)
     return stats
+
+
+async def _contracts(session: AsyncSession, stats: Stats, company: Company | None, top: int,
+                     hour_cost: float | None) -> None:
+    """Hours per company, cost against fee (highest share first: those served at a loss),
+    reopenings per company and per client."""
+    period = stats.period
+    contracts = Contracts(session)
+    minutes = await contracts.minutes_by_company(
+        period.start, period.end, company.id if company is not None else None)
+    if company is not None:
+        stats.minutes = minutes.get(company.id, 0)
+        return
+    stats.minutes = sum(minutes.values())
+    reopens = await contracts.reopens_by_company(period.start, period.end)
+    rows = [ContractRow(c.id, c.name, minutes.get(c.id, 0), c.fee, hour_cost,
+                        reopens.get(c.id, 0))
+            for c in await Companies(session).all()
+            if c.id in minutes or c.fee or c.id in reopens]
+    rows.sort(key=lambda r: (r.ratio is None, -(r.ratio or 0), -r.minutes, r.name))
+    stats.contracts = rows[:top]
+    stats.difficult_clients = await contracts.reopens_by_client(period.start, period.end, top)
+    stats.difficult_incidents = await contracts.most_reopened(period.start, period.end, top)
 
 
 def _aggregates(stats: Stats, rows: Sequence[HourFigures]) -> None:
