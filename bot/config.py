@@ -310,13 +310,17 @@ class RatingsConfig(_Section):
     request_delay_minutes: Annotated[float, Field(ge=0)] = 0
     # How long after the first rating the client may change it.
     change_hours: Annotated[float, Field(ge=0)] = 24
-    # One reminder for an unanswered request after this long; 0 turns reminders off.
-    remind_after_hours: Annotated[float, Field(ge=0)] = 24
+    # One reminder for an unanswered request after this long; 0 (the default): none.
+    remind_after_hours: Annotated[float, Field(ge=0)] = 0
     # After "what went wrong?" / "anything to add?", the client's next text message within
     # this many minutes is taken as the comment (not as a new incident).
     comment_minutes: Annotated[float, Field(gt=0)] = 30
-    # Offer "anything to add?" after a good rating (once; never a reminder).
-    ask_good_comment: bool = True
+    # Offer "anything to add?" after a rating below "Хорошо" that is not bad ("Нормально";
+    # once; never a reminder). Good ratings get no question, bad ones "what went wrong?".
+    ask_fair_comment: bool = True
+    # Who reads bad ratings (Telegram ids or @usernames): mentioned on the staff alert, and
+    # the client is told "the head of support will read it" only when someone is named.
+    managers: list[Mention] = []
     # Incidents closed this way get no request: "faq" (solved by an FAQ article), "merged".
     exclude: list[str] = ["faq", "merged"]
     # How often the reminder / delayed-request sweep runs.

@@ -40,6 +40,14 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class Closure:
+    """What the client is told of an incident's closure: who closed it and their words."""
+
+    signature: str
+    text: str | None
+
+
+@dataclass(frozen=True)
 class Content:
     """A Telegram message reduced to what the desk keeps of it."""
 
@@ -223,6 +231,13 @@ class Notifier:
             ticket, client, "registered", priority=PRIORITY_REPLY, reply_to=content.message_id,
             promise=promise, keyboard=keyboard,
         )
+
+    def worker(self, ticket: Ticket) -> str | None:
+        """Who works on the incident, as the client may be told (None: no name to give)."""
+        return ticket.assignee_name if self.signature == "name" else None
+
+    def closure(self, client: Client, actor: Actor, text: str | None) -> Closure:
+        return Closure(self._signature(client, actor), text)
 
     def _signature(self, client: Client, actor: Actor) -> str:
         if self.signature == "name" and actor.name:

@@ -30,7 +30,7 @@ from bot.domain.flood import take
 from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
 from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
-from bot.messaging.notify import Actor, Content, Notifier
+from bot.messaging.notify import Actor, Closure, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Ticket, TicketEvent, TicketMessage
 from storage.repos.clients import Clients
@@ -46,8 +46,9 @@ FOLLOWUP_ACK_AFTER = timedelta(minutes=2)
 Classifier = Callable[[str], Severity]
 # Called after an incident is registered (the FAQ suggestion follows the confirmation).
 OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
-# Called when an incident becomes closed, after the client was told (the rating request).
-OnClosed = Callable[[Ticket, Client], Awaitable[None]]
+# Called when an incident becomes closed (the rating request), with what the client is to be
+# told of the closure (None: nothing); True when it told them (one message with the request).
+OnClosed = Callable[[Ticket, Client, Closure | None], Awaitable[bool]]
 
 
 class DeskError(UserError):
@@ -591,10 +592,15 @@ class Desk:
             await self._sla_reschedule(ticket, new_target=True)
         ticket.updated_at = ticket.client_updated_at = self._clock()
         await self._notify.to_client(ticket, client, "urgent_accepted", old=old,
-                                    promise=self._promise(ticket))
-        on_duty = list(self._sla.config.on_duty) if self._sla is not None else []
+                                    promise=self._promise(ticket),
+                                    signature=self._notify.worker(ticket))
+        # The on-duty engineers are paged (again, when it was critical already), and the
+        # assignee with them.
+        mentions: list[int | str] = list(self._sla.config.on_duty) if self._sla else []
+        if ticket.assignee_id is not None and ticket.assignee_id not in mentions:
+            mentions.append(ticket.assignee_id)
         await self._notify.staff_line(ticket, "urgent_line", client=client, old=old,
-                                     mentions=on_duty)
+                                     mentions=mentions)
         await self.refresh_card(ticket, client)
         return ticket
 
@@ -658,15 +664,19 @@ class Desk:
             ticket.first_response_at = now  # the reply text reached the client with the news
             await self._sla_record(ticket, "first_response")
         await self._sla_status(ticket, old, status)
+        told = False  # the closure and the rating request go out as one message
+        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self._on_closed:
+            closure = self._notify.closure(client, actor, text) if announce else None
+            told = await self._on_closed(ticket, client, closure)
         if announce:
             ticket.client_updated_at = now
-            message = "reopened" if reopened else "status_changed"
-            await self._notify.status_changed(ticket, client, actor, old, text, message=message)
+            if not told:
+                message = "reopened" if reopened else "status_changed"
+                await self._notify.status_changed(ticket, client, actor, old, text,
+                                                  message=message)
             await self._notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
                                          reopened=reopened)
         await self.refresh_card(ticket, client)
-        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self._on_closed:
-            await self._on_closed(ticket, client)
 
     async def refresh_card(self, ticket: Ticket, client: Client) -> None:
         """The staff card shows the incident as it is now (with the client's first words)."""

@@ -131,8 +131,8 @@ async def status_reminders(
                 actor_name=None, kind=EventKind.STATUS_REMINDER, old_value=None,
                 new_value=ticket.status,
             ))
-            signature = (ticket.assignee_name if notifier.signature == "name" else None)
-            await notifier.to_client(ticket, client, "status_reminder", signature=signature)
+            await notifier.to_client(ticket, client, "status_reminder",
+                                     signature=notifier.worker(ticket))
             if detailed:
                 await notifier.staff_line(
                     ticket, "reminder_line", assignee_id=ticket.assignee_id,
