@@ -336,9 +336,10 @@ class QualityConfig(_Section):
     # Of the days the schedule matches in a month, only the first working day of [desk]
     # (workdays, holidays) counts: the default is the first working day of each quarter.
     first_workday_only: bool = True
-    # Who gets it: "recent" = clients with an incident in the last recent_months months,
-    # "all" = everyone who ever started the bot.
-    audience: Literal["recent", "all"] = "recent"
+    # Who gets it: "all" (the default) = everyone who ever started the bot, those with no
+    # incident included (they do not see what they pay for); "recent" = clients with an
+    # incident in the last recent_months months.
+    audience: Literal["recent", "all"] = "all"
     recent_months: Annotated[int, Field(ge=1, le=60)] = 6
     # Scheduled maintenance notes shown in the summary, as written.
     maintenance: list[str] = []

@@ -45,6 +45,7 @@ from storage.models import Client, QualityCampaign, QualityDelivery
 from storage.repos.quality import Quality
 
 TALK = "talk"
+UNUSED = "none"  # "not used / nothing to rate": an answer, not a grade
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def check_keyboard(texts: Texts, language: str, delivery_id: int) -> Keyboard:
     return [
         [one(str(s), names[s]) for s in (5, 4, 3)],
         [one(str(s), names[s]) for s in (2, 1)],
+        [one(UNUSED, texts.label(language, "unused"))],
         [one(TALK, texts.label(language, "lets_talk"))],
     ]
 
@@ -305,13 +307,14 @@ class CampaignStatus:
     blocked: int = 0
     answered: int = 0
     talk: int = 0
+    unused: int = 0  # "not used / nothing to rate": answered, not a grade
     distribution: Distribution = field(default_factory=Distribution)
 
 
 async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> CampaignStatus:
     status = CampaignStatus()
-    for state, score, talk, sent_state, error, unreachable in await Quality(session).outcomes(
-            campaign.id):
+    for state, score, talk, unused, sent_state, error, unreachable in await Quality(
+            session).outcomes(campaign.id):
         status.total += 1
         if state == DeliveryState.BLOCKED:
             status.blocked += 1
@@ -328,11 +331,27 @@ async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> C
         if score is not None:
             status.answered += 1
             status.distribution.add(score)
+        elif unused is not None:
+            status.answered += 1
+            status.unused += 1
         if talk is not None:
             status.talk += 1
-            if score is None:
+            if score is None and unused is None:
                 status.answered += 1
     return status
+
+
+async def who_answered(
+    session: AsyncSession, label: str | None
+) -> tuple[QualityCampaign | None, Sequence[tuple[QualityDelivery, Client]]]:
+    """`/quality who [quarter]`: the campaign (the latest, or of label `YYYYQn`) and who
+    answered what in it."""
+    quality = Quality(session)
+    campaign = (await quality.campaign_of(label.upper()) if label
+                else await quality.latest_campaign())
+    if campaign is None:
+        return None, []
+    return campaign, await quality.answers(campaign.id)
 
 
 class QualityError(UserError):

@@ -12,7 +12,8 @@ The rules, in one place:
 - A staff member's rating (a member of the staff group, or an admin) is recorded with
   `counted` False: it is left out of every statistic and raises no alert.
 - After a bad rating (Плохо/Ужас) the client is asked what went wrong and the staff group
-  is alerted (incident, assignee, `[ratings] managers`); after "Нормально", once,
+  is alerted (incident, assignee, `[ratings] managers`; bot/services/bell.py: the alert
+  can be taken, the comment goes to its thread); after "Нормально", once,
   "anything to add?"; after a good one (Отлично/Хорошо) nothing. Either question is
   optional and never repeated. A comment that says the problem is back is answered with
   the reopen button ("Not fixed"), as on the request.
@@ -44,7 +45,8 @@ from bot.domain.enums import ActorKind, EventKind, RatingState, TicketStatus
 from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
 from bot.messaging.notify import Closure, Notifier
-from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
+from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, Keyboard, button
+from bot.services.bell import Bell
 from storage.db import Database
 from storage.models import Client, Rating, Ticket, TicketEvent
 from storage.repos.events import TicketEvents
@@ -72,12 +74,15 @@ class RatingDesk:
     """Ratings in one transaction (the caller's session and notifier)."""
 
     def __init__(
-        self, config: RatingsConfig, session: AsyncSession, notifier: Notifier, clock: Clock
+        self, config: RatingsConfig, session: AsyncSession, notifier: Notifier, clock: Clock,
+        bell: Bell,
     ) -> None:
+        """`bell`: the staff alert of a bad rating (and its comment, in the alert's thread)."""
         self.config = config
         self.session = session
         self.notify = notifier
         self.clock = clock
+        self.bell = bell
         self.ratings = Ratings(session)
 
     # -- the request ---------------------------------------------------------------------
@@ -201,7 +206,7 @@ class RatingDesk:
             return RateResult("staff", rating)
         await self.notify.staff_line(ticket, "rating_line", score=score, old=old)
         if score in BAD and (old is None or old not in BAD):
-            await self._alert(ticket, client, rating, comment=None)
+            await self.bell.rating_alert(ticket, client, rating, comment=None)
         await self._follow_up(rating, ticket, client, score)
         return RateResult("rated" if first else "changed", rating)
 
@@ -247,19 +252,6 @@ class RatingDesk:
                                     minutes=int(self.config.comment_minutes),
                                     managers=bool(self.config.managers))
 
-    async def _alert(
-        self, ticket: Ticket, client: Client, rating: Rating, comment: str | None
-    ) -> None:
-        """A bad rating rings a bell in the staff group itself (not only in the topic)."""
-        agents = await self.ratings.agent_names(rating.id)
-        await self.notify.out.send_text(
-            self.notify.staff_chat_id,
-            self.notify.texts.staff("rating_alert", ticket=ticket, client=client,
-                                    score=rating.score, agents=agents, comment=comment,
-                                    managers=list(self.config.managers)),
-            priority=PRIORITY_STAFF, ticket_id=ticket.id,
-        )
-
     async def skip_question(self, client: Client, number: int) -> None:
         ticket = await Tickets(self.session).by_number(number)
         rating = await self.of_ticket(ticket.id) if ticket is not None else None
@@ -290,7 +282,7 @@ class RatingDesk:
             new_value=str(rating.score), note=text,
         ))
         if rating.question == "bad":
-            await self._alert(ticket, client, rating, comment=text)
+            await self.bell.rating_alert(ticket, client, rating, comment=text)
         else:
             await self.notify.staff_line(ticket, "rating_comment_line", client=client, text=text)
         # "It is back again": the one button that reopens, as "Not fixed" on the request.
