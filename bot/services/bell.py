@@ -147,7 +147,11 @@ class Bell:
             self._notify.texts.staff("followup_taken", name=actor.name),
             priority=PRIORITY_STAFF, reply_to={"$message_of": row.alert_outbox_id})
 
-    async def followups(self, start: datetime, end: datetime) -> Followups:
-        ratings, ratings_taken = await Ratings(self._session).bad_followups(start, end)
-        checks, checks_taken = await Quality(self._session).bad_followups(start, end)
-        return Followups(ratings, ratings_taken, checks, checks_taken)
+
+
+async def followups(session: AsyncSession, start: datetime, end: datetime) -> Followups:
+    """Bad ratings and bad quarterly answers given in [start, end), and how many were taken
+    (the figures /stats shows)."""
+    ratings, ratings_taken = await Ratings(session).bad_followups(start, end)
+    checks, checks_taken = await Quality(session).bad_followups(start, end)
+    return Followups(ratings, ratings_taken, checks, checks_taken)

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.enums import ResolutionKind, Severity
 from bot.domain.periods import Period
+from bot.services.bell import Followups, followups
 from bot.services.quality import CampaignStatus, campaign_status
 from bot.services.ratings import Distribution, rating_distribution
 from storage.models import Company, QualityCampaign
@@ -135,6 +136,7 @@ class Stats:
     reopened: int = 0
     ratings: Distribution = field(default_factory=Distribution)
     quality: list[tuple[QualityCampaign, CampaignStatus]] = field(default_factory=list)
+    followups: Followups = field(default_factory=Followups)  # the bell: taken or not
     top_by_incidents: list[CompanyRow] = field(default_factory=list)
     top_by_time: list[CompanyRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
@@ -181,6 +183,7 @@ async def compute_stats(
         await _top_companies(session, stats, companies, top)
     stats.ratings = await _ratings(session, period, company)
     if company is None:
+        stats.followups = await followups(session, period.start, period.end)
         for campaign in await Quality(session).campaigns_started(period.start, period.end):
             stats.quality.append((campaign, await campaign_status(session, campaign)))
         by_agent = await rating_distribution(session, period.start, period.end, by="agent")
