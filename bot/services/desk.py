@@ -27,7 +27,13 @@ from bot.domain.enums import (
 )
 from bot.domain.errors import UserError
 from bot.domain.flood import take
-from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events
+from bot.domain.sla import (
+    PAUSED_STATUSES,
+    WAITING_STATUSES,
+    Promise,
+    SlaPolicy,
+    pauses_from_events,
+)
 from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
 from bot.messaging.notify import Actor, Closure, Content, Notifier
@@ -627,7 +633,7 @@ class Desk:
         if self._sla is None or old == new:
             return
         ticket.paused_since = (ticket.paused_since or self._clock()
-                               if new == TicketStatus.WAITING else None)
+                               if new in WAITING_STATUSES else None)
         if not new.is_open:
             await self._sla_record(ticket, "resolution")
         elif not old.is_open:  # reopened: the resolution did not hold

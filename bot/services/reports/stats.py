@@ -43,13 +43,15 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.enums import ResolutionKind, Severity
+from bot.domain.enums import ResolutionKind, Severity, TicketStatus
 from bot.domain.periods import Period
+from bot.domain.sla import waited
 from bot.services.bell import Followups, followups
 from bot.services.quality import CampaignStatus, campaign_status
 from bot.services.ratings import Distribution, rating_distribution
 from storage.models import Company, QualityCampaign
 from storage.repos.companies import Companies
+from storage.repos.events import TicketEvents
 from storage.repos.quality import Quality
 from storage.repos.reports import HourFigures, IncidentTimes, Reports
 
@@ -137,6 +139,10 @@ class Stats:
     ratings: Distribution = field(default_factory=Distribution)
     quality: list[tuple[QualityCampaign, CampaignStatus]] = field(default_factory=list)
     followups: Followups = field(default_factory=Followups)  # the bell: taken or not
+    # Waiting for a third party ("/status N vendor"): incidents, and the time, within the
+    # period; off the SLA clock, shown apart.
+    vendor_incidents: int = 0
+    vendor_wait: timedelta = field(default_factory=timedelta)
     top_by_incidents: list[CompanyRow] = field(default_factory=list)
     top_by_time: list[CompanyRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
@@ -183,6 +189,8 @@ async def compute_stats(
         await _top_companies(session, stats, companies, top)
     stats.ratings = await _ratings(session, period, company)
     if company is None:
+        await _vendor_waits(session, stats)
+    if company is None:
         stats.followups = await followups(session, period.start, period.end)
         for campaign in await Quality(session).campaigns_started(period.start, period.end):
             stats.quality.append((campaign, await campaign_status(session, campaign)))
@@ -196,6 +204,16 @@ async def compute_stats(
             row.ratings = distribution
     stats.agents.sort(key=lambda a: (-a.handled, a.name))
     return stats
+
+
+async def _vendor_waits(session: AsyncSession, stats: Stats) -> None:
+    period = stats.period
+    end = min(period.end, stats.now)
+    for trail in (await TicketEvents(session).status_trails(TicketStatus.VENDOR, end)).values():
+        wait = waited(trail, TicketStatus.VENDOR, period.start, end)
+        if wait > timedelta():
+            stats.vendor_incidents += 1
+            stats.vendor_wait += wait
 
 
 def _aggregates(stats: Stats, rows: Sequence[HourFigures]) -> None:

@@ -1,0 +1,79 @@
+"""The wait (issue 16): `/status N vendor <whom>` pauses the resolution clock like waiting
+for the client, the client is told in plain words whom we wait for, and /stats shows the
+time waited apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.app.runtime import App
+from bot.config import Config
+from bot.domain.clock import utc_now
+from bot.sandbox.emulator import FakeTelegram
+from storage.models import Ticket
+from tests.e2e.cluster import new_app
+from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
+
+
+class MovableClock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+
+async def ticket_1(app: App) -> Ticket:
+    async with app.db.transaction() as session:
+        found = await session.scalar(select(Ticket).where(Ticket.number == 1))
+    assert found is not None
+    return found
+
+
+async def staff_says(app: App, tg: FakeTelegram, text: str) -> list[str]:
+    before = len(tg.sent(STAFF_CHAT))
+    tg.send_message(STAFF, text, chat_id=STAFF_CHAT)
+    await settle(app, tg)
+    return [m.get("plain", "") for m in tg.sent(STAFF_CHAT)[before:]]
+
+
+async def test_waiting_for_a_vendor_pauses_the_clock_tells_the_client_and_counts_apart(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    clock = MovableClock()
+    app = new_app(make_config(), clock=clock)
+    await app.start()
+    try:
+        tg.send_message(CLIENT, "Пропадает интернет в бухгалтерии")
+        await settle(app, tg)
+        await staff_says(app, tg, "/status 1 in_progress")
+        running = await ticket_1(app)
+        assert running.paused_since is None and running.resolution_due is not None
+        await staff_says(app, tg, "/status 1 vendor провайдера Ростелеком")
+        told = texts_to(tg, CLIENT)[-1]
+        print("\nCLIENT:", told)
+        assert "мы ждём ответа от третьей стороны: провайдера Ростелеком" in told
+        assert "SLA" not in told and "vendor" not in told
+        waiting = await ticket_1(app)
+        assert waiting.status == "vendor" and waiting.paused_since is not None
+        assert waiting.resolution_due is None  # off the clock, like waiting for the client
+        # The client writing meanwhile does not end the wait (we wait for the ISP, not them).
+        tg.send_message(CLIENT, "Есть новости?")
+        await settle(app, tg)
+        assert (await ticket_1(app)).status == "vendor"
+        tg.send_message(CLIENT, "/status 1")
+        await settle(app, tg)
+        assert "ждём ответа третьей стороны" in texts_to(tg, CLIENT)[-1]
+
+        clock.offset = timedelta(hours=3)
+        await staff_says(app, tg, "/status 1 in_progress")
+        resumed = await ticket_1(app)
+        assert resumed.paused_since is None and resumed.resolution_due is not None
+        summary = (await staff_says(app, tg, "/stats"))[-1]
+        print("STATS:", [line for line in summary.splitlines() if "третью" in line])
+        assert "Ждали третью сторону (вне сроков SLA): 1 обр., всего 3h 00m" in summary
+    finally:
+        await app.stop()
