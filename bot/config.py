@@ -277,6 +277,9 @@ class SlaConfig(_Section):
     # An open critical incident with no message to the client for this long gets an
     # automatic status update to the client and a reminder to the assignee; 0 turns it off.
     status_reminder_hours: Annotated[float, Field(ge=0)] = 2.0
+    # The same for a normal incident still open with no message to the client for this long
+    # (low ones never); 0 turns it off.
+    status_reminder_normal_hours: Annotated[float, Field(ge=0)] = 24.0
     # How often the SLA sweep runs.
     sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
 

@@ -1,6 +1,7 @@
 """The wait (issue 16): `/status N vendor <whom>` pauses the resolution clock like waiting
 for the client, the client is told in plain words whom we wait for, and /stats shows the
-time waited apart."""
+time waited apart; the automatic status update says what is true, for normal incidents
+too."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.app.runtime import App
 from bot.config import Config
 from bot.domain.clock import utc_now
 from bot.sandbox.emulator import FakeTelegram
+from bot.services.sla_jobs import status_reminders
 from storage.models import Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
@@ -77,3 +79,30 @@ async def test_waiting_for_a_vendor_pauses_the_clock_tells_the_client_and_counts
         assert "Ждали третью сторону (вне сроков SLA): 1 обр., всего 3h 00m" in summary
     finally:
         await app.stop()
+
+
+async def test_the_automatic_status_update_says_what_is_true_also_for_normal_incidents(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.send_message(CLIENT, "Принтер у бухгалтера печатает с полосами")
+    await settle(app, tg)
+    assert (await ticket_1(app)).severity == "normal"
+    topic = int(tg.topics(STAFF_CHAT)[-1]["message_thread_id"])
+    tg.send_message(STAFF, "Заказали новый барабан, ждём поставку", chat_id=STAFF_CHAT,
+                    thread_id=topic)
+    await settle(app, tg)
+    notifier_for, config = app.container.notifier_for, app.config
+    base = utc_now()
+    assert (await status_reminders(app.db, notifier_for, config,
+                                   base + timedelta(hours=23))).reminded == []
+    later = base + timedelta(hours=25)
+    assert (await status_reminders(app.db, notifier_for, config, later)).reminded == [1]
+    assert (await status_reminders(app.db, notifier_for, config, later)).reminded == []
+    app.delivery.wake()
+    await settle(app, tg)
+    update = texts_to(tg, CLIENT)[-1]
+    print("\nSTATUS UPDATE:", update)
+    assert "Им занимается Иван Петров" in update
+    assert "Последнее от инженера: «Заказали новый барабан, ждём поставку»" in update
+    assert "Следующее сообщение о ходе работы — не позже" in update
+    assert "SLA" not in update
