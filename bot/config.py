@@ -149,6 +149,10 @@ class DeskConfig(_Section):
     signature: Literal["name", "role"] = "name"
     # Days after resolution during which a client's new message reopens the incident.
     reopen_days: Annotated[int, Field(ge=0)] = 7
+    # "Solved -> closed": /close of an incident waiting for the client resolves it first, and
+    # a resolved incident is closed by itself after this many days without the client
+    # objecting (the client is told both times). 0: /close closes at once, nothing by itself.
+    confirm_days: Annotated[int, Field(ge=0)] = 3
     # Incidents per client before /my starts paging.
     list_limit: Annotated[int, Field(ge=1, le=50)] = 10
     # A surge (a mass outage): more new incidents than this within `surge_window_minutes`.

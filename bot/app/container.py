@@ -146,6 +146,10 @@ class Container:
         """What most jobs take (bot.services.sla_jobs.NotifierFactory)."""
         return self.scope(session).notifier
 
+    def desk_for(self, session: AsyncSession, now: datetime) -> Desk:
+        """What the "solved -> closed" sweep takes (bot.services.sla_jobs.DeskFactory)."""
+        return self.scope(session, lambda: now).desk
+
     def ratings_for(self, session: AsyncSession, now: datetime) -> RatingDesk:
         """What the ratings sweep takes (bot.services.ratings.RatingDeskFactory)."""
         return self.scope(session, lambda: now).ratings

@@ -270,7 +270,10 @@ class Notifier:
         text: str | None,
         *,
         message: str = "status_changed",
+        confirm_days: int = 0,
     ) -> None:
+        """`confirm_days`: a resolved incident closes by itself after so many days (told with
+        the resolution)."""
         keyboard: Keyboard | None = None
         if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
             keyboard = [[button(
@@ -280,4 +283,5 @@ class Notifier:
         await self.to_client(
             ticket, client, message, old=old, text=text,
             signature=self._signature(client, actor), keyboard=keyboard,
+            **({"confirm_days": confirm_days} if confirm_days else {}),
         )

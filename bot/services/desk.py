@@ -521,13 +521,33 @@ class Desk:
         return ticket
 
     async def close(self, number: int, actor: Actor, text: str | None) -> Ticket:
+        """Closed; from "waiting for the client" (with `confirm_days`) resolved first: the
+        client may still object, `close_unobjected` closes it later."""
         ticket = await self.ticket(number)
         if ticket.status == TicketStatus.CLOSED:
             raise DeskError("ticket_not_open", number=number)
         client = await self.client_of(ticket)
         ticket.resolution = text or ticket.resolution
-        await self._change_status(ticket, client, actor, TicketStatus.CLOSED, text)
+        status = (TicketStatus.RESOLVED
+                  if ticket.status == TicketStatus.WAITING and self._config.confirm_days
+                  else TicketStatus.CLOSED)
+        await self._change_status(ticket, client, actor, status, text)
         return ticket
+
+    async def close_unobjected(self, limit: int = 200) -> list[int]:
+        """Resolved incidents the client did not object to within `confirm_days`: closed
+        (the client told, with the rating request); returns their numbers."""
+        days = self._config.confirm_days
+        if not days:
+            return []
+        tickets = await self._tickets.resolved_before(self._clock() - timedelta(days=days),
+                                                      limit)
+        for ticket in tickets:
+            client = await self.client_of(ticket)
+            note = self._notify.texts.label(client.language, "auto_closed").format(days=days)
+            await self._change_status(ticket, client, Actor.system(), TicketStatus.CLOSED,
+                                      note)
+        return [t.number for t in tickets]
 
     async def reopen(self, number: int, actor: Actor, text: str | None = None,
                      client: Client | None = None) -> Ticket:
@@ -679,7 +699,9 @@ class Desk:
             if not told:
                 message = "reopened" if reopened else "status_changed"
                 await self._notify.status_changed(ticket, client, actor, old, text,
-                                                  message=message)
+                                                  message=message,
+                                                  confirm_days=self._config.confirm_days
+                                                  if status == TicketStatus.RESOLVED else 0)
             await self._notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
                                          reopened=reopened)
         await self.refresh_card(ticket, client)

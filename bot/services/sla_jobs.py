@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.domain.enums import ActorKind, EventKind, Severity
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_STAFF
+from bot.services.desk import Desk
 from storage.db import Database
 from storage.models import Ticket, TicketEvent
 from storage.repos.events import TicketEvents
@@ -156,6 +157,17 @@ async def status_reminders(
                 priority=PRIORITY_STAFF,
             )
     return result
+
+
+DeskFactory = Callable[[AsyncSession, datetime], Desk]
+
+
+async def confirm_sweep(db: Database, desk_for: DeskFactory, now: datetime) -> int:
+    """The scheduled job: resolved incidents not objected to within `[desk] confirm_days`
+    are closed ("solved -> closed"); returns how many. Idempotent: a closed incident is no
+    longer resolved."""
+    async with db.transaction() as session:
+        return len(await desk_for(session, now).close_unobjected())
 
 
 async def run_all(

@@ -144,6 +144,14 @@ class Tickets:
             .order_by(Ticket.id).limit(limit)
         )
 
+    async def resolved_before(self, before: datetime, limit: int) -> Sequence[Ticket]:
+        """Resolved (not closed) incidents resolved at or before then, oldest first."""
+        result = await self.session.scalars(
+            select(Ticket).where(Ticket.status == TicketStatus.RESOLVED,
+                                 Ticket.resolved_at <= before)
+            .order_by(Ticket.resolved_at, Ticket.id).limit(limit))
+        return result.all()
+
     async def _with_clients(self, query: Select[Ticket, Client]) -> list[TicketWithClient]:
         result = await self.session.execute(query)
         return [TicketWithClient(ticket, client) for ticket, client in result]

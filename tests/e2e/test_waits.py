@@ -1,7 +1,7 @@
 """The wait (issue 16): `/status N vendor <whom>` pauses the resolution clock like waiting
 for the client, the client is told in plain words whom we wait for, and /stats shows the
 time waited apart; the automatic status update says what is true, for normal incidents
-too."""
+too; /close while waiting for the client resolves, closed after `confirm_days`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.app.runtime import App
 from bot.config import Config
 from bot.domain.clock import utc_now
 from bot.sandbox.emulator import FakeTelegram
-from bot.services.sla_jobs import status_reminders
+from bot.services.sla_jobs import confirm_sweep, status_reminders
 from storage.models import Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
@@ -106,3 +106,46 @@ async def test_the_automatic_status_update_says_what_is_true_also_for_normal_inc
     assert "Последнее от инженера: «Заказали новый барабан, ждём поставку»" in update
     assert "Следующее сообщение о ходе работы — не позже" in update
     assert "SLA" not in update
+
+
+async def test_close_while_waiting_for_the_client_resolves_then_closes_after_confirm_days(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.send_message(CLIENT, "Иногда пропадает интернет")
+    await settle(app, tg)
+    await staff_says(app, tg, "/status 1 waiting Напишите, если пропадёт снова")
+    await staff_says(app, tg, "/close 1 Заменили кабель")
+    resolved = await ticket_1(app)
+    assert resolved.status == "resolved"
+    told = texts_to(tg, CLIENT)[-1]
+    print("\nRESOLVED:", told)
+    assert "решено" in told and "через 3 дн. мы закроем обращение сами" in told
+    base = utc_now()
+    assert await confirm_sweep(app.db, app.container.desk_for, base + timedelta(days=2)) == 0
+    assert await confirm_sweep(app.db, app.container.desk_for, base + timedelta(days=3)) == 1
+    assert await confirm_sweep(app.db, app.container.desk_for, base + timedelta(days=4)) == 0
+    app.delivery.wake()
+    await settle(app, tg)
+    assert (await ticket_1(app)).status == "closed"
+    closed = tg.sent(CLIENT)[-1]
+    print("CLOSED:", closed["plain"])
+    assert "закрыто автоматически: за 3 дн. после решения возражений не было" in closed["plain"]
+    assert "Как вы оцениваете нашу работу?" in closed["plain"]  # one message with the rating
+    labels = [b["text"] for row in closed["reply_markup"]["inline_keyboard"] for b in row]
+    assert "Не решено" in labels
+
+
+async def test_an_objection_keeps_a_resolved_incident_from_closing(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.send_message(CLIENT, "Иногда пропадает интернет")
+    await settle(app, tg)
+    await staff_says(app, tg, "/status 1 waiting Проверьте завтра")
+    await staff_says(app, tg, "/close 1")
+    found = tg.find_button(CLIENT, "Не решено")
+    assert found is not None
+    tg.press_button(CLIENT, CLIENT, *found)
+    await settle(app, tg)
+    assert (await ticket_1(app)).status.is_open, (tg.callback_answers, texts_to(tg, CLIENT))
+    later = utc_now() + timedelta(days=5)
+    assert await confirm_sweep(app.db, app.container.desk_for, later) == 0
