@@ -42,6 +42,7 @@ from bot.messaging.texts import Texts
 from bot.services.ratings import SCORES, Distribution
 from storage.db import Database
 from storage.models import Client, QualityCampaign, QualityDelivery
+from storage.repos.companies import Companies
 from storage.repos.quality import Quality
 
 TALK = "talk"
@@ -385,6 +386,31 @@ async def client_trend(session: AsyncSession, client_id: int) -> list[dict[str, 
     return [
         {"period": period, "score": d.score, "incidents": d.incidents, "closed": d.closed,
          "avg_response_seconds": d.avg_response_seconds, "sla_kept": d.sla_kept,
-         "sla_total": d.sla_total, "talk": d.talk_ticket_id is not None}
+         "sla_total": d.sla_total, "talk": d.talk_ticket_id is not None,
+         "unused": d.unused_at is not None}
         for period, d in await Quality(session).quarters_of(client_id)
     ]
+
+
+@dataclass
+class QuarterTrend:
+    """A company's answers in one quarter's check (its employees' client trends summed)."""
+
+    period: str
+    distribution: Distribution = field(default_factory=Distribution)
+    unused: int = 0  # "not used / nothing to rate"
+    asked: int = 0
+
+
+async def company_trend(session: AsyncSession, company_id: int) -> list[QuarterTrend]:
+    """The company's quarters, oldest first (shown by /org and /stats of a company)."""
+    quarters: dict[str, QuarterTrend] = {}
+    for client_id in sorted(await Companies(session).employee_ids(company_id)):
+        for row in await client_trend(session, client_id):
+            quarter = quarters.setdefault(row["period"], QuarterTrend(row["period"]))
+            quarter.asked += 1
+            if row["score"] is not None:
+                quarter.distribution.add(row["score"])
+            elif row["unused"]:
+                quarter.unused += 1
+    return [quarters[p] for p in sorted(quarters)]

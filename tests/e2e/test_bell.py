@@ -1,21 +1,23 @@
 """The bell (bot/services/bell.py): a quarterly "Ужас" travels to the staff group like a
 bad rating, the client is asked what is wrong and their answer joins the alert's thread;
 "Взять" gives the follow-up an owner (staff only, data checked); "not used" is counted
-apart; /quality who; /stats counts bad ratings and answers with and without an owner."""
+apart; /quality who; /stats counts bad ratings and answers with and without an owner; the
+company's quarterly trend in /org."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.app.runtime import App
 from bot.config import Config
 from bot.messaging.callbacks import BellTake
 from bot.sandbox.emulator import FakeTelegram
 from bot.services import quality as q
-from storage.models import QualityDelivery, Ticket
+from storage.models import Client, Company, QualityDelivery, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (
     ADMIN,
@@ -167,3 +169,35 @@ async def test_a_bad_rating_alert_is_taken_and_stats_count_the_followups(
     assert tg.sent(STAFF_CHAT)[-1]["plain"] == "👤 Разбором занимается Мария."
     summary = (await staff_says(app, tg, STAFF, "/stats"))[-1]
     assert "Плохие оценки: 1, разбор взят: 1, без разбора: 0" in summary
+
+
+async def test_the_company_trend_shows_in_org_and_company_stats(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.chats[STAFF_CHAT].members[ADMIN] = "administrator"
+    app = new_app(make_config())
+    await app.start()
+    try:
+        await staff_says(app, tg, STAFF, "/org add ООО Ромашка")
+        tg.send_message(CLIENT, "/start")
+        await settle(app, tg)
+        async with app.db.transaction() as session:
+            company = await session.scalar(select(Company))
+            assert company is not None
+            await session.execute(update(Client).where(Client.user_id == CLIENT)
+                                  .values(company_id=company.id, company=company.name))
+        before = (await staff_says(app, tg, STAFF, "/org ООО Ромашка"))[-1]
+        assert "Проверка качества по кварталам: проверок качества ещё не было" in before
+        await staff_says(app, tg, ADMIN, "/quality send")
+        await q.send_pending(app.db, app.container.notifier_for, app.config, app.clock())
+        app.delivery.wake()
+        await settle(app, tg)
+        press(tg, CLIENT, CLIENT, "Плохо")
+        await settle(app, tg)
+        card = (await staff_says(app, tg, STAFF, "/org ООО Ромашка"))[-1]
+        print("\n/org:", [line for line in card.splitlines() if "квартал" in line])
+        assert re.search(r"Проверка качества по кварталам: \d{4}Q\d: средняя 2\.0 "
+                         r"\(1 отв\., плохих 1\)", card), card
+        assert any("Компания: ООО Ромашка" in m["plain"] for m in general(tg))  # the alert
+    finally:
+        await app.stop()

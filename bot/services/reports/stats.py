@@ -47,7 +47,7 @@ from bot.domain.enums import ResolutionKind, Severity, TicketStatus
 from bot.domain.periods import Period
 from bot.domain.sla import waited
 from bot.services.bell import Followups, followups
-from bot.services.quality import CampaignStatus, campaign_status
+from bot.services.quality import CampaignStatus, QuarterTrend, campaign_status, company_trend
 from bot.services.ratings import Distribution, rating_distribution
 from storage.models import Company, QualityCampaign
 from storage.repos.companies import Companies
@@ -139,6 +139,7 @@ class Stats:
     ratings: Distribution = field(default_factory=Distribution)
     quality: list[tuple[QualityCampaign, CampaignStatus]] = field(default_factory=list)
     followups: Followups = field(default_factory=Followups)  # the bell: taken or not
+    trend: list[QuarterTrend] = field(default_factory=list)  # a company's quarterly answers
     # Waiting for a third party ("/status N vendor"): incidents, and the time, within the
     # period; off the SLA clock, shown apart.
     vendor_incidents: int = 0
@@ -188,6 +189,8 @@ async def compute_stats(
     if company is None and companies:
         await _top_companies(session, stats, companies, top)
     stats.ratings = await _ratings(session, period, company)
+    if company is not None:
+        stats.trend = await company_trend(session, company.id)
     if company is None:
         await _vendor_waits(session, stats)
     if company is None:
