@@ -126,7 +126,7 @@ class Quality:
                        QualityDelivery.talk_ticket_id.is_not(None)))
             .order_by(Client.company, Client.first_name, Client.id)
         )
-        return [(d, c) for d, c in rows.tuples()]
+        return [(d, c) for d, c in rows]
 
     async def pending_count(self, campaign_id: int) -> int:
         count = await self.session.scalar(
