@@ -17,18 +17,9 @@ from bot.messaging.callbacks import RateAction
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.ratings import rating_distribution, rating_sweep
 from storage.models import Rating, Ticket, TicketEvent
+from tests.e2e.clock import MovableClock
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_2, STAFF_CHAT, STRANGER, settle, texts_to
-
-
-class MovableClock:
-    """Real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utc_now() + self.offset
 
 
 @pytest.fixture

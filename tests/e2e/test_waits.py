@@ -6,7 +6,7 @@ too; /close while waiting for the client resolves, closed after `confirm_days`."
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -16,16 +16,9 @@ from bot.domain.clock import utc_now
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.sla_jobs import confirm_sweep, status_reminders
 from storage.models import Ticket
+from tests.e2e.clock import MovableClock
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
-
-
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utc_now() + self.offset
 
 
 async def ticket_1(app: App) -> Ticket:
