@@ -160,6 +160,10 @@ class DeskConfig(_Section):
     signature: Literal["name", "role"] = "name"
     # Days after resolution during which a client's new message reopens the incident.
     reopen_days: Annotated[int, Field(ge=0)] = 7
+    # "Solved -> closed": /close of an incident waiting for the client resolves it first, and
+    # a resolved incident is closed by itself after this many days without the client
+    # objecting (the client is told both times). 0: /close closes at once, nothing by itself.
+    confirm_days: Annotated[int, Field(ge=0)] = 3
     # Incidents per client before /my starts paging.
     list_limit: Annotated[int, Field(ge=1, le=50)] = 10
     # A surge (a mass outage): more new incidents than this within `surge_window_minutes`.
@@ -293,6 +297,9 @@ class SlaConfig(_Section):
     # An open critical incident with no message to the client for this long gets an
     # automatic status update to the client and a reminder to the assignee; 0 turns it off.
     status_reminder_hours: Annotated[float, Field(ge=0)] = 2.0
+    # The same for a normal incident still open with no message to the client for this long
+    # (low ones never); 0 turns it off.
+    status_reminder_normal_hours: Annotated[float, Field(ge=0)] = 24.0
     # How often the SLA sweep runs.
     sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
 
@@ -338,13 +345,17 @@ class RatingsConfig(_Section):
     request_delay_minutes: Annotated[float, Field(ge=0)] = 0
     # How long after the first rating the client may change it.
     change_hours: Annotated[float, Field(ge=0)] = 24
-    # One reminder for an unanswered request after this long; 0 turns reminders off.
-    remind_after_hours: Annotated[float, Field(ge=0)] = 24
+    # One reminder for an unanswered request after this long; 0 (the default): none.
+    remind_after_hours: Annotated[float, Field(ge=0)] = 0
     # After "what went wrong?" / "anything to add?", the client's next text message within
     # this many minutes is taken as the comment (not as a new incident).
     comment_minutes: Annotated[float, Field(gt=0)] = 30
-    # Offer "anything to add?" after a good rating (once; never a reminder).
-    ask_good_comment: bool = True
+    # Offer "anything to add?" after a rating below "Хорошо" that is not bad ("Нормально";
+    # once; never a reminder). Good ratings get no question, bad ones "what went wrong?".
+    ask_fair_comment: bool = True
+    # Who reads bad ratings (Telegram ids or @usernames): mentioned on the staff alert, and
+    # the client is told "the head of support will read it" only when someone is named.
+    managers: list[Mention] = []
     # Incidents closed this way get no request: "faq" (solved by an FAQ article), "merged".
     exclude: list[str] = ["faq", "merged"]
     # How often the reminder / delayed-request sweep runs.
@@ -360,9 +371,10 @@ class QualityConfig(_Section):
     # Of the days the schedule matches in a month, only the first working day of [desk]
     # (workdays, holidays) counts: the default is the first working day of each quarter.
     first_workday_only: bool = True
-    # Who gets it: "recent" = clients with an incident in the last recent_months months,
-    # "all" = everyone who ever started the bot.
-    audience: Literal["recent", "all"] = "recent"
+    # Who gets it: "all" (the default) = everyone who ever started the bot, those with no
+    # incident included (they do not see what they pay for); "recent" = clients with an
+    # incident in the last recent_months months.
+    audience: Literal["recent", "all"] = "all"
     recent_months: Annotated[int, Field(ge=1, le=60)] = 6
     # Scheduled maintenance notes shown in the summary, as written.
     maintenance: list[str] = []

@@ -14,11 +14,13 @@ order, which matters because the first matching handler wins:
   1d. staff.reports    /stats and /report in the staff group (same)
   2. staff.group       the staff group: help, answers to clients, internal notes
   2a. staff.buttons    the buttons of incident cards
+  2b. staff.bell       "Take" on the alerts of bad ratings and bad quarterly answers
   3. client.faq        /faq for clients and the FAQ buttons
   3a. client.ratings   rating buttons; a client's plain text while a rating question is
                        open is the comment (before client commands and messages;
                        everything else passes through: see bot/services/ratings.py)
-  3b. client.quality   the answers to the quarterly quality check
+  3b. client.quality   the answers to the quarterly quality check; a client's plain text
+                       while "what is wrong?" (after a bad answer) is open is the answer
   3c. client.buttons   the buttons of the bot's other messages to a client
   4. client.commands   a client's commands in the private chat
   5. client.messages   everything else a client sends in private: lands in an incident
@@ -39,6 +41,7 @@ from handlers.client import buttons as client_buttons
 from handlers.client import commands as client_commands
 from handlers.client import faq, messages, ratings
 from handlers.client import quality as client_quality
+from handlers.staff import bell as staff_bell
 from handlers.staff import buttons as staff_buttons
 from handlers.staff import commands as staff_commands
 from handlers.staff import companies, group, health, kb, reports
@@ -51,7 +54,7 @@ def routers() -> list[Router]:
     """Fresh routers in the order they must be included."""
     modules = [
         kb, staff_commands, staff_quality, health, companies, reports, group, staff_buttons,
-        faq, ratings, client_quality, client_buttons, client_commands, messages, other_chats,
-        unknown,
+        staff_bell, faq, ratings, client_quality, client_buttons, client_commands, messages,
+        other_chats, unknown,
     ]
     return [module.router() for module in modules]

@@ -379,6 +379,11 @@ class Rating(Base):
     question_open: Mapped[bool] = mapped_column(default=False)
     comment: Mapped[str | None] = mapped_column(Text)
     comment_at: Mapped[datetime | None]
+    # The bell (bot/services/bell.py): the staff alert of a bad rating, and who took it.
+    alert_outbox_id: Mapped[int | None]
+    followup_by: Mapped[int | None]
+    followup_name: Mapped[str | None] = mapped_column(String(200))
+    followup_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_ratings_state_send_at", "state", "send_at"),)
 
@@ -430,6 +435,18 @@ class QualityDelivery(Base):
     score: Mapped[int | None] = mapped_column(Integer)
     answered_at: Mapped[datetime | None]
     talk_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # "Not used / nothing to rate": an answer, counted apart from the scores.
+    unused_at: Mapped[datetime | None]
+    # The bell (bot/services/bell.py): a bad answer's staff alert, "what is wrong?" asked
+    # (the client's next text within [ratings] comment_minutes goes to the alert's thread),
+    # the comment, and who took the follow-up.
+    alert_outbox_id: Mapped[int | None]
+    question_at: Mapped[datetime | None]
+    question_open: Mapped[bool] = mapped_column(default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    followup_by: Mapped[int | None]
+    followup_name: Mapped[str | None] = mapped_column(String(200))
+    followup_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "client_id"),

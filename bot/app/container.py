@@ -33,6 +33,7 @@ from bot.domain.sla import SlaPolicy
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import OutboxWriter
 from bot.messaging.texts import Texts
+from bot.services.bell import Bell
 from bot.services.desk import Classifier, Desk
 from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
@@ -158,6 +159,10 @@ class Container:
         """What most jobs take (bot.services.sla_jobs.NotifierFactory)."""
         return self.scope(session).notifier
 
+    def desk_for(self, session: AsyncSession, now: datetime) -> Desk:
+        """What the "solved -> closed" sweep takes (bot.services.sla_jobs.DeskFactory)."""
+        return self.scope(session, lambda: now).desk
+
     def ratings_for(self, session: AsyncSession, now: datetime) -> RatingDesk:
         """What the ratings sweep takes (bot.services.ratings.RatingDeskFactory)."""
         return self.scope(session, lambda: now).ratings
@@ -220,9 +225,13 @@ class Scope:
         return FaqDesk(self.container.faq, self.session, self.notifier)
 
     @cached_property
+    def bell(self) -> Bell:
+        return Bell(self.container.config.ratings, self.session, self.notifier, self.clock)
+
+    @cached_property
     def ratings(self) -> RatingDesk:
         return RatingDesk(self.container.config.ratings, self.session, self.notifier,
-                          self.clock)
+                          self.clock, self.bell)
 
     @cached_property
     def desk(self) -> Desk:
@@ -239,7 +248,7 @@ class Scope:
         """What handlers may take (by these names)."""
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
-                "ratings": self.ratings, "flood": self.flood,
+                "ratings": self.ratings, "bell": self.bell, "flood": self.flood,
                 "semantic": self.container.semantic}
 
     @property

@@ -29,6 +29,7 @@ from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts
 from bot.services.retention import retention_sweep
+from bot.services.sla_jobs import confirm_sweep
 from bot.services.sla_jobs import run_all as sla_and_reminders
 from bot.services.surge import post_surge_digest
 from bot.telegram.intake import Intake
@@ -57,6 +58,9 @@ def job_table(container: Container, intake: Intake) -> list[Job]:
     rows: list[tuple[bool, Job]] = [
         (True, Job("sla", c.sla.sweep_seconds,  # SLA warnings and breaches, status reminders
                    lambda now: sla_and_reminders(db, notifier_for, c, now))),
+        (bool(c.desk.confirm_days), Job(  # resolved, no objection: closed ("solved -> closed")
+            "confirm", c.sla.sweep_seconds,
+            lambda now: confirm_sweep(db, container.desk_for, now))),
         (True, Job("ratings", c.ratings.sweep_seconds,  # delayed requests, the one reminder
                    lambda now: rating_sweep(db, container.ratings_for, c.ratings, now))),
         (c.quality.enabled, Job("quality", c.quality.sweep_seconds,  # the quarterly check

@@ -18,6 +18,7 @@ class TicketStatus(StrEnum):
     TAKEN = "taken"
     IN_PROGRESS = "in_progress"
     WAITING = "waiting"  # waiting for the client: the SLA clock pauses
+    VENDOR = "vendor"  # waiting for a third party (a vendor, the ISP, a 1C partner): paused too
     RESOLVED = "resolved"
     CLOSED = "closed"
 

@@ -23,7 +23,9 @@ from bot.config import DeskConfig, SlaConfig, SlaTarget
 from bot.domain.calendar import CALENDAR_24X7, BusinessCalendar, Pause, SlaClock
 from bot.domain.enums import Severity, TicketStatus
 
-PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
+PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.VENDOR, TicketStatus.RESOLVED,
+                             TicketStatus.CLOSED})
+WAITING_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.VENDOR})
 TARGETS = ("first_response", "resolution")
 
 
@@ -246,6 +248,26 @@ def pauses_from_events(events: Sequence[StatusChange]) -> list[Pause]:
     if since is not None:
         pauses.append((since, None))
     return pauses
+
+
+def waited(
+    events: Sequence[StatusChange], status: str, start: datetime, end: datetime
+) -> timedelta:
+    """How long the incident of these events spent in `status` within [start, end) (an
+    interval still open runs to `end`): the time waited for a third party, shown apart."""
+    total = timedelta()
+    since: datetime | None = None
+    for event in sorted(events, key=lambda e: (e.at, e.id or 0)):
+        if event.kind not in ("status", "reopened") or event.new_value is None:
+            continue
+        if event.new_value == status and since is None:
+            since = event.at
+        elif event.new_value != status and since is not None:
+            total += max(timedelta(), min(event.at, end) - max(since, start))
+            since = None
+    if since is not None:
+        total += max(timedelta(), end - max(since, start))
+    return total
 
 
 def sort_key(ticket: Timed) -> tuple[int, datetime]:

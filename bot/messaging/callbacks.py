@@ -68,3 +68,11 @@ class QualityAnswer(CallbackData, prefix="qc"):
 
     delivery: int
     answer: str
+
+
+class BellTake(CallbackData, prefix="bt"):
+    """"Take" on a staff alert (bot/services/bell.py): kind "r" (rating `ref`) or "q"
+    (quality delivery `ref`)."""
+
+    kind: str
+    ref: int

@@ -40,6 +40,14 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class Closure:
+    """What the client is told of an incident's closure: who closed it and their words."""
+
+    signature: str
+    text: str | None
+
+
+@dataclass(frozen=True)
 class Content:
     """A Telegram message reduced to what the desk keeps of it."""
 
@@ -229,6 +237,13 @@ class Notifier:
             promise=promise, keyboard=keyboard,
         )
 
+    def worker(self, ticket: Ticket) -> str | None:
+        """Who works on the incident, as the client may be told (None: no name to give)."""
+        return ticket.assignee_name if self.signature == "name" else None
+
+    def closure(self, client: Client, actor: Actor, text: str | None) -> Closure:
+        return Closure(self._signature(client, actor), text)
+
     def _signature(self, client: Client, actor: Actor) -> str:
         if self.signature == "name" and actor.name:
             return actor.name
@@ -260,7 +275,10 @@ class Notifier:
         text: str | None,
         *,
         message: str = "status_changed",
+        confirm_days: int = 0,
     ) -> None:
+        """`confirm_days`: a resolved incident closes by itself after so many days (told with
+        the resolution)."""
         keyboard: Keyboard | None = None
         if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
             keyboard = [[button(
@@ -270,4 +288,5 @@ class Notifier:
         await self.to_client(
             ticket, client, message, old=old, text=text,
             signature=self._signature(client, actor), keyboard=keyboard,
+            **({"confirm_days": confirm_days} if confirm_days else {}),
         )

@@ -27,10 +27,17 @@ from bot.domain.enums import (
 )
 from bot.domain.errors import UserError
 from bot.domain.flood import take
-from bot.domain.sla import PAUSED_STATUSES, Promise, SlaPolicy, pauses_from_events, terms_of
+from bot.domain.sla import (
+    PAUSED_STATUSES,
+    WAITING_STATUSES,
+    Promise,
+    SlaPolicy,
+    pauses_from_events,
+    terms_of,
+)
 from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
-from bot.messaging.notify import Actor, Content, Notifier
+from bot.messaging.notify import Actor, Closure, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Company, Ticket, TicketEvent, TicketMessage, TimeEntry
 from storage.repos.clients import Clients
@@ -47,8 +54,9 @@ FOLLOWUP_ACK_AFTER = timedelta(minutes=2)
 Classifier = Callable[[str], Severity]
 # Called after an incident is registered (the FAQ suggestion follows the confirmation).
 OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
-# Called when an incident becomes closed, after the client was told (the rating request).
-OnClosed = Callable[[Ticket, Client], Awaitable[None]]
+# Called when an incident becomes closed (the rating request), with what the client is to be
+# told of the closure (None: nothing); True when it told them (one message with the request).
+OnClosed = Callable[[Ticket, Client, Closure | None], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -608,7 +616,9 @@ class Desk:
 
     async def close(self, number: int, actor: Actor, text: str | None,
                     minutes: int | None = None) -> Ticket:
-        """Closed, with what was done (`text`) and, when given, the time it took."""
+        """Closed, with what was done (`text`) and, when given, the time it took; from
+        "waiting for the client" (with `confirm_days`) resolved first: the client may still
+        object, `close_unobjected` closes it later."""
         ticket = await self.ticket(number)
         if ticket.status == TicketStatus.CLOSED:
             raise DeskError("ticket_not_open", number=number)
@@ -616,8 +626,26 @@ class Desk:
             await self.log_time(ticket, actor, minutes)
         client = await self.client_of(ticket)
         ticket.resolution = text or ticket.resolution
-        await self._change_status(ticket, client, actor, TicketStatus.CLOSED, text)
+        status = (TicketStatus.RESOLVED
+                  if ticket.status == TicketStatus.WAITING and self._config.confirm_days
+                  else TicketStatus.CLOSED)
+        await self._change_status(ticket, client, actor, status, text)
         return ticket
+
+    async def close_unobjected(self, limit: int = 200) -> list[int]:
+        """Resolved incidents the client did not object to within `confirm_days`: closed
+        (the client told, with the rating request); returns their numbers."""
+        days = self._config.confirm_days
+        if not days:
+            return []
+        tickets = await self._tickets.resolved_before(self._clock() - timedelta(days=days),
+                                                      limit)
+        for ticket in tickets:
+            client = await self.client_of(ticket)
+            note = self._notify.texts.label(client.language, "auto_closed").format(days=days)
+            await self._change_status(ticket, client, Actor.system(), TicketStatus.CLOSED,
+                                      note)
+        return [t.number for t in tickets]
 
     async def reopen(self, number: int, actor: Actor, text: str | None = None,
                      client: Client | None = None) -> Ticket:
@@ -688,12 +716,17 @@ class Desk:
             await self._sla_reschedule(ticket, new_target=True)
         ticket.updated_at = ticket.client_updated_at = self._clock()
         await self._notify.to_client(ticket, client, "urgent_accepted", old=old,
-                                    promise=self._promise(ticket))
-        on_duty = list(self._sla.config.on_duty) if self._sla is not None else []
+                                    promise=self._promise(ticket),
+                                    signature=self._notify.worker(ticket))
+        # The on-duty engineers are paged (again, when it was critical already), and the
+        # assignee and the company's account manager with them.
+        mentions: list[int | str] = list(self._sla.config.on_duty) if self._sla else []
         manager = await self.manager_of(ticket)
-        on_duty += [mention(manager)] if manager else []
+        for extra in (ticket.assignee_id, mention(manager) if manager else None):
+            if extra is not None and extra not in mentions:
+                mentions.append(extra)
         await self._notify.staff_line(ticket, "urgent_line", client=client, old=old,
-                                     mentions=on_duty)
+                                     mentions=mentions)
         await self.refresh_card(ticket, client)
         return ticket
 
@@ -756,7 +789,7 @@ class Desk:
         if self._sla is None or old == new:
             return
         ticket.paused_since = (ticket.paused_since or self._clock()
-                               if new == TicketStatus.WAITING else None)
+                               if new in WAITING_STATUSES else None)
         if not new.is_open:
             await self._sla_record(ticket, "resolution")
         elif not old.is_open:  # reopened: the resolution did not hold
@@ -793,15 +826,21 @@ class Desk:
             ticket.first_response_at = now  # the reply text reached the client with the news
             await self._sla_record(ticket, "first_response")
         await self._sla_status(ticket, old, status)
+        told = False  # the closure and the rating request go out as one message
+        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self._on_closed:
+            closure = self._notify.closure(client, actor, text) if announce else None
+            told = await self._on_closed(ticket, client, closure)
         if announce:
             ticket.client_updated_at = now
-            message = "reopened" if reopened else "status_changed"
-            await self._notify.status_changed(ticket, client, actor, old, text, message=message)
+            if not told:
+                message = "reopened" if reopened else "status_changed"
+                await self._notify.status_changed(ticket, client, actor, old, text,
+                                                  message=message,
+                                                  confirm_days=self._config.confirm_days
+                                                  if status == TicketStatus.RESOLVED else 0)
             await self._notify.staff_line(ticket, "status_line", actor=actor, old=old, text=text,
                                          reopened=reopened)
         await self.refresh_card(ticket, client)
-        if status == TicketStatus.CLOSED and old != TicketStatus.CLOSED and self._on_closed:
-            await self._on_closed(ticket, client)
 
     async def refresh_card(self, ticket: Ticket, client: Client) -> None:
         """The staff card shows the incident as it is now (with the client's first words)."""

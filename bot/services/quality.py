@@ -42,9 +42,11 @@ from bot.messaging.texts import Texts
 from bot.services.ratings import SCORES, Distribution
 from storage.db import Database
 from storage.models import Client, QualityCampaign, QualityDelivery
+from storage.repos.companies import Companies
 from storage.repos.quality import Quality
 
 TALK = "talk"
+UNUSED = "none"  # "not used / nothing to rate": an answer, not a grade
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def check_keyboard(texts: Texts, language: str, delivery_id: int) -> Keyboard:
     return [
         [one(str(s), names[s]) for s in (5, 4, 3)],
         [one(str(s), names[s]) for s in (2, 1)],
+        [one(UNUSED, texts.label(language, "unused"))],
         [one(TALK, texts.label(language, "lets_talk"))],
     ]
 
@@ -305,13 +308,14 @@ class CampaignStatus:
     blocked: int = 0
     answered: int = 0
     talk: int = 0
+    unused: int = 0  # "not used / nothing to rate": answered, not a grade
     distribution: Distribution = field(default_factory=Distribution)
 
 
 async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> CampaignStatus:
     status = CampaignStatus()
-    for state, score, talk, sent_state, error, unreachable in await Quality(session).outcomes(
-            campaign.id):
+    for state, score, talk, unused, sent_state, error, unreachable in await Quality(
+            session).outcomes(campaign.id):
         status.total += 1
         if state == DeliveryState.BLOCKED:
             status.blocked += 1
@@ -328,11 +332,27 @@ async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> C
         if score is not None:
             status.answered += 1
             status.distribution.add(score)
+        elif unused is not None:
+            status.answered += 1
+            status.unused += 1
         if talk is not None:
             status.talk += 1
-            if score is None:
+            if score is None and unused is None:
                 status.answered += 1
     return status
+
+
+async def who_answered(
+    session: AsyncSession, label: str | None
+) -> tuple[QualityCampaign | None, Sequence[tuple[QualityDelivery, Client]]]:
+    """`/quality who [quarter]`: the campaign (the latest, or of label `YYYYQn`) and who
+    answered what in it."""
+    quality = Quality(session)
+    campaign = (await quality.campaign_of(label.upper()) if label
+                else await quality.latest_campaign())
+    if campaign is None:
+        return None, []
+    return campaign, await quality.answers(campaign.id)
 
 
 class QualityError(UserError):
@@ -366,6 +386,31 @@ async def client_trend(session: AsyncSession, client_id: int) -> list[dict[str, 
     return [
         {"period": period, "score": d.score, "incidents": d.incidents, "closed": d.closed,
          "avg_response_seconds": d.avg_response_seconds, "sla_kept": d.sla_kept,
-         "sla_total": d.sla_total, "talk": d.talk_ticket_id is not None}
+         "sla_total": d.sla_total, "talk": d.talk_ticket_id is not None,
+         "unused": d.unused_at is not None}
         for period, d in await Quality(session).quarters_of(client_id)
     ]
+
+
+@dataclass
+class QuarterTrend:
+    """A company's answers in one quarter's check (its employees' client trends summed)."""
+
+    period: str
+    distribution: Distribution = field(default_factory=Distribution)
+    unused: int = 0  # "not used / nothing to rate"
+    asked: int = 0
+
+
+async def company_trend(session: AsyncSession, company_id: int) -> list[QuarterTrend]:
+    """The company's quarters, oldest first (shown by /org and /stats of a company)."""
+    quarters: dict[str, QuarterTrend] = {}
+    for client_id in sorted(await Companies(session).employee_ids(company_id)):
+        for row in await client_trend(session, client_id):
+            quarter = quarters.setdefault(row["period"], QuarterTrend(row["period"]))
+            quarter.asked += 1
+            if row["score"] is not None:
+                quarter.distribution.add(row["score"])
+            elif row["unused"]:
+                quarter.unused += 1
+    return [quarters[p] for p in sorted(quarters)]

@@ -12,15 +12,19 @@ The rules, in one place:
 - A staff member's rating (a member of the staff group, or an admin) is recorded with
   `counted` False: it is left out of every statistic and raises no alert.
 - After a bad rating (Плохо/Ужас) the client is asked what went wrong and the staff group
-  is alerted (incident, assignee); after a good one (Отлично/Хорошо), once, "anything to
-  add?". Either question is optional and never repeated.
+  is alerted (incident, assignee, `[ratings] managers`; bot/services/bell.py: the alert
+  can be taken, the comment goes to its thread); after "Нормально", once,
+  "anything to add?"; after a good one (Отлично/Хорошо) nothing. Either question is
+  optional and never repeated. A comment that says the problem is back is answered with
+  the reopen button ("Not fixed"), as on the request.
 - **The comment rule**: while a question is open (asked less than `comment_minutes` ago
   and not answered), the client's next plain-text message that is not a command and not a
   reply to a message about another incident is the comment, not a new incident. Any other
   message (media, a reply about another incident) closes the question and is handled as
   usual; commands leave it open. The acknowledgement says how to send it as a message
   instead, so nothing is lost either way.
-- An unanswered request gets one reminder after `remind_after_hours`; never a second.
+- An unanswered request gets one reminder after `remind_after_hours` (off by default); never
+  a second.
 - A rating is attributed to every staff member the incident was assigned to.
 """
 
@@ -36,15 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RatingsConfig
 from bot.domain.clock import Clock
+from bot.domain.comeback import says_problem_is_back
 from bot.domain.enums import ActorKind, EventKind, RatingState, TicketStatus
 from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
-from bot.messaging.notify import Notifier
-from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, PRIORITY_STAFF, Keyboard, button
-from bot.services.desk import mention
+from bot.messaging.notify import Closure, Notifier
+from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, Keyboard, button
+from bot.services.bell import Bell
 from storage.db import Database
 from storage.models import Client, Rating, Ticket, TicketEvent
-from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.outbox import Outbox
 from storage.repos.ratings import Ratings, ScoreCount
@@ -52,7 +56,7 @@ from storage.repos.tickets import Tickets
 
 SCORES = (5, 4, 3, 2, 1)  # Отлично, Хорошо, Нормально, Плохо, Ужас
 BAD = frozenset({1, 2})
-GOOD = frozenset({4, 5})
+FAIR = 3  # below "Хорошо", not bad: "anything to add?"
 NO_COMMENT = 0
 
 
@@ -70,20 +74,27 @@ class RatingDesk:
     """Ratings in one transaction (the caller's session and notifier)."""
 
     def __init__(
-        self, config: RatingsConfig, session: AsyncSession, notifier: Notifier, clock: Clock
+        self, config: RatingsConfig, session: AsyncSession, notifier: Notifier, clock: Clock,
+        bell: Bell,
     ) -> None:
+        """`bell`: the staff alert of a bad rating (and its comment, in the alert's thread)."""
         self.config = config
         self.session = session
         self.notify = notifier
         self.clock = clock
+        self.bell = bell
         self.ratings = Ratings(session)
 
     # -- the request ---------------------------------------------------------------------
 
-    async def on_closed(self, ticket: Ticket, client: Client) -> None:
-        """An incident was closed (called by Desk in the closing transaction)."""
+    async def on_closed(
+        self, ticket: Ticket, client: Client, closure: Closure | None = None
+    ) -> bool:
+        """An incident was closed (called by Desk in the closing transaction). With a
+        `closure` to tell, the request is sent now and tells it too (one message: the
+        closure, the scores, "Not fixed"): True then; False when the client was not told."""
         if not self.config.enabled or (ticket.resolution_kind or "") in self.config.exclude:
-            return
+            return False
         now = self.clock()
         rating = await self.of_ticket(ticket.id)
         if rating is None:
@@ -96,8 +107,9 @@ class RatingDesk:
         if self.config.request_delay_minutes > 0:
             rating.state = RatingState.SCHEDULED
             rating.send_at = now + timedelta(minutes=self.config.request_delay_minutes)
-            return
-        await self._send_request(rating, ticket, client)
+            return False
+        await self._send_request(rating, ticket, client, closure=closure)
+        return closure is not None
 
     async def _attribute(self, rating: Rating, ticket: Ticket) -> None:
         """Every staff member the incident was assigned to (the audit trail and the current
@@ -126,11 +138,12 @@ class RatingDesk:
         ]
 
     async def _send_request(
-        self, rating: Rating, ticket: Ticket, client: Client, *, reminder: bool = False
+        self, rating: Rating, ticket: Ticket, client: Client, *, reminder: bool = False,
+        closure: Closure | None = None,
     ) -> None:
         now = self.clock()
         html = self.notify.texts.client(client.language, "rating_request", ticket=ticket,
-                                        reminder=reminder)
+                                        reminder=reminder, closure=closure)
         row = await self.notify.out.send_text(
             client.chat_id, html, priority=PRIORITY_NOTICE, ticket_id=ticket.id,
             keyboard=self.keyboard(client.language, ticket.number),
@@ -193,7 +206,7 @@ class RatingDesk:
             return RateResult("staff", rating)
         await self.notify.staff_line(ticket, "rating_line", score=score, old=old)
         if score in BAD and (old is None or old not in BAD):
-            await self._alert(ticket, client, rating, comment=None)
+            await self.bell.rating_alert(ticket, client, rating, comment=None)
         await self._follow_up(rating, ticket, client, score)
         return RateResult("rated" if first else "changed", rating)
 
@@ -225,8 +238,8 @@ class RatingDesk:
         good first rating; never both, never twice."""
         if score in BAD and rating.question != "bad":
             question = "bad"
-        elif score in GOOD and rating.question is None and self.config.ask_good_comment:
-            question = "good"
+        elif score == FAIR and rating.question is None and self.config.ask_fair_comment:
+            question = "fair"
         else:
             return
         rating.question = question
@@ -236,21 +249,8 @@ class RatingDesk:
                             RateAction(number=ticket.number, score=NO_COMMENT).pack())]]
         await self.notify.to_client(ticket, client, f"rating_ask_{question}",
                                     priority=PRIORITY_REPLY, keyboard=keyboard,
-                                    minutes=int(self.config.comment_minutes))
-
-    async def _alert(
-        self, ticket: Ticket, client: Client, rating: Rating, comment: str | None
-    ) -> None:
-        """A bad rating rings a bell in the staff group itself (not only in the topic)."""
-        agents = await self.ratings.agent_names(rating.id)
-        manager = (await Companies(self.session).managers_of([ticket.id])).get(ticket.id)
-        await self.notify.out.send_text(
-            self.notify.staff_chat_id,
-            self.notify.texts.staff("rating_alert", ticket=ticket, client=client,
-                                    score=rating.score, agents=agents, comment=comment,
-                                    manager=mention(manager) if manager else None),
-            priority=PRIORITY_STAFF, ticket_id=ticket.id,
-        )
+                                    minutes=int(self.config.comment_minutes),
+                                    managers=bool(self.config.managers))
 
     async def skip_question(self, client: Client, number: int) -> None:
         ticket = await Tickets(self.session).by_number(number)
@@ -282,11 +282,16 @@ class RatingDesk:
             new_value=str(rating.score), note=text,
         ))
         if rating.question == "bad":
-            await self._alert(ticket, client, rating, comment=text)
+            await self.bell.rating_alert(ticket, client, rating, comment=text)
         else:
             await self.notify.staff_line(ticket, "rating_comment_line", client=client, text=text)
+        # "It is back again": the one button that reopens, as "Not fixed" on the request.
+        back = says_problem_is_back(text)
+        keyboard = [[button(self.notify.texts.label(client.language, "not_fixed"),
+                            ClientAction(action="notfixed", number=ticket.number).pack())]]
         await self.notify.to_client(ticket, client, "rating_comment_taken",
-                                    priority=PRIORITY_REPLY)
+                                    priority=PRIORITY_REPLY, back=back,
+                                    keyboard=keyboard if back else None)
         return ticket
 
     # -- scheduled: delayed requests and the one reminder -----------------------------------

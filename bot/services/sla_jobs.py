@@ -16,15 +16,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config
-from bot.domain.enums import ActorKind, EventKind
+from bot.domain.enums import ActorKind, EventKind, Severity
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_STAFF
-from bot.services.desk import mention
+from bot.services.desk import Desk, mention
 from storage.db import Database
 from storage.models import Ticket, TicketEvent
 from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
-from storage.repos.tickets import Tickets
+from storage.repos.tickets import TicketMessages, Tickets
 
 NotifierFactory = Callable[[AsyncSession], Notifier]
 
@@ -113,35 +113,44 @@ async def _summary(
 async def status_reminders(
     db: Database, notifier_for: NotifierFactory, config: Config, now: datetime
 ) -> SweepResult:
-    """An open critical incident with no message to its client for the configured interval:
-    the client gets a status update and the assignee a reminder, once per interval."""
+    """An open critical incident (`status_reminder_hours`) or normal one
+    (`status_reminder_normal_hours`) with no message to its client for that long: the client
+    gets a status update that says what is true (the engineer's last words, who is on it,
+    when the next update comes) and the assignee a reminder, once per interval."""
     result = SweepResult()
-    hours = config.sla.status_reminder_hours
-    if hours <= 0:
+    intervals = {severity: timedelta(hours=hours) for severity, hours in (
+        (Severity.CRITICAL, config.sla.status_reminder_hours),
+        (Severity.NORMAL, config.sla.status_reminder_normal_hours)) if hours > 0}
+    if not intervals:
         return result
-    quiet_since = now - timedelta(hours=hours)
     async with db.transaction() as session:
-        rows = await Tickets(session).quiet_critical(quiet_since, BATCH)
+        rows = await Tickets(session).quiet(
+            {severity: now - every for severity, every in intervals.items()}, BATCH)
         if not rows:
             return result
         notifier = notifier_for(session)
         detailed = len(rows) <= DETAIL_LIMIT
         on_duty = list(config.sla.on_duty)
-        hours_text = f"{hours:g}"
+        hours_text = f"{config.sla.status_reminder_hours:g}"
         events = TicketEvents(session)
+        messages = TicketMessages(session)
         for ticket, client in rows:
+            every = intervals[ticket.severity]
             ticket.client_updated_at = now
             await events.add(TicketEvent(
                 ticket_id=ticket.id, at=now, actor_kind=ActorKind.SYSTEM, actor_id=None,
                 actor_name=None, kind=EventKind.STATUS_REMINDER, old_value=None,
                 new_value=ticket.status,
             ))
-            signature = (ticket.assignee_name if notifier.signature == "name" else None)
-            await notifier.to_client(ticket, client, "status_reminder", signature=signature)
+            await notifier.to_client(ticket, client, "status_reminder",
+                                     signature=notifier.worker(ticket),
+                                     last_words=await messages.last_staff_text(ticket.id),
+                                     next_at=now + every)
             if detailed:
                 await notifier.staff_line(
                     ticket, "reminder_line", assignee_id=ticket.assignee_id,
-                    assignee_name=ticket.assignee_name, hours=hours_text, mentions=on_duty,
+                    assignee_name=ticket.assignee_name, hours=f"{every / timedelta(hours=1):g}",
+                    mentions=on_duty,
                 )
             result.reminded.append(ticket.number)
         if not detailed:
@@ -152,6 +161,17 @@ async def status_reminders(
                 priority=PRIORITY_STAFF,
             )
     return result
+
+
+DeskFactory = Callable[[AsyncSession, datetime], Desk]
+
+
+async def confirm_sweep(db: Database, desk_for: DeskFactory, now: datetime) -> int:
+    """The scheduled job: resolved incidents not objected to within `[desk] confirm_days`
+    are closed ("solved -> closed"); returns how many. Idempotent: a closed incident is no
+    longer resolved."""
+    async with db.transaction() as session:
+        return len(await desk_for(session, now).close_unobjected())
 
 
 async def run_all(

@@ -24,7 +24,8 @@ from handlers._common import STAFF, reply, target_ticket
 from handlers._filters import from_staff
 
 STATUS_WORDS = {s.value: s for s in (
-    TicketStatus.IN_PROGRESS, TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED
+    TicketStatus.IN_PROGRESS, TicketStatus.WAITING, TicketStatus.VENDOR, TicketStatus.RESOLVED,
+    TicketStatus.CLOSED,
 )}
 
 

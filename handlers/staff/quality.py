@@ -1,8 +1,8 @@
 """The quarterly quality check: admins' /quality commands (the clients' answers are
 handlers/client/quality.py).
 
-/quality preview | test | send | status — admins only (`[telegram] admins`), in the staff
-group (or, for an admin, in their private chat with the bot). The campaign itself is
+/quality preview | test | send | status | who [YYYYQn] — admins only (`[telegram] admins`),
+in the staff group (or, for an admin, in their private chat with the bot). The campaign itself is
 written to the outbox by the scheduled sender (bot/services/quality.py), so `/quality send`
 returns at once and the sending survives a restart.
 """
@@ -40,7 +40,7 @@ async def quality_command(
         return
     if message.chat.type != "private" and not in_staff_chat:
         return
-    word = (command.args or "").strip().lower()
+    word, _, rest = (command.args or "").strip().lower().partition(" ")
     zone = texts.zone
     schedule = q.Schedule.from_config(config)
     if word == "status":
@@ -48,6 +48,10 @@ async def quality_command(
         status = await q.campaign_status(session, campaign) if campaign else None
         await reply(message, notifier, texts.staff("quality_status", campaign=campaign,
                                                    status=status))
+    elif word == "who":
+        campaign, rows = await q.who_answered(session, rest.strip() or None)
+        await reply(message, notifier, texts.staff("quality_who", campaign=campaign, rows=rows,
+                                                   label=rest.strip()))
     elif word == "send":
         period = previous_quarter(now, zone)
         campaign, created = await q.start_campaign(session, config, period, now,

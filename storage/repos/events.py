@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,23 @@ class TicketEvents:
             .order_by(TicketEvent.at, TicketEvent.id)
         )
         return result.all()
+
+    async def status_trails(self, status: str, before: datetime) -> dict[int, list[TicketEvent]]:
+        """The status changes of every incident that was put in `status` before then, by
+        incident (the trail the waits are read from: bot.domain.sla.waited)."""
+        tickets = (select(TicketEvent.ticket_id)
+                   .where(TicketEvent.kind == EventKind.STATUS, TicketEvent.new_value == status,
+                          TicketEvent.at < before))
+        rows = await self.session.scalars(
+            select(TicketEvent)
+            .where(TicketEvent.ticket_id.in_(tickets),
+                   TicketEvent.kind.in_((EventKind.STATUS, EventKind.REOPENED)))
+            .order_by(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.id)
+        )
+        trails: dict[int, list[TicketEvent]] = {}
+        for event in rows:
+            trails.setdefault(event.ticket_id, []).append(event)
+        return trails
 
     async def happened(self, ticket_id: int, kind: EventKind) -> bool:
         found = await self.session.scalar(

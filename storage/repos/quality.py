@@ -26,6 +26,7 @@ class DeliveryOutcome(NamedTuple):
     state: DeliveryState
     score: int | None
     talk_ticket_id: int | None
+    unused_at: datetime | None
     sent: OutboxStatus | None  # None: no outbox row (yet)
     last_error: str | None
     client_unreachable_since: datetime | None
@@ -97,6 +98,36 @@ class Quality:
         )
         return [PendingDelivery(*row) for row in rows]
 
+    async def open_question(self, client_id: int, asked_since: datetime
+                            ) -> QualityDelivery | None:
+        """The client's "what is wrong?" after a bad answer, still open, asked since then."""
+        return await self.session.scalar(
+            select(QualityDelivery).where(QualityDelivery.client_id == client_id,
+                                          QualityDelivery.question_open.is_(True),
+                                          QualityDelivery.question_at >= asked_since)
+            .order_by(QualityDelivery.question_at.desc()).limit(1)
+        )
+
+    async def bad_followups(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """Bad answers (Плохо/Ужас) given in [start, end): (all, taken)."""
+        row = (await self.session.execute(
+            select(func.count(), func.count(QualityDelivery.followup_by))
+            .where(QualityDelivery.score.in_((1, 2)), QualityDelivery.answered_at >= start,
+                   QualityDelivery.answered_at < end)
+        )).one()
+        return int(row[0]), int(row[1])
+
+    async def answers(self, campaign_id: int) -> Sequence[tuple[QualityDelivery, Client]]:
+        """Who answered what in a campaign (answered ones only), by client name."""
+        rows = await self.session.execute(
+            select(QualityDelivery, Client).join(Client, Client.id == QualityDelivery.client_id)
+            .where(QualityDelivery.campaign_id == campaign_id,
+                   or_(QualityDelivery.score.is_not(None), QualityDelivery.unused_at.is_not(None),
+                       QualityDelivery.talk_ticket_id.is_not(None)))
+            .order_by(Client.company, Client.first_name, Client.id)
+        )
+        return [(d, c) for d, c in rows]
+
     async def pending_count(self, campaign_id: int) -> int:
         count = await self.session.scalar(
             select(func.count()).select_from(QualityDelivery)
@@ -108,7 +139,8 @@ class Quality:
     async def outcomes(self, campaign_id: int) -> list[DeliveryOutcome]:
         rows = await self.session.execute(
             select(QualityDelivery.status, QualityDelivery.score, QualityDelivery.talk_ticket_id,
-                   OutboxMessage.status, OutboxMessage.last_error, Client.unreachable_since)
+                   QualityDelivery.unused_at, OutboxMessage.status, OutboxMessage.last_error,
+                   Client.unreachable_since)
             .join(Client, Client.id == QualityDelivery.client_id)
             .outerjoin(OutboxMessage, OutboxMessage.id == QualityDelivery.outbox_id)
             .where(QualityDelivery.campaign_id == campaign_id)

@@ -39,6 +39,18 @@ class Ratings:
         await self.session.flush()
         return rating
 
+    async def by_id(self, rating_id: int) -> Rating | None:
+        return await self.session.get(Rating, rating_id)
+
+    async def bad_followups(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """Counted bad ratings (Плохо/Ужас) first given in [start, end): (all, taken)."""
+        row = (await self.session.execute(
+            select(func.count(), func.count(Rating.followup_by))
+            .where(Rating.counted.is_(True), Rating.score.in_((1, 2)),
+                   Rating.rated_at >= start, Rating.rated_at < end)
+        )).one()
+        return int(row[0]), int(row[1])
+
     async def of_ticket(self, ticket_id: int) -> Rating | None:
         return await self.session.scalar(select(Rating).where(Rating.ticket_id == ticket_id))
 

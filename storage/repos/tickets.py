@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -146,17 +146,27 @@ class Tickets:
             .order_by(Ticket.opened_at, Ticket.id).limit(limit)
         )
 
-    async def quiet_critical(self, quiet_since: datetime, limit: int) -> list[TicketWithClient]:
-        """Open critical incidents being worked on (not waiting for the client) whose
-        client has heard nothing since `quiet_since`."""
+    async def quiet(
+        self, quiet_since: Mapping[Severity, datetime], limit: int
+    ) -> list[TicketWithClient]:
+        """Open incidents being worked on (not waiting for the client) of these severities
+        whose client has heard nothing since the severity's moment."""
         running = [s for s in OPEN_STATUSES if s != TicketStatus.WAITING]
+        quiet = or_(*(and_(Ticket.severity == severity, Ticket.client_updated_at <= since)
+                      for severity, since in quiet_since.items()))
         return await self._with_clients(
             select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
-            .where(Ticket.status.in_(running), Ticket.severity == Severity.CRITICAL,
-                   Ticket.client_updated_at.is_not(None),
-                   Ticket.client_updated_at <= quiet_since)
+            .where(Ticket.status.in_(running), Ticket.client_updated_at.is_not(None), quiet)
             .order_by(Ticket.id).limit(limit)
         )
+
+    async def resolved_before(self, before: datetime, limit: int) -> Sequence[Ticket]:
+        """Resolved (not closed) incidents resolved at or before then, oldest first."""
+        result = await self.session.scalars(
+            select(Ticket).where(Ticket.status == TicketStatus.RESOLVED,
+                                 Ticket.resolved_at <= before)
+            .order_by(Ticket.resolved_at, Ticket.id).limit(limit))
+        return result.all()
 
     async def _with_clients(self, query: Select[Ticket, Client]) -> list[TicketWithClient]:
         result = await self.session.execute(query)

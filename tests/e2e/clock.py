@@ -47,3 +47,13 @@ class SharedClock:
         self._moved += seconds
         advanced, self._advanced = self._advanced, asyncio.Event()
         advanced.set()  # sleepers look at the time again
+
+
+class MovableClock:
+    """The desk's clock for a test: real time plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset

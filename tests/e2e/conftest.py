@@ -108,7 +108,7 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
+def make_config(database_url: str, tg: FakeTelegram, tmp_path: Path) -> Callable[..., Config]:
     port = free_port()  # the webhook workers' (unused in polling mode)
 
     def make(**sections: dict[str, Any]) -> Config:
@@ -120,6 +120,8 @@ def make_config(database_url: str, tg: FakeTelegram) -> Callable[..., Config]:
             # No quarterly check from the scheduler: whether one is due depends on today's
             # date. tests/e2e/test_quality.py turns it on and fixes the clock.
             "quality": {"enabled": False},
+            # Charts and acts in the test's own folder, not in the checkout.
+            "reports": {"directory": str(tmp_path / "reports")},
         }
         if WORKERS > 1:
             data["telegram"].update(webhook_settings(port))

@@ -171,6 +171,7 @@ async def test_summary_numbers_for_a_seeded_history_at_a_fixed_clock(
     await app.start()
     try:
         client_id = await seed_history(app)
+        await app.scheduler.wait_idle()  # its first ticks done: they must not send for us
         async with app.db.transaction() as session:
             numbers = (await q.summaries(session, [client_id], Q1))[client_id]
         assert (numbers.incidents, numbers.closed) == (3, 3)

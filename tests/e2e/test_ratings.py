@@ -17,18 +17,9 @@ from bot.messaging.callbacks import RateAction
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.ratings import rating_distribution, rating_sweep
 from storage.models import Rating, Ticket, TicketEvent
+from tests.e2e.clock import MovableClock
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_2, STAFF_CHAT, STRANGER, settle, texts_to
-
-
-class MovableClock:
-    """Real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utc_now() + self.offset
 
 
 @pytest.fixture
@@ -83,17 +74,22 @@ async def test_rating_request_edit_and_change_within_the_window(
 ) -> None:
     topic = await closed_incident(rapp, tg)
     request = tg.sent(CLIENT)[-1]
-    assert "Как вы оцениваете нашу работу по обращению #1" in request["plain"]
+    # The closure and the request are one message.
+    assert "Обращение #1 закрыто" in request["plain"]
+    assert "Перезапустили сервер" in request["plain"]
+    assert "Как вы оцениваете нашу работу?" in request["plain"]
+    assert not any("закрыто" in m for m in texts_to(tg, CLIENT)[:-1])
     labels = [b["text"] for row in request["reply_markup"]["inline_keyboard"] for b in row]
     assert labels == ["Отлично", "Хорошо", "Нормально", "Плохо", "Ужас", "Не решено"]
 
-    message_id = press(tg, "Хорошо")
+    message_id = press(tg, "Нормально")
     await settle(rapp, tg)
     edited = tg.message(CLIENT, message_id)
-    assert edited is not None and "ваша оценка — Хорошо" in edited["plain"]
-    assert (await rating(rapp)).score == 4
-    assert "оценка клиента — Хорошо" in texts_to(tg, STAFF_CHAT, topic)[-1]
-    assert "Хотите что-нибудь добавить?" in texts_to(tg, CLIENT)[-1]
+    assert edited is not None and "Ваша оценка — Нормально" in edited["plain"]
+    assert (await rating(rapp)).score == 3
+    assert "оценка клиента — Нормально" in texts_to(tg, STAFF_CHAT, topic)[-1]
+    # Below "Хорошо": "anything to add?".
+    assert "Хотите что-нибудь добавить" in texts_to(tg, CLIENT)[-1]
     asked = len(tg.sent(CLIENT))
 
     clock.offset = timedelta(hours=1)  # within change_hours = 2
@@ -101,7 +97,7 @@ async def test_rating_request_edit_and_change_within_the_window(
     await settle(rapp, tg)
     assert (await rating(rapp)).score == 5
     edited = tg.message(CLIENT, message_id)
-    assert edited is not None and "ваша оценка — Отлично" in edited["plain"]
+    assert edited is not None and "Ваша оценка — Отлично" in edited["plain"]
     assert len(tg.sent(CLIENT)) == asked  # no second "anything to add?"
 
     clock.offset = timedelta(hours=3)  # the window is over
@@ -113,7 +109,7 @@ async def test_rating_request_edit_and_change_within_the_window(
     async with rapp.db.transaction() as session:
         events = list(await session.scalars(
             select(TicketEvent.new_value).where(TicketEvent.kind == "rating")))
-    assert events == ["4", "5"]
+    assert events == ["3", "5"]
 
 
 async def test_forged_and_replayed_rating_data_is_refused(rapp: App, tg: FakeTelegram) -> None:
@@ -194,6 +190,7 @@ async def test_bad_rating_alerts_staff_and_the_next_message_is_the_comment(
     assert "Ждали ответа полдня" in general[-1] and "#1" in general[-1]
     assert "Иван Петров" in general[-1]
     assert "комментарий к оценке обращения #1 передан" in texts_to(tg, CLIENT)[-1]
+    assert not tg.sent(CLIENT)[-1].get("reply_markup")  # not "it is back": no reopen button
     # ...and only that one: the message after it is an incident again.
     tg.send_message(CLIENT, "И ещё не работает почта")
     await settle(rapp, tg)
@@ -204,7 +201,7 @@ async def test_an_open_question_does_not_swallow_media_or_commands(
     rapp: App, tg: FakeTelegram
 ) -> None:
     await closed_incident(rapp, tg)
-    press(tg, "Отлично")
+    press(tg, "Нормально")
     await settle(rapp, tg)
     assert (await rating(rapp)).question_open
     tg.send_message(CLIENT, "/my")

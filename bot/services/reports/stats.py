@@ -43,13 +43,16 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.enums import ResolutionKind, Severity
+from bot.domain.enums import ResolutionKind, Severity, TicketStatus
 from bot.domain.periods import Period
-from bot.services.quality import CampaignStatus, campaign_status
+from bot.domain.sla import waited
+from bot.services.bell import Followups, followups
+from bot.services.quality import CampaignStatus, QuarterTrend, campaign_status, company_trend
 from bot.services.ratings import Distribution, rating_distribution
 from storage.models import Company, QualityCampaign
 from storage.repos.companies import Companies
 from storage.repos.contracts import Contracts, Reopened, ReopenedIncident
+from storage.repos.events import TicketEvents
 from storage.repos.quality import Quality
 from storage.repos.reports import HourFigures, IncidentTimes, Reports
 
@@ -162,6 +165,12 @@ class Stats:
     reopened: int = 0
     ratings: Distribution = field(default_factory=Distribution)
     quality: list[tuple[QualityCampaign, CampaignStatus]] = field(default_factory=list)
+    followups: Followups = field(default_factory=Followups)  # the bell: taken or not
+    trend: list[QuarterTrend] = field(default_factory=list)  # a company's quarterly answers
+    # Waiting for a third party ("/status N vendor"): incidents, and the time, within the
+    # period; off the SLA clock, shown apart.
+    vendor_incidents: int = 0
+    vendor_wait: timedelta = field(default_factory=timedelta)
     top_by_incidents: list[CompanyRow] = field(default_factory=list)
     top_by_time: list[CompanyRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
@@ -214,7 +223,12 @@ async def compute_stats(
     if company is None and companies:
         await _top_companies(session, stats, companies, top)
     stats.ratings = await _ratings(session, period, company)
+    if company is not None:
+        stats.trend = await company_trend(session, company.id)
     if company is None:
+        await _vendor_waits(session, stats)
+    if company is None:
+        stats.followups = await followups(session, period.start, period.end)
         for campaign in await Quality(session).campaigns_started(period.start, period.end):
             stats.quality.append((campaign, await campaign_status(session, campaign)))
         by_agent = await rating_distribution(session, period.start, period.end, by="agent")
@@ -251,6 +265,14 @@ async def _contracts(session: AsyncSession, stats: Stats, company: Company | Non
     stats.contracts = rows[:top]
     stats.difficult_clients = await contracts.reopens_by_client(period.start, period.end, top)
     stats.difficult_incidents = await contracts.most_reopened(period.start, period.end, top)
+async def _vendor_waits(session: AsyncSession, stats: Stats) -> None:
+    period = stats.period
+    end = min(period.end, stats.now)
+    for trail in (await TicketEvents(session).status_trails(TicketStatus.VENDOR, end)).values():
+        wait = waited(trail, TicketStatus.VENDOR, period.start, end)
+        if wait > timedelta():
+            stats.vendor_incidents += 1
+            stats.vendor_wait += wait
 
 
 def _aggregates(stats: Stats, rows: Sequence[HourFigures]) -> None:

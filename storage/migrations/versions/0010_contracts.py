@@ -1,7 +1,7 @@
 """Every company its own contract: service level, coordinators, time spent, costs
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 
 Companies get their service level over the desk's (`sla`, `work_time`), coordinators
 (`contacts`, `notify_contacts`), an account manager, a fee with the hours it includes,
@@ -19,7 +19,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
