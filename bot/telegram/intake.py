@@ -13,10 +13,16 @@ lock (`pg_advisory_xact_lock(chat_id)`, bot/telegram/middleware.py), so a chat i
 by one worker at a time, and if an earlier update of the chat is recorded but
 not handled yet (another worker has it queued), it is put back (`OutOfTurn`)
 and tried again every OUT_OF_TURN_WAIT seconds, up to OUT_OF_TURN_TRIES times;
-then it goes ahead anyway (the earlier one's worker may have died: the
-leader's sweep resumes those after a while). Ordering is by update_id, i.e.
-the order Telegram gave them, for updates recorded by the time the later one
-is handled.
+then it goes ahead anyway (the earlier one's worker may have died).
+Ordering is by update_id, i.e. the order Telegram gave them, for updates
+recorded by the time the later one is handled.
+
+Each worker records the updates it receives as its own (`inbox.claimed_by`) and
+beats every half second (bot/telegram/lease.py); the updates of a worker silent
+for a few seconds are taken over by another one (`adopt`), so a kill -9 leaves no
+client waiting more than about 5 s. Taken over twice or by a worker only slow to
+beat, an update is still handled once: its transaction locks the inbox row and
+checks that it is not handled yet.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -74,9 +79,11 @@ class Intake:
         concurrency: int,
         on_failure: FailureHandler | None = None,
         ordered_across_processes: bool = False,
+        worker_id: str | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.db = db
+        self.worker_id = worker_id  # several workers: whose updates these are (inbox.claimed_by)
         # Several processes handle updates: keep each chat in order across them (see above).
         self.ordered_across_processes = ordered_across_processes
         self.dispatcher = dispatcher
@@ -96,7 +103,8 @@ class Intake:
             return 0
         now = self.clock()
         rows = [
-            {"update_id": u["update_id"], "chat_id": chat_of(u), "payload": u, "received_at": now}
+            {"update_id": u["update_id"], "chat_id": chat_of(u), "payload": u, "received_at": now,
+             "claimed_by": self.worker_id}
             for u in updates
         ]
         async with self.db.transaction() as session:
@@ -106,18 +114,22 @@ class Intake:
                 self._schedule(update)
         return len(fresh)
 
-    async def resume(self, older_than: timedelta | None = None) -> int:
-        """Schedule updates recorded before a crash but never finished (with `older_than`:
-        only those recorded that long ago, by whichever process; not those queued here)."""
-        before = self.clock() - older_than if older_than is not None else None
+    async def resume(self) -> int:
+        """One process: schedule updates recorded before a crash but never finished."""
         async with self.db.transaction() as session:
-            rows = await Inbox(session).pending(received_before=before)
-            pending = [dict(row.payload) for row in rows if row.update_id not in self._queued]
-        for update in pending:
+            rows = await Inbox(session).pending()
+            pending = [dict(row.payload) for row in rows]
+        return self.adopt(pending)
+
+    def adopt(self, updates: list[dict[str, Any]]) -> int:
+        """Schedule updates left unfinished (by a crash, or by a worker that died), but for
+        those queued here already."""
+        fresh = [u for u in updates if u["update_id"] not in self._queued]
+        for update in fresh:
             self._schedule(update)
-        if pending:
-            log.info("resuming %d updates left unfinished", len(pending))
-        return len(pending)
+        if fresh:
+            log.info("resuming %d updates left unfinished", len(fresh))
+        return len(fresh)
 
     async def poll(self, timeout: int) -> None:
         """Long polling until cancelled; network trouble is waited out, never fatal."""
