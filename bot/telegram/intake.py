@@ -36,6 +36,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.methods import GetUpdates
+from aiogram.types import Update
 
 from bot.domain.clock import Clock, Sleep
 from bot.telegram.activity import Activity
@@ -189,8 +190,10 @@ class Intake:
     async def _handle(self, update: dict[str, Any], *, last_try: bool = False) -> bool:
         """Handle one update; False when it has to wait for an earlier one of its chat."""
         try:
-            await self.dispatcher.feed_raw_update(
-                self.bot, update,
+            # feed_update, not feed_raw_update: that one logs every exception as an error,
+            # OutOfTurn (a normal wait) included; real failures are logged below.
+            await self.dispatcher.feed_update(
+                self.bot, Update.model_validate(update, context={"bot": self.bot}),
                 in_order=self.ordered_across_processes and not last_try,
                 chat_lock=self.ordered_across_processes,
             )
