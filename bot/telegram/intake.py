@@ -93,6 +93,10 @@ class Intake:
         self.on_failure = on_failure
         self.sleep = sleep  # the polling back-off's
         self._slots = asyncio.Semaphore(concurrency)
+        # Updates taken over from a dead worker have waited already: a lane of their own,
+        # so they do not queue again behind this worker's backlog.
+        self._late_slots = asyncio.Semaphore(max(1, concurrency // 4))
+        self._late: set[int] = set()
         self._queues: dict[int, deque[dict[str, Any]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self.activity = Activity()  # an update queued or being handled
@@ -120,13 +124,15 @@ class Intake:
         async with self.db.transaction() as session:
             rows = await Inbox(session).pending()
             pending = [dict(row.payload) for row in rows]
-        return self.adopt(pending)
+        return self.adopt(pending, late=False)
 
-    def adopt(self, updates: list[dict[str, Any]]) -> int:
-        """Schedule updates left unfinished (by a crash, or by a worker that died), but for
-        those queued here already."""
+    def adopt(self, updates: list[dict[str, Any]], *, late: bool = True) -> int:
+        """Schedule updates left unfinished (by a crash, or `late`: by a worker that died,
+        in the lane of their own), but for those queued here already."""
         fresh = [u for u in updates if u["update_id"] not in self._queued]
         for update in fresh:
+            if late:
+                self._late.add(update["update_id"])
             self._schedule(update)
         if fresh:
             log.info("resuming %d updates left unfinished", len(fresh))
@@ -177,10 +183,12 @@ class Intake:
                 for attempt in range(OUT_OF_TURN_TRIES + 1):
                     if attempt:  # out of turn: wait without holding a slot
                         await asyncio.sleep(OUT_OF_TURN_WAIT)
-                    async with self._slots:
+                    late = update["update_id"] in self._late
+                    async with self._late_slots if late else self._slots:
                         if await self._handle(update, last_try=attempt == OUT_OF_TURN_TRIES):
                             break
                 self._queued.discard(update["update_id"])
+                self._late.discard(update["update_id"])
         finally:
             del self._queues[key]
             del self._workers[key]
