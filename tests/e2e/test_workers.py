@@ -357,7 +357,7 @@ def rating_requests(tg: FakeTelegram, chat_id: int) -> list[Any]:
                    for button in row)]
 
 
-async def test_killing_a_follower_mid_burst_its_updates_are_handled_within_5s(
+async def test_killing_a_follower_mid_burst_its_updates_are_taken_over_within_5s(
     tmp_path: Path, tg: FakeTelegram, database_url: str, engine: AsyncEngine,
 ) -> None:
     clients = 150
