@@ -267,8 +267,32 @@ class InboxUpdate(Base):
     received_at: Mapped[datetime]
     handled_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # PostgreSQL: the worker (`workers.id`) that holds the update until it is handled; when
+    # that worker stops beating, another one takes the update over (bot/telegram/lease.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_inbox_pending", "handled_at", "update_id"),)
+
+
+class Worker(Base):
+    """PostgreSQL: each running worker process and its last heartbeat (the server's time):
+    a worker silent for a few seconds is dead, and its updates go to another."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pid: Mapped[int]
+    host: Mapped[str] = mapped_column(String(255))
+    beat_at: Mapped[datetime]
+
+
+class GroupSend(Base):
+    """PostgreSQL: the leader's sends to groups in the last minutes (the server's time), so
+    that a new leader keeps to the per-group limit (bot/telegram/delivery.py)."""
+
+    __tablename__ = "group_sends"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int]
+    sent_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class OutboxMessage(Base):

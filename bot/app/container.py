@@ -142,7 +142,8 @@ class Container:
             staff=StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum,
                                  cache_seconds=config.security.staff_cache_seconds),
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
-                                    max_backoff=d.max_backoff_seconds),
+                                    max_backoff=d.max_backoff_seconds,
+                                    group_history=not db.is_sqlite),
         )
 
     def scope(self, session: AsyncSession, clock: Clock | None = None) -> Scope:

@@ -3,19 +3,22 @@
 On PostgreSQL the leader holds a session-level advisory lock on a connection of
 its own (outside the pool: closing it is what releases the lock). When the
 leader process dies, PostgreSQL closes its session, the lock is free, and the
-next worker to try (every `retry_seconds`) takes over.
+next worker to try (every `retry_seconds`, 1 s) takes over.
 
 Only one sender at a time is what keeps an outbox row from going out twice,
 so a lost lock must stop the old leader before the new one starts:
-- the leader checks its connection every `retry_seconds`, with a timeout of as
-  long; a failed or slow check deposes it (its duties stop at once);
-- a worker that takes over from another leader waits `grace_seconds` (twice the
-  retry interval by default) before starting its duties, the time the old
-  leader needs to notice, if it is alive at all;
+- the leader checks its connection every `retry_seconds`, with a timeout of
+  `check_seconds` (1.5 s: a loaded event loop must not depose a healthy leader);
+  a failed or slow check deposes it (its duties stop at once);
+- a worker that takes over from another leader waits `grace_seconds` (retry +
+  check, 2.5 s by default) before starting its duties, the time the old leader
+  needs to notice, if it is alive at all;
 - the leader's session asks the server for TCP keepalives, so a leader cut off
   by the network loses its lock within about half a minute rather than hours.
 A process that dies is noticed at once (its socket closes): takeover then takes
-at most retry + grace seconds, 15 s with the defaults.
+at most retry + grace seconds, 3.5 s with the defaults, so a new leader sends
+within 5 s of the old one's death (tests/e2e/test_workers.py). It starts from
+the old leader's rate-limit history (bot/telegram/delivery.py, `SendHistory`).
 
 SQLite means one process, which is always the leader.
 """
@@ -47,14 +50,17 @@ class Leadership:
         *,
         on_elected: Duty,
         on_deposed: Duty,
-        retry_seconds: float = 5.0,
+        retry_seconds: float = 1.0,
+        check_seconds: float = 1.5,
         grace_seconds: float | None = None,
     ) -> None:
         self.db = db
         self.on_elected = on_elected
         self.on_deposed = on_deposed
         self.retry_seconds = retry_seconds
-        self.grace_seconds = 2 * retry_seconds if grace_seconds is None else grace_seconds
+        self.check_seconds = check_seconds
+        self.grace_seconds = (retry_seconds + check_seconds if grace_seconds is None
+                              else grace_seconds)
         self.is_leader = False
         self.elections = 0  # times this process became the leader (for logs and tests)
         self._lock: SessionLock | None = None
@@ -101,7 +107,7 @@ class Leadership:
                     await self._hold()
                 elif await self._attempt():
                     if self._saw_other_leader and self.grace_seconds > 0:
-                        log.info("leadership: lock taken over; duties start in %.0fs, once "
+                        log.info("leadership: lock taken over; duties start in %.1fs, once "
                                  "the old leader has surely stopped", self.grace_seconds)
                         await asyncio.sleep(self.grace_seconds)
                     await self._elected()
@@ -125,11 +131,11 @@ class Leadership:
     async def _hold(self) -> None:
         """The lock's session is checked: a failed or slow check deposes the leader."""
         assert self._lock is not None
-        await asyncio.wait_for(self._lock.check(), timeout=self.retry_seconds)
+        await asyncio.wait_for(self._lock.check(), timeout=self.check_seconds)
 
     async def _release(self) -> None:
         if self._lock is not None:
-            await self._lock.release(timeout=self.retry_seconds)
+            await self._lock.release(timeout=self.check_seconds)
 
     async def _elected(self) -> None:
         self.elections += 1

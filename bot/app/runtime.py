@@ -21,6 +21,7 @@ from bot.messaging.outbox import PRIORITY_REPLY
 from bot.services.companies import sync_from_config as sync_companies
 from bot.services.desk import Classifier
 from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
+from bot.telegram.lease import Lease, new_worker_id
 from bot.telegram.webhook import WebhookServer, webhook_app
 from storage.migrate import upgrade_async
 from storage.repos.clients import Clients
@@ -69,13 +70,17 @@ class App:
         self.bot = self.container.bot
         self.delivery = self.container.delivery
         self.dispatcher = self.container.dispatcher()
+        several = not self.db.is_sqlite  # PostgreSQL: maybe several workers
+        worker_id = new_worker_id() if several else None
         self.intake = Intake(
             self.db, self.dispatcher, self.bot, clock,
             concurrency=config.delivery.concurrency, on_failure=self._update_failed,
-            ordered_across_processes=not self.db.is_sqlite, sleep=sleep,
+            ordered_across_processes=several, worker_id=worker_id, sleep=sleep,
         )
-        self.scheduler = Scheduler(job_table(self.container, self.intake), clock,
-                                   on_wrote=self.delivery.wake)
+        # Heartbeat, and the updates of workers that died (bot/telegram/lease.py).
+        self.lease = (Lease(self.db.url, self.intake, worker_id)
+                      if worker_id is not None else None)
+        self.scheduler = Scheduler(job_table(self.container), clock, on_wrote=self.delivery.wake)
         self._tasks: list[asyncio.Task[Any]] = []
         # One process of all the workers delivers, ticks the scheduler and polls: the leader.
         self.leadership = Leadership(self.db, on_elected=self._lead, on_deposed=self._step_down)
@@ -111,7 +116,10 @@ class App:
 
     async def start(self) -> None:
         await self.prepare()
-        await self.intake.resume()
+        if self.lease is None:
+            await self.intake.resume()
+        else:  # what this desk's dead workers left, whichever process recorded it
+            await self.lease.start()
         self._tasks = []
         self.scheduler.start()
         if self.config.telegram.mode == "webhook":
@@ -173,6 +181,8 @@ class App:
             if task.get_name() != "delivery":
                 task.cancel()
         await self.intake.wait_idle()
+        if self.lease is not None:
+            await self.lease.stop()
         await self.delivery.stop()
         for task in self._tasks:
             with suppress(asyncio.CancelledError):

@@ -1,7 +1,7 @@
 """The scheduled jobs: one table, one tick.
 
 APScheduler only ticks. Every job is an idempotent sweep over the database (bot/services:
-sla_jobs, ratings, quality, surge, reports, retention; the intake's orphaned updates): it
+sla_jobs, ratings, quality, surge, reports, retention): it
 selects what is due and not yet done and marks it done in the transaction that does it, so
 a tick that runs twice, late, or again after a restart changes nothing more. A job is a
 function of the moment it runs at (tests call them with a fixed one) returning how much it
@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
@@ -32,15 +32,11 @@ from bot.services.retention import retention_sweep
 from bot.services.sla_jobs import confirm_sweep
 from bot.services.sla_jobs import run_all as sla_and_reminders
 from bot.services.surge import post_surge_digest
-from bot.telegram.intake import Intake
 
 log = logging.getLogger(__name__)
 
 SURGE_DIGEST_SECONDS = 60
 MONTHLY_ACTS_SECONDS = 300
-# On PostgreSQL (several workers), how often the leader handles updates that were recorded
-# but not handled for this long: those of a worker that died (bot/telegram/intake.py).
-ORPHAN_SWEEP_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class Job:
     at_start: bool = True  # the first tick on starting, not an interval later
 
 
-def job_table(container: Container, intake: Intake) -> list[Job]:
+def job_table(container: Container) -> list[Job]:
     """The jobs this configuration runs."""
     c, db = container.config, container.db
     notifier_for = container.notifier_for
@@ -78,10 +74,6 @@ def job_table(container: Container, intake: Intake) -> list[Job]:
                    lambda now: maintenance_sweep(db, notifier_for, c, now))),
         (True, Job("retention", c.retention.sweep_seconds,  # old inbox and outbox rows
                    lambda now: retention_sweep(db, c.retention, now))),
-        (not db.is_sqlite, Job(  # updates left behind by a worker that died
-            "inbox", ORPHAN_SWEEP_SECONDS,
-            lambda _now: intake.resume(older_than=timedelta(seconds=ORPHAN_SWEEP_SECONDS)),
-            at_start=False)),
     ]
     return [job for enabled, job in rows if enabled]
 

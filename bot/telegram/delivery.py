@@ -3,8 +3,8 @@
 One chat's rows go strictly in order (only the oldest pending row of a chat is
 eligible), chats proceed in parallel within the rate limits, and each outcome is
 recorded on the row:
-  429          wait retry_after (for the chat; for everyone when the chat was quiet),
-               counted for /health
+  429          wait retry_after, for the chat (for everyone when several chats got
+               one within seconds: bot/telegram/ratelimit.py), counted for /health
   5xx, network retry with exponential backoff and jitter; a timeout after the
                request went out may have delivered it: retried anyway (a duplicate
                beats a loss) and logged
@@ -15,6 +15,12 @@ recorded on the row:
                missing reply is dropped, a long text is sent in parts, each part a
                send of its own through the limiter) or failed for good
 
+Several workers (PostgreSQL): each send to a group is written down (`group_sends`,
+before the request leaves) and a new leader's limiter starts from the last minute of
+them, so the staff group's 20 a minute holds across a change of leader. The other
+windows are a second long, shorter than any takeover. One process (SQLite) keeps
+its history in the limiter alone.
+
 The worker asks the database only for rows it can send now: chats in flight,
 held or waiting for a limit are left out in the query, and it fetches no more
 rows than the global budget and the free send slots allow.
@@ -23,7 +29,6 @@ rows than the global budget and the free send slots allow.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import random
@@ -55,6 +60,7 @@ from bot.telegram.activity import Activity
 from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
 from storage.repos.clients import Clients
+from storage.repos.fleet import GroupSends
 from storage.repos.outbox import Outbox, record_rate_limited
 from storage.repos.tickets import TicketMessages, Tickets
 
@@ -64,6 +70,7 @@ BlockedHandler = Callable[[AsyncSession, int, int | None], Awaitable[None]]
 
 
 PARK_AFTER = 5  # unexpected failures of one row before it is given up (status failed)
+GROUP_SENDS_KEPT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,6 @@ class _Row:
     ticket_id: int | None
     purpose: str | None
     attempts: int
-    quiet: bool = False  # nothing was sent to the chat in the second before this send
 
 
 class _Dropped(Exception):
@@ -94,6 +100,7 @@ class DeliveryWorker:
         max_in_flight: int = 32,
         max_backoff: float = 60.0,
         idle_poll: float = 0.5,
+        group_history: bool = False,
     ) -> None:
         self.db = db
         self.bot = bot
@@ -103,6 +110,7 @@ class DeliveryWorker:
         self.max_in_flight = max_in_flight
         self.max_backoff = max_backoff
         self.idle_poll = idle_poll
+        self.group_history = group_history  # sends to groups kept in the database (above)
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # chat id -> its send
         self._stopping = False
@@ -131,6 +139,7 @@ class DeliveryWorker:
         self._running = True
         self.activity.begin()
         try:
+            await self._recall_group_sends()
             while not self._stopping:
                 # Cleared before looking, so a wake-up that comes while we look is not lost.
                 self._wake.clear()
@@ -148,6 +157,18 @@ class DeliveryWorker:
         self._wake.set()
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def _recall_group_sends(self) -> None:
+        """What the previous leader sent to groups within their window (bot/app/leader.py)."""
+        if not self.group_history:
+            return
+        window = timedelta(seconds=self.limiter.group_window)
+        async with self.db.transaction() as session:
+            recent = await GroupSends(session).recent(window)
+        self.limiter.remember(recent)
+        if recent:
+            log.info("delivery: %d sends to groups in the last minute taken into account",
+                     len(recent))
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Deliver everything that is due now (used by the CLI and tests)."""
@@ -200,10 +221,9 @@ class DeliveryWorker:
                 delay = min(delay, wait)
                 kept.append(row)
                 continue
-            sending = dataclasses.replace(row, quiet=self.limiter.quiet(row.chat_id, 1.0))
             self.limiter.record(row.chat_id)
             self.activity.begin()
-            task = asyncio.create_task(self._deliver(sending))
+            task = asyncio.create_task(self._deliver(row))
             self._in_flight[row.chat_id] = task
             task.add_done_callback(partial(self._finished, row.chat_id))
         self._buffer = kept
@@ -253,15 +273,9 @@ class DeliveryWorker:
         try:
             result = await self._call(row.method, payload)
         except TelegramRetryAfter as exc:
-            # A group has a limit of its own; a private chat we had left alone cannot be
-            # over its own limit, so Telegram means the bot as a whole.
-            everyone = row.quiet and not self.limiter.is_group(row.chat_id)
-            if everyone:
-                self.limiter.pause_all(exc.retry_after)
-            else:
-                self.limiter.pause_chat(row.chat_id, exc.retry_after)
+            everyone = self.limiter.rate_limited(row.chat_id, exc.retry_after)
             log.warning("429 for chat %s: retry after %ss%s", row.chat_id, exc.retry_after,
-                        " (everyone waits)" if everyone else "")
+                        " (429s for several chats: everyone waits)" if everyone else "")
             await self._retry_later(row, f"429 retry after {exc.retry_after}",
                                     delay=exc.retry_after, count_attempt=False,
                                     rate_limited=True)
@@ -301,7 +315,11 @@ class DeliveryWorker:
         method_class = getattr(methods, method[0].upper() + method[1:])
         params = {k: v for k, v in payload.items() if not k.startswith("$")}  # our bookkeeping
         request = method_class.model_validate(params)
-        self.limiter.resend(payload["chat_id"])
+        chat_id = payload["chat_id"]
+        if self.group_history and self.limiter.is_group(chat_id):
+            async with self.db.transaction() as session:  # known before it may arrive
+                await GroupSends(session).note(chat_id, keep=GROUP_SENDS_KEPT)
+        self.limiter.resend(chat_id)
         return await self.bot(request)
 
     async def _resolve(self, row: _Row) -> dict[str, Any]:

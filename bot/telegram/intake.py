@@ -13,10 +13,16 @@ lock (`pg_advisory_xact_lock(chat_id)`, bot/telegram/middleware.py), so a chat i
 by one worker at a time, and if an earlier update of the chat is recorded but
 not handled yet (another worker has it queued), it is put back (`OutOfTurn`)
 and tried again every OUT_OF_TURN_WAIT seconds, up to OUT_OF_TURN_TRIES times;
-then it goes ahead anyway (the earlier one's worker may have died: the
-leader's sweep resumes those after a while). Ordering is by update_id, i.e.
-the order Telegram gave them, for updates recorded by the time the later one
-is handled.
+then it goes ahead anyway (the earlier one's worker may have died).
+Ordering is by update_id, i.e. the order Telegram gave them, for updates
+recorded by the time the later one is handled.
+
+Each worker records the updates it receives as its own (`inbox.claimed_by`) and
+beats every half second (bot/telegram/lease.py); the updates of a worker silent
+for a few seconds are taken over by another one (`adopt`), so a kill -9 leaves no
+client waiting more than about 5 s. Taken over twice or by a worker only slow to
+beat, an update is still handled once: its transaction locks the inbox row and
+checks that it is not handled yet.
 """
 
 from __future__ import annotations
@@ -25,12 +31,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramNetworkError
 from aiogram.methods import GetUpdates
+from aiogram.types import Update
 
 from bot.domain.clock import Clock, Sleep
 from bot.telegram.activity import Activity
@@ -83,9 +89,11 @@ class Intake:
         concurrency: int,
         on_failure: FailureHandler | None = None,
         ordered_across_processes: bool = False,
+        worker_id: str | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.db = db
+        self.worker_id = worker_id  # several workers: whose updates these are (inbox.claimed_by)
         # Several processes handle updates: keep each chat in order across them (see above).
         self.ordered_across_processes = ordered_across_processes
         self.dispatcher = dispatcher
@@ -94,6 +102,10 @@ class Intake:
         self.on_failure = on_failure
         self.sleep = sleep  # the polling back-off's
         self._slots = asyncio.Semaphore(concurrency)
+        # Updates taken over from a dead worker have waited already: a lane of their own,
+        # so they do not queue again behind this worker's backlog.
+        self._late_slots = asyncio.Semaphore(max(1, concurrency // 4))
+        self._late: set[int] = set()
         self._queues: dict[int, deque[dict[str, Any]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self.activity = Activity()  # an update queued or being handled
@@ -105,7 +117,8 @@ class Intake:
             return 0
         now = self.clock()
         rows = [
-            {"update_id": u["update_id"], "chat_id": chat_of(u), "payload": u, "received_at": now}
+            {"update_id": u["update_id"], "chat_id": chat_of(u), "payload": u, "received_at": now,
+             "claimed_by": self.worker_id}
             for u in updates
         ]
         async with self.db.transaction() as session:
@@ -115,18 +128,24 @@ class Intake:
                 self._schedule(update)
         return len(fresh)
 
-    async def resume(self, older_than: timedelta | None = None) -> int:
-        """Schedule updates recorded before a crash but never finished (with `older_than`:
-        only those recorded that long ago, by whichever process; not those queued here)."""
-        before = self.clock() - older_than if older_than is not None else None
+    async def resume(self) -> int:
+        """One process: schedule updates recorded before a crash but never finished."""
         async with self.db.transaction() as session:
-            rows = await Inbox(session).pending(received_before=before)
-            pending = [dict(row.payload) for row in rows if row.update_id not in self._queued]
-        for update in pending:
+            rows = await Inbox(session).pending()
+            pending = [dict(row.payload) for row in rows]
+        return self.adopt(pending, late=False)
+
+    def adopt(self, updates: list[dict[str, Any]], *, late: bool = True) -> int:
+        """Schedule updates left unfinished (by a crash, or `late`: by a worker that died,
+        in the lane of their own), but for those queued here already."""
+        fresh = [u for u in updates if u["update_id"] not in self._queued]
+        for update in fresh:
+            if late:
+                self._late.add(update["update_id"])
             self._schedule(update)
-        if pending:
-            log.info("resuming %d updates left unfinished", len(pending))
-        return len(pending)
+        if fresh:
+            log.info("resuming %d updates left unfinished", len(fresh))
+        return len(fresh)
 
     async def poll(self, timeout: int) -> None:
         """Long polling until cancelled; network trouble is waited out, never fatal."""
@@ -186,10 +205,12 @@ class Intake:
                 for attempt in range(OUT_OF_TURN_TRIES + 1):
                     if attempt:  # out of turn: wait without holding a slot
                         await asyncio.sleep(OUT_OF_TURN_WAIT)
-                    async with self._slots:
+                    late = update["update_id"] in self._late
+                    async with self._late_slots if late else self._slots:
                         if await self._handle(update, last_try=attempt == OUT_OF_TURN_TRIES):
                             break
                 self._queued.discard(update["update_id"])
+                self._late.discard(update["update_id"])
         finally:
             del self._queues[key]
             del self._workers[key]
@@ -199,8 +220,10 @@ class Intake:
     async def _handle(self, update: dict[str, Any], *, last_try: bool = False) -> bool:
         """Handle one update; False when it has to wait for an earlier one of its chat."""
         try:
-            await self.dispatcher.feed_raw_update(
-                self.bot, update,
+            # feed_update, not feed_raw_update: that one logs every exception as an error,
+            # OutOfTurn (a normal wait) included; real failures are logged below.
+            await self.dispatcher.feed_update(
+                self.bot, Update.model_validate(update, context={"bot": self.bot}),
                 in_order=self.ordered_across_processes and not last_try,
                 chat_lock=self.ordered_across_processes,
             )

@@ -4,6 +4,15 @@ Three limits, all configurable: messages per second for the whole bot, per
 second to one chat, and per minute to one group. Windows are sliding and a
 little wider than nominal, so that jitter between our clock and the moment the
 request reaches Telegram never turns into a burst over the limit.
+
+A 429 pauses the chat it concerns for its `retry_after`. Only when 429s come for
+BOT_LIMITED_CHATS different chats within BOT_LIMITED_SECONDS is the bot as a
+whole taken to be limited, and everyone waits: one client's 429 must not hold up
+every other confirmation of a mass outage.
+
+A group's sends of the last minute are what a new leader must know (its window is
+a minute long, the others' a second: a takeover takes longer than that), so
+`group_history` / `remember` hand them over, as ages in seconds (bot/telegram/delivery.py).
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ GROUP_SAFETY = 1.1
 # over Telegram's 30/s in the outage bench that way. Half the interval still lets a backlog
 # go at the full rate.
 SPREAD = 0.5
+# 429s for this many different chats within this many seconds: the bot as a whole is limited.
+BOT_LIMITED_CHATS = 3
+BOT_LIMITED_SECONDS = 2.0
 
 
 class RateLimiter:
@@ -51,6 +63,12 @@ class RateLimiter:
         self._group: dict[int, deque[float]] = {}
         self._paused_until = 0.0
         self._chat_paused_until: dict[int, float] = {}
+        self._limited: deque[tuple[float, int]] = deque()  # recent 429s: (when, chat)
+
+    @property
+    def group_window(self) -> float:
+        """Seconds a send to a group counts against the group's limit."""
+        return self._group_window
 
     @staticmethod
     def is_group(chat_id: int) -> bool:
@@ -66,11 +84,6 @@ class RateLimiter:
         if self._global:
             wait = max(wait, self._global[-1] + self._global_gap - now)
         return max(0.0, wait)
-
-    def quiet(self, chat_id: int, seconds: float) -> bool:
-        """Nothing was sent to the chat in the last `seconds`."""
-        last = self._last_to_chat.get(chat_id)
-        return last is None or self._clock() - last > seconds
 
     def busy_chats(self) -> tuple[set[int], float]:
         """Chats that may not receive now (per-chat interval, pause, group window), and
@@ -149,13 +162,38 @@ class RateLimiter:
         self._recent.append((self._clock(), chat_id))
 
 
-    def pause_chat(self, chat_id: int, seconds: float) -> None:
+    def rate_limited(self, chat_id: int, seconds: float) -> bool:
+        """Telegram answered 429 for `chat_id`: the chat waits `seconds`, and so does
+        everyone when 429s came for several chats in a short while (the bot as a whole is
+        limited then). Returns whether everyone waits."""
+        now = self._clock()
         self._chat_paused_until[chat_id] = max(
-            self._chat_paused_until.get(chat_id, 0.0), self._clock() + seconds
-        )
+            self._chat_paused_until.get(chat_id, 0.0), now + seconds)
+        self._limited.append((now, chat_id))
+        while self._limited and self._limited[0][0] < now - BOT_LIMITED_SECONDS:
+            self._limited.popleft()
+        if len({chat for _, chat in self._limited}) < BOT_LIMITED_CHATS:
+            return False
+        self._paused_until = max(self._paused_until, now + seconds)
+        return True
 
-    def pause_all(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+    def group_history(self) -> list[tuple[int, float]]:
+        """(group, seconds ago) of every send to a group still inside its window."""
+        now = self._clock()
+        return [(chat, now - at) for chat, sent in self._group.items() for at in sent
+                if at > now - self._group_window]
+
+    def remember(self, history: list[tuple[int, float]]) -> None:
+        """Sends made elsewhere (by the previous leader): (chat, seconds ago), any order."""
+        now = self._clock()
+        for chat, ago in sorted(history, key=lambda item: -item[1]):
+            at = now - ago
+            if self.is_group(chat):
+                window = self._group.setdefault(chat, deque())
+                window.append(at)
+                if len(window) > 1 and window[-2] > at:
+                    self._group[chat] = deque(sorted(window))
+            self._last_to_chat[chat] = max(self._last_to_chat.get(chat, at), at)
 
     def _forget_quiet_chats(self, now: float) -> None:
         horizon = now - max(self._chat_interval, self._group_window)

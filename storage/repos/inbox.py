@@ -47,12 +47,8 @@ class Inbox:
             .values(handled_at=at, error=redact_optional(error))
         )
 
-    async def pending(
-        self, limit: int = 10_000, *, received_before: datetime | None = None
-    ) -> Sequence[InboxUpdate]:
+    async def pending(self, limit: int = 10_000) -> Sequence[InboxUpdate]:
         query = select(InboxUpdate).where(InboxUpdate.handled_at.is_(None))
-        if received_before is not None:
-            query = query.where(InboxUpdate.received_at < received_before)
         result = await self.session.scalars(query.order_by(InboxUpdate.update_id).limit(limit))
         return result.all()
 

@@ -149,6 +149,26 @@ async def test_429_waits_retry_after_before_the_chat_is_tried_again(
     assert_within_limits(tg)
 
 
+@pytest.mark.parametrize("speed", [4.0])
+async def test_429_for_one_client_pauses_that_chat_only(app: App, limited: FakeTelegram) -> None:
+    """A 429 on one client's first message (the chat was quiet) is about that chat: the
+    others' confirmations go out meanwhile, not after its retry_after."""
+    tg = limited
+    first, *others = add_clients(tg, 6)
+    tg.inject(Fault.too_many_requests(retry_after=6), chat_id=first, count=1)
+    plan = make_plan([first, *others], 2)
+    await enqueue(app, plan)
+    await settle(app, tg, timeout=30)
+
+    refused, retried, *_ = tg.calls_to("sendMessage", first)
+    assert refused.error_code == 429 and retried.ok
+    assert retried.time - refused.time >= 6.0
+    for chat in others:
+        assert all(c.time < refused.time + 6.0 for c in tg.calls_to("sendMessage", chat)), chat
+    assert_exactly_once_in_order(tg, plan)
+    assert_within_limits(tg)
+
+
 @pytest.mark.parametrize("speed", [3.0])
 async def test_burst_of_server_errors(app: App, limited: FakeTelegram) -> None:
     tg = limited

@@ -248,8 +248,7 @@ async def test_old_inbox_and_outbox_rows_are_pruned_payloads_first(
     bot_app = new_app(config)
     await bot_app.start()
     try:
-        assert "retention" in [job.id for job in job_table(bot_app.container,
-                                                            bot_app.intake)]
+        assert "retention" in [job.id for job in job_table(bot_app.container)]
         tg.send_message(CLIENT, "Не работает принтер")
         await settle(bot_app, tg)
         now = bot_app.clock()
