@@ -2,7 +2,7 @@
 the leader's recent sends to groups
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 
 Used on PostgreSQL only (bot/telegram/lease.py, bot/telegram/delivery.py); SQLite is one
 process and leaves them empty. Batch mode for the ALTER so that SQLite can run it.
@@ -16,7 +16,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0011"
-down_revision: str | None = "0007"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
