@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery
 
 from bot.domain.enums import Severity
 from bot.domain.periods import Period, parse_quarter
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
@@ -23,6 +24,7 @@ from handlers._filters import private_chat
 async def quality_answer(
     callback: CallbackQuery, callback_data: QualityAnswer, client: Client, desk: Desk,
     session: Session, now: datetime, notifier: Notifier, texts: Texts,
+    after_commit: AfterCommit,
 ) -> None:
     message = callback.message
     try:
@@ -42,23 +44,23 @@ async def quality_answer(
             )
             delivery.talk_ticket_id = ticket.id
             delivery.answered_at = now
-            await callback.answer()
+            after_commit(callback.answer())
             return
         score = q.score_of(callback_data.answer)
         if delivery.score == score:
-            await callback.answer()
+            after_commit(callback.answer())
             return
         delivery.score = score
         delivery.answered_at = now
         await _show_choice(notifier, texts, client, message.message_id, delivery.id,
                            period, score, talk=delivery.talk_ticket_id is not None)
     except q.QualityError as error:
-        await callback.answer(
+        after_commit(callback.answer(
             texts.client_plain(client.language, "quality_error", code=error.code, **error.context),
             show_alert=True,
-        )
+        ))
         return
-    await callback.answer("✓ " + texts.label(client.language, "rating")[score])
+    after_commit(callback.answer("✓ " + texts.label(client.language, "rating")[score]))
 
 
 async def _show_choice(
