@@ -39,14 +39,12 @@ async def from_staff(message: Message, is_staff: bool) -> bool | dict[str, Actor
     return {"actor": staff_actor(message.from_user)}
 
 
-StaffCheck = Callable[[int, int], Awaitable[bool]]  # (chat id, user id) -> staff now?
-
-
-async def still_staff(message: Message, staff_now: StaffCheck) -> bool | dict[str, Actor]:
+async def still_staff(message: Message, staff_now: bool) -> bool | dict[str, Actor]:
     """Staff only, asked for this very message (a dialog's answer is no staff command, so
-    `is_staff` does not cover it): the handler gets them as `actor`."""
+    `is_staff` does not cover it; the unit of work asks before its transaction,
+    bot/telegram/middleware.py): the handler gets them as `actor`."""
     user = message.from_user
-    if user is None or not await staff_now(message.chat.id, user.id):
+    if user is None or not staff_now:
         return False
     return {"actor": staff_actor(user)}
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.texts import Texts
 
 
-async def unknown_button(callback: CallbackQuery, texts: Texts) -> None:
+async def unknown_button(
+    callback: CallbackQuery, texts: Texts, after_commit: AfterCommit
+) -> None:
     language = texts.language_for(callback.from_user.language_code)
-    await callback.answer(texts.client_plain(language, "error", code="button_invalid"),
-                          show_alert=True)
+    after_commit(callback.answer(texts.client_plain(language, "error", code="button_invalid"),
+                                 show_alert=True))
 
 
 def router() -> Router:

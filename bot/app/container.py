@@ -3,9 +3,10 @@
 `Container` holds the long-lived services: the database, the texts, the severity
 classifier, the SLA policy, the FAQ index, the Telegram session, the staff directory and
 the delivery worker. `Scope` is one transaction's view of them: the outbox writer, the
-notifier and the desks (incidents, FAQ, ratings) bound to its session. A Scope is the only
-place those are built: the unit-of-work middleware opens one per update, the scheduled
-jobs and the App's callbacks one per transaction of theirs, and so do the tests.
+Bot API calls to make after the commit, the notifier and the desks (incidents, FAQ,
+ratings) bound to its session. A Scope is the only place those are built: the
+unit-of-work middleware opens one per update, the scheduled jobs and the App's callbacks
+one per transaction of theirs, and so do the tests.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from bot.domain.severity_model import MODEL_FILE, SemanticSeverity, SeverityModel
 from bot.domain.sla import SlaPolicy
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import OutboxWriter
 from bot.messaging.texts import Texts
@@ -216,6 +218,11 @@ class Scope:
         return OutboxWriter(Outbox(self.session), self.now)
 
     @cached_property
+    def after_commit(self) -> AfterCommit:
+        """Bot API calls the unit of work makes once this transaction has committed."""
+        return AfterCommit()
+
+    @cached_property
     def notifier(self) -> Notifier:
         c = self.container
         return Notifier(self.out, c.texts, staff_chat_id=c.config.telegram.staff_chat_id,
@@ -250,7 +257,7 @@ class Scope:
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
                 "ratings": self.ratings, "bell": self.bell, "flood": self.flood,
-                "semantic": self.container.semantic}
+                "semantic": self.container.semantic, "after_commit": self.after_commit}
 
     @property
     def wrote(self) -> bool:

@@ -3,7 +3,9 @@ the client record for handlers that take one.
 
 `UnitOfWork` (outer, on updates) opens the transaction and the update's scope
 (bot/app/container.py); handlers receive what the scope offers (`desk`, `notifier`,
-`faq`, `ratings`, `session`, `now`, `texts`) and `is_staff`. The update is marked handled
+`faq`, `ratings`, `session`, `now`, `texts`, `after_commit`) and `is_staff`. The Bot API
+calls a handler queues in `after_commit` (a button's answer) are made after the commit,
+never under the write lock (bot/messaging/after_commit.py). The update is marked handled
 in the same transaction, so a crash either keeps everything the update did or nothing of
 it.
 
@@ -32,6 +34,7 @@ from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Clock
+from bot.messaging.after_commit import AfterCommit
 from bot.services.desk import Desk, Person
 from bot.telegram.intake import OutOfTurn
 from bot.telegram.staff import StaffDirectory
@@ -47,6 +50,9 @@ class UpdateScope(Protocol):
     """What the unit of work needs of an update's scope (bot/app/container.py)."""
 
     def handler_data(self) -> dict[str, Any]: ...
+
+    @property
+    def after_commit(self) -> AfterCommit: ...
 
     @property
     def wrote(self) -> bool: ...
@@ -144,6 +150,7 @@ class UnitOfWork(BaseMiddleware):
             is_staff = await self.staff.acts_as_staff(*sender)  # a public group: admins only
         else:
             is_staff = await self.staff.is_staff(sender[1])
+        staff_now = await self._in_staff_dialog(event, data)
         if self.prepare is not None:
             await self.prepare(event)
         async with self.db.transaction() as session:
@@ -159,16 +166,24 @@ class UnitOfWork(BaseMiddleware):
             if await inbox.is_handled(event.update_id, lock=True):
                 return None
             scope = await self.open_scope(session)
-            # `staff_now`: for the filters that ask about a message that is no command
-            # (the steps of a staff dialog: handlers/_filters.py, still_staff).
-            data.update(scope.handler_data(), is_staff=is_staff,
-                        staff_now=self.staff.acts_as_staff,
+            data.update(scope.handler_data(), is_staff=is_staff, staff_now=staff_now,
                         staff_group_public=self.staff.public)
             result = await handler(event, data)
             await inbox.mark_handled(event.update_id, self.clock())
         if scope.wrote:
             self.wake_delivery()
+        await scope.after_commit.flush()  # the button's answer: a round trip, not under the lock
         return result
+
+    async def _in_staff_dialog(self, event: Update, data: dict[str, Any]) -> bool:
+        """`staff_now`, for the filters that ask about a message that is no command (the
+        steps of a staff dialog: handlers/_filters.py, still_staff): whether its sender acts
+        as staff now. Asked only in a dialog (the FSM's state is set), and here, before the
+        transaction: in a private chat it is a getChatMember round trip."""
+        message = event.message
+        if message is None or message.from_user is None or not data.get("raw_state"):
+            return False
+        return await self.staff.acts_as_staff(message.chat.id, message.from_user.id)
 
 
 class ClientOfPrivateChat(BaseMiddleware):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import ClientAction, ContactChoice, PickTicket, UrgentAction
 from bot.messaging.notify import Actor, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
@@ -18,16 +19,19 @@ from handlers._filters import private_chat
 from handlers._parse import content_of_payload
 
 
-async def _explain(callback: CallbackQuery, texts: Texts, language: str, error: DeskError) -> None:
+def _explain(
+    callback: CallbackQuery, texts: Texts, language: str, error: DeskError,
+    after_commit: AfterCommit,
+) -> None:
     """Why a client's button did nothing, as an alert."""
-    await callback.answer(
+    after_commit(callback.answer(
         texts.client_plain(language, "error", code=error.code, **error.context), show_alert=True
-    )
+    ))
 
 
 async def client_button(
     callback: CallbackQuery, callback_data: ClientAction, client: Client, desk: Desk,
-    texts: Texts,
+    texts: Texts, after_commit: AfterCommit,
 ) -> None:
     try:
         if callback_data.action != "notfixed":
@@ -35,14 +39,14 @@ async def client_button(
         await desk.reopen(callback_data.number,
                           Actor("client", client.user_id, client.display_name), client=client)
     except DeskError as error:
-        await _explain(callback, texts, client.language, error)
+        _explain(callback, texts, client.language, error, after_commit)
         return
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 async def pick_ticket(
     callback: CallbackQuery, callback_data: PickTicket, client: Client, desk: Desk,
-    texts: Texts,
+    texts: Texts, after_commit: AfterCommit,
 ) -> None:
     try:
         # The message must be one this client sent to the bot in this chat.
@@ -52,28 +56,30 @@ async def pick_ticket(
         await desk.pick(client, callback_data.number,
                         content_of_payload(original, client.chat_id, callback_data.message_id))
     except DeskError as error:
-        await _explain(callback, texts, client.language, error)
+        _explain(callback, texts, client.language, error, after_commit)
         return
-    await callback.answer()
+    after_commit(callback.answer())
 
 
-async def skip_contact(callback: CallbackQuery, client: Client, notifier: Notifier) -> None:
+async def skip_contact(
+    callback: CallbackQuery, client: Client, notifier: Notifier, after_commit: AfterCommit
+) -> None:
     await notifier.to_client(None, client, "contact_skipped", priority=PRIORITY_REPLY,
                              keyboard=REMOVE_KEYBOARD)
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 async def urgent_button(
     callback: CallbackQuery, callback_data: UrgentAction, client: Client, desk: Desk,
-    texts: Texts,
+    texts: Texts, after_commit: AfterCommit,
 ) -> None:
     """"This is urgent" on a registration message: only the incident's client, once."""
     try:
         await desk.client_urgent(client, callback_data.number)
     except DeskError as error:
-        await _explain(callback, texts, client.language, error)
+        _explain(callback, texts, client.language, error, after_commit)
         return
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 def router() -> Router:

@@ -13,6 +13,7 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import FaqAction, FaqShow
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, Keyboard, button
@@ -60,28 +61,30 @@ async def faq_command(
 
 async def show_article(
     callback: CallbackQuery, callback_data: FaqShow, faq: FaqDesk, texts: Texts,
-    client: Client | None = None,
+    after_commit: AfterCommit, client: Client | None = None,
 ) -> None:
     article = faq.service.published(callback_data.article)
     if client is None or article is None:
-        await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
+        _refuse(callback, texts, _language(callback, texts, client), "button_invalid",
+                after_commit)
         return
     await faq.send_article(client, article, "faq_article")
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 async def suggestion_answer(
     callback: CallbackQuery, callback_data: FaqAction, desk: Desk, notifier: Notifier,
-    faq: FaqDesk, texts: Texts, client: Client | None = None,
+    faq: FaqDesk, texts: Texts, after_commit: AfterCommit, client: Client | None = None,
 ) -> None:
     if client is None or callback_data.action not in ("ok", "no"):
-        await _refuse(callback, texts, _language(callback, texts, client), "button_invalid")
+        _refuse(callback, texts, _language(callback, texts, client), "button_invalid",
+                after_commit)
         return
     solved = callback_data.action == "ok"
     try:
         suggestion, ticket = await faq.client_answer(client, callback_data.suggestion, solved)
     except FaqError as error:
-        await _refuse(callback, texts, client.language, error.code)
+        _refuse(callback, texts, client.language, error.code, after_commit)
         return
     if solved:
         # Resolved or closed by staff meanwhile: the thanks still counts for the article.
@@ -96,15 +99,19 @@ async def suggestion_answer(
             {"message_id": callback.message.message_id, "reply_markup": {"inline_keyboard": []}},
             priority=PRIORITY_REPLY,
         )
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 def _language(callback: CallbackQuery, texts: Texts, client: Client | None) -> str:
     return client.language if client else texts.language_for(callback.from_user.language_code)
 
 
-async def _refuse(callback: CallbackQuery, texts: Texts, language: str, code: str) -> None:
-    await callback.answer(texts.client_plain(language, "faq_error", code=code), show_alert=True)
+def _refuse(
+    callback: CallbackQuery, texts: Texts, language: str, code: str,
+    after_commit: AfterCommit,
+) -> None:
+    after_commit(callback.answer(texts.client_plain(language, "faq_error", code=code),
+                                 show_alert=True))
 
 
 def router() -> Router:

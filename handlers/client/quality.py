@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.domain.enums import Severity
 from bot.domain.periods import Period, parse_quarter
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
@@ -26,6 +27,7 @@ from handlers._filters import private_chat
 async def quality_answer(
     callback: CallbackQuery, callback_data: QualityAnswer, client: Client, desk: Desk,
     session: Session, now: datetime, notifier: Notifier, texts: Texts, bell: Bell,
+    after_commit: AfterCommit,
 ) -> None:
     message = callback.message
     try:
@@ -45,17 +47,17 @@ async def quality_answer(
             )
             delivery.talk_ticket_id = ticket.id
             delivery.answered_at = now
-            await callback.answer()
+            after_commit(callback.answer())
             return
         if callback_data.answer == q.UNUSED:  # counted apart, not as a grade
             delivery.score, delivery.unused_at, delivery.answered_at = None, now, now
             await _show_choice(notifier, texts, client, message.message_id, delivery.id,
                                period, None, talk=delivery.talk_ticket_id is not None)
-            await callback.answer()
+            after_commit(callback.answer())
             return
         score = q.score_of(callback_data.answer)
         if delivery.score == score:
-            await callback.answer()
+            after_commit(callback.answer())
             return
         old = delivery.score
         delivery.score, delivery.unused_at = score, None
@@ -64,12 +66,12 @@ async def quality_answer(
                            period, score, talk=delivery.talk_ticket_id is not None)
         await bell.check_answered(delivery, client, period, old)
     except q.QualityError as error:
-        await callback.answer(
+        after_commit(callback.answer(
             texts.client_plain(client.language, "quality_error", code=error.code, **error.context),
             show_alert=True,
-        )
+        ))
         return
-    await callback.answer("✓ " + texts.label(client.language, "rating")[score])
+    after_commit(callback.answer("✓ " + texts.label(client.language, "rating")[score]))
 
 
 async def _show_choice(

@@ -12,6 +12,7 @@ from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message
 
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import RateAction
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk
@@ -24,27 +25,27 @@ from handlers._parse import callback_chat, reply_to_id
 
 async def rate(
     callback: CallbackQuery, callback_data: RateAction, client: Client, ratings: RatingDesk,
-    texts: Texts, is_staff: bool,
+    texts: Texts, is_staff: bool, after_commit: AfterCommit,
 ) -> None:
     """A staff member's rating is recorded but not counted: hence the staff flag."""
     message = callback.message
     try:
         if callback_data.score == NO_COMMENT:
             await ratings.skip_question(client, callback_data.number)
-            await callback.answer()
+            after_commit(callback.answer())
             return
         result = await ratings.rate(
             client, callback_data.number, callback_data.score, is_staff=is_staff,
             chat_id=callback_chat(callback), message_id=message.message_id if message else None,
         )
     except RatingError as error:
-        await callback.answer(
+        after_commit(callback.answer(
             texts.client_plain(client.language, "rating_error", code=error.code, **error.context),
             show_alert=True,
-        )
+        ))
         return
     label = texts.label(client.language, "rating")[callback_data.score]
-    await callback.answer("✓ " + label if result.outcome != "same" else None)
+    after_commit(callback.answer("✓ " + label if result.outcome != "same" else None))
 
 
 def _plain_text(message: Message) -> bool:

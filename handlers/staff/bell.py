@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery
 
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import BellTake
 from bot.messaging.texts import Texts
 from bot.services.bell import Bell, BellError
@@ -17,19 +18,20 @@ from handlers._parse import staff_actor
 
 async def take_followup(
     callback: CallbackQuery, callback_data: BellTake, bell: Bell, is_staff: bool, texts: Texts,
+    after_commit: AfterCommit,
 ) -> None:
     if not is_staff:
         language = texts.language_for(callback.from_user.language_code)
-        await callback.answer(texts.client_plain(language, "error", code="staff_only"),
-                              show_alert=True)
+        after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
+                                     show_alert=True))
         return
     try:
         await bell.take(callback_data.kind, callback_data.ref, staff_actor(callback.from_user))
     except BellError as error:
-        await callback.answer(texts.staff_plain("error", code=error.code, **error.context),
-                              show_alert=True)
+        after_commit(callback.answer(
+            texts.staff_plain("error", code=error.code, **error.context), show_alert=True))
         return
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 def router() -> Router:

@@ -10,6 +10,7 @@ from aiogram import Router
 from aiogram.types import CallbackQuery
 
 from bot.domain.enums import Severity
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import TicketAction
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
@@ -21,12 +22,12 @@ SEVERITIES = frozenset(s.value for s in Severity)
 
 async def staff_button(
     callback: CallbackQuery, callback_data: TicketAction, desk: Desk, is_staff: bool,
-    texts: Texts,
+    texts: Texts, after_commit: AfterCommit,
 ) -> None:
     language = texts.language_for(callback.from_user.language_code)
     if not is_staff:
-        await callback.answer(texts.client_plain(language, "error", code="staff_only"),
-                              show_alert=True)
+        after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
+                                     show_alert=True))
         return
     actor = staff_actor(callback.from_user)
     try:
@@ -42,11 +43,11 @@ async def staff_button(
         else:
             raise DeskError("button_invalid")
     except DeskError as error:
-        await callback.answer(
+        after_commit(callback.answer(
             texts.staff_plain("error", code=error.code, **error.context), show_alert=True
-        )
+        ))
         return
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 def router() -> Router:

@@ -19,6 +19,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, User
 
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import KbAction
 from bot.messaging.notify import Actor, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
@@ -231,20 +232,20 @@ async def close_as_faq(
 
 async def kb_button(
     callback: CallbackQuery, callback_data: KbAction, is_staff: bool, faq: FaqDesk,
-    notifier: Notifier, texts: Texts,
+    notifier: Notifier, texts: Texts, after_commit: AfterCommit,
 ) -> None:
     language = texts.language_for(callback.from_user.language_code)
     if not is_staff:
-        await callback.answer(texts.client_plain(language, "error", code="staff_only"),
-                              show_alert=True)
+        after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
+                                     show_alert=True))
         return
     try:
         if callback_data.action != "alt":
             raise FaqError("button_invalid")
         article, words = await faq.accept_phrasing(callback_data.ref)
     except FaqError as error:
-        await callback.answer(texts.staff_plain("kb_error", code=error.code, **error.context),
-                              show_alert=True)
+        after_commit(callback.answer(
+            texts.staff_plain("kb_error", code=error.code, **error.context), show_alert=True))
         return
     message = callback.message
     if isinstance(message, Message):
@@ -255,7 +256,7 @@ async def kb_button(
         )
         await notifier.reply_staff(message.chat.id, thread_of(message),
                                    texts.staff("kb_phrasing_added", article=article, text=words))
-    await callback.answer()
+    after_commit(callback.answer())
 
 
 def router() -> Router:
