@@ -18,6 +18,7 @@ from bot.services.maintenance import maintenance_sweep
 from bot.services.reports.jobs import monthly_acts
 from bot.services.sla_jobs import sla_sweep
 from storage.models import Company, Ticket
+from tests.conftest import ACT_FORMATS
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, settle, texts_to
 from tests.e2e.test_reports import uploaded
@@ -212,7 +213,7 @@ async def test_coordinator_sees_the_company_and_gets_the_act_manager_on_escalati
         app.delivery.wake()
         await settle(app, tg)
         names = [uploaded(c)["filename"] for c in tg.calls_to("sendDocument", CLIENT_B)]
-        assert names == [f"act-Альфа-2026-12.{ext}" for ext in ("pdf", "html", "csv")]
+        assert names == [f"act-Альфа-2026-12.{ext}" for ext in ACT_FORMATS]
         assert "Акт выполненных работ Альфа за 2026-12" in texts_to(tg, CLIENT_B)[-3]
         assert tg.calls_to("sendDocument", CLIENT) == []  # not a coordinator
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import DeskConfig
+from tests.conftest import ACT_FORMATS
 
 pytestmark = pytest.mark.wheel
 
@@ -106,8 +107,10 @@ def test_the_installed_command_plays_the_lifecycle_and_a_report(
 
     assert "Обращение #1 — закрыто" in shown  # the lifecycle's last line: /status 1
     act_name = f"act-{COMPANY.replace(' ', '_')}-{month}"
-    # The PDF first (WeasyPrint is in the lock), the caption with it; then HTML and CSV.
-    assert f"[document: {act_name}.pdf] 📄 Акт выполненных работ: {COMPANY}" in shown
+    # The PDF first (WeasyPrint is in the lock) where Pango is, the caption on the first file;
+    # then HTML and CSV.
+    first = ACT_FORMATS[0]
+    assert f"[document: {act_name}.{first}] 📄 Акт выполненных работ: {COMPANY}" in shown
     assert f"[document: {act_name}.html]" in shown
     acts = tmp_path / "reports" / "acts" / month  # [reports] directory: relative to the cwd
     assert COMPANY in (acts / f"{act_name}.html").read_text(encoding="utf-8")

@@ -265,6 +265,15 @@ def _slug(name: str) -> str:
 _NO_PDF: list[str] = []  # why there is no PDF, once found (logged once per process)
 
 
+def pdf_available() -> bool:
+    """Whether acts get a PDF on this machine (WeasyPrint and the system's Pango load)."""
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def render_pdf(html: str, base: Path) -> bytes | None:
     """The act's HTML as PDF (WeasyPrint, on the system's Pango); None, logged once, when
     the engine or its libraries are missing."""
