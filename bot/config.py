@@ -366,7 +366,10 @@ class QualityConfig(_Section):
     """The quarterly quality check (bot/services/quality.py)."""
 
     enabled: bool = True
+    # What one check sums up: "quarter" (the default) or "month"; one check per period.
+    period: Literal["quarter", "month"] = "quarter"
     # When the check goes out: crontab (minute hour day month weekday) in [desk] timezone.
+    # Unset: "0 11 * 1,4,7,10 *" (quarterly), or "0 11 * * *" with period = "month".
     schedule: str = "0 11 * 1,4,7,10 *"
     # Of the days the schedule matches in a month, only the first working day of [desk]
     # (workdays, holidays) counts: the default is the first working day of each quarter.
@@ -383,6 +386,13 @@ class QualityConfig(_Section):
     # Deliveries written to the outbox per transaction, and how often the sender runs.
     batch: Annotated[int, Field(ge=1, le=1000)] = 100
     sweep_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+
+    @property
+    def crontab(self) -> str:
+        """The schedule in force: as written, or by default one matching the period."""
+        if self.period == "month" and "schedule" not in self.model_fields_set:
+            return "0 11 * * *"
+        return self.schedule
 
     @field_validator("schedule")
     @classmethod

@@ -124,12 +124,6 @@ def parse_month_or_quarter(text: str, zone: ZoneInfo) -> Period:
     return parse_month(text, zone)
 
 
-def parse_quarter(label: str, zone: ZoneInfo) -> Period:
-    """`YYYYQn`, as a quarter's label reads."""
-    year, number = label.split("Q")
-    return Period.quarter_of(int(year), int(number), zone)
-
-
 WORDS = {
     "week": PeriodKind.WEEK, "неделя": PeriodKind.WEEK,
     "month": PeriodKind.MONTH, "месяц": PeriodKind.MONTH,
@@ -150,6 +144,7 @@ def previous_month(now: datetime, zone: ZoneInfo) -> Period:
     return Period.containing(PeriodKind.MONTH, now, zone).previous()
 
 
-def previous_quarter(moment: datetime, zone: ZoneInfo) -> Period:
-    """The last complete quarter before `moment` (what a quality check sent then sums up)."""
-    return Period.containing(PeriodKind.QUARTER, moment, zone).previous()
+def previous_period(kind: PeriodKind, moment: datetime, zone: ZoneInfo) -> Period:
+    """The last complete period of `kind` before `moment` (what a quality check sent then
+    sums up)."""
+    return Period.containing(kind, moment, zone).previous()

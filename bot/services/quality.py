@@ -34,7 +34,13 @@ from bot.config import Config
 from bot.domain.calendar import WorkingDays
 from bot.domain.enums import CampaignState, DeliveryState, OutboxStatus
 from bot.domain.errors import UserError
-from bot.domain.periods import Period, parse_quarter, previous_quarter
+from bot.domain.periods import (
+    Period,
+    PeriodError,
+    PeriodKind,
+    parse_month_or_quarter,
+    previous_period,
+)
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_BROADCAST, Keyboard, button
@@ -61,7 +67,7 @@ class Schedule:
 
     @classmethod
     def from_config(cls, config: Config) -> Schedule:
-        return cls(config.quality.schedule, config.quality.first_workday_only,
+        return cls(config.quality.crontab, config.quality.first_workday_only,
                    ZoneInfo(config.desk.timezone), WorkingDays.of(config.desk),
                    timedelta(days=config.quality.catch_up_days))
 
@@ -99,6 +105,13 @@ class Schedule:
                 return fire
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         return None
+
+
+def checked_period(config: Config, moment: datetime) -> Period:
+    """The period a check sent at `moment` sums up: the last complete quarter (or month,
+    with `[quality] period = "month"`)."""
+    return previous_period(PeriodKind(config.quality.period), moment,
+                           ZoneInfo(config.desk.timezone))
 
 
 # -- what was done for the client ---------------------------------------------------------
@@ -240,7 +253,7 @@ async def send_pending(
             periods: dict[int, Period] = {}
             for delivery, client, campaign in rows:
                 by_campaign.setdefault(campaign.id, []).append((delivery, client))
-                periods[campaign.id] = parse_quarter(campaign.period, zone)
+                periods[campaign.id] = parse_month_or_quarter(campaign.period, zone)
             for campaign_id, pairs in by_campaign.items():
                 period = periods[campaign_id]
                 numbers = await summaries(session, [c.id for _, c in pairs], period)
@@ -292,7 +305,7 @@ async def quality_tick(
     fire = schedule.due(now)
     if fire is not None:
         async with db.transaction() as session:
-            await start_campaign(session, config, previous_quarter(fire, schedule.zone), now)
+            await start_campaign(session, config, checked_period(config, fire), now)
     return await send_pending(db, notifier_for, config, now)
 
 
@@ -345,14 +358,22 @@ async def campaign_status(session: AsyncSession, campaign: QualityCampaign) -> C
 async def who_answered(
     session: AsyncSession, label: str | None
 ) -> tuple[QualityCampaign | None, Sequence[tuple[QualityDelivery, Client]]]:
-    """`/quality who [quarter]`: the campaign (the latest, or of label `YYYYQn`) and who
-    answered what in it."""
+    """`/quality who [period]`: the campaign (the latest, or of a quarter `YYYYQn` or a
+    month `YYYY-MM`) and who answered what in it."""
     quality = Quality(session)
-    campaign = (await quality.campaign_of(label.upper()) if label
+    campaign = (await quality.campaign_of(_label(label)) if label
                 else await quality.latest_campaign())
     if campaign is None:
         return None, []
     return campaign, await quality.answers(campaign.id)
+
+
+def _label(text: str) -> str:
+    """A campaign's label as typed (`2026q4`, `2026-Q4`, `2026-3`) in its stored form."""
+    try:
+        return parse_month_or_quarter(text, ZoneInfo("UTC")).label
+    except PeriodError:
+        return text.upper()  # names no campaign: answered "no such check"
 
 
 class QualityError(UserError):
@@ -402,15 +423,31 @@ class QuarterTrend:
     asked: int = 0
 
 
+async def company_trends(
+    session: AsyncSession, company_id: int | None = None
+) -> dict[int, list[QuarterTrend]]:
+    """Per company (or of one), its checks' answers, oldest period first."""
+    by_company: dict[int, dict[str, QuarterTrend]] = {}
+    for row in await Quality(session).company_checks(company_id):
+        periods = by_company.setdefault(row.company_id, {})
+        trend = periods.setdefault(row.period, QuarterTrend(row.period))
+        trend.asked += 1
+        if row.score is not None:
+            trend.distribution.add(row.score)
+        elif row.unused_at is not None:
+            trend.unused += 1
+    return {company: list(periods.values()) for company, periods in by_company.items()}
+
+
 async def company_trend(session: AsyncSession, company_id: int) -> list[QuarterTrend]:
-    """The company's quarters, oldest first (shown by /org and /stats of a company)."""
-    quarters: dict[str, QuarterTrend] = {}
-    for client_id in sorted(await Companies(session).employee_ids(company_id)):
-        for row in await client_trend(session, client_id):
-            quarter = quarters.setdefault(row["period"], QuarterTrend(row["period"]))
-            quarter.asked += 1
-            if row["score"] is not None:
-                quarter.distribution.add(row["score"])
-            elif row["unused"]:
-                quarter.unused += 1
-    return [quarters[p] for p in sorted(quarters)]
+    """The company's checks, oldest first (shown by /org and /stats of a company)."""
+    return (await company_trends(session, company_id)).get(company_id, [])
+
+
+async def answered_trends(session: AsyncSession) -> list[tuple[str, list[QuarterTrend]]]:
+    """The desk-wide /stats: (name, trend) of each company whose employees answered a
+    check, by name."""
+    trends = {company: trend for company, trend in (await company_trends(session)).items()
+              if any(t.distribution.total or t.unused for t in trend)}
+    names = await Companies(session).names(trends)
+    return sorted(((names[c], t) for c, t in trends.items()), key=lambda row: row[0].lower())

@@ -11,7 +11,7 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message
 
 from bot.domain.enums import Severity
-from bot.domain.periods import Period, parse_quarter
+from bot.domain.periods import Period, parse_month_or_quarter
 from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import QualityAnswer
 from bot.messaging.notify import Content, Notifier
@@ -34,7 +34,7 @@ async def quality_answer(
         delivery, campaign = await q.delivery_for(session, client, callback_data.delivery)
         if message is None or message.chat.id != client.chat_id:
             raise q.QualityError("invalid")
-        period = parse_quarter(campaign.period, texts.zone)
+        period = parse_month_or_quarter(campaign.period, texts.zone)
         if callback_data.answer == q.TALK:
             if delivery.talk_ticket_id is not None:
                 ticket = await desk.ticket_by_id(delivery.talk_ticket_id)

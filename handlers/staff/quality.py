@@ -1,10 +1,11 @@
 """The quarterly quality check: admins' /quality commands (the clients' answers are
 handlers/client/quality.py).
 
-/quality preview | test | send | status | who [YYYYQn] — admins only (`[telegram] admins`),
-in the staff group (or, for an admin, in their private chat with the bot). The campaign itself is
-written to the outbox by the scheduled sender (bot/services/quality.py), so `/quality send`
-returns at once and the sending survives a restart.
+/quality preview | test | send | status | who [YYYYQn | YYYY-MM] — admins only
+(`[telegram] admins`), in the staff group (or, for an admin, in their private chat with the
+bot). The campaign itself is written to the outbox by the scheduled sender
+(bot/services/quality.py), so `/quality send` returns at once and the sending survives a
+restart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, User
 
 from bot.config import Config
-from bot.domain.periods import previous_quarter
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
@@ -41,7 +41,6 @@ async def quality_command(
     if message.chat.type != "private" and not in_staff_chat:
         return
     word, _, rest = (command.args or "").strip().lower().partition(" ")
-    zone = texts.zone
     schedule = q.Schedule.from_config(config)
     if word == "status":
         campaign = await q.latest_campaign(session)
@@ -53,7 +52,7 @@ async def quality_command(
         await reply(message, notifier, texts.staff("quality_who", campaign=campaign, rows=rows,
                                                    label=rest.strip()))
     elif word == "send":
-        period = previous_quarter(now, zone)
+        period = q.checked_period(config, now)
         campaign, created = await q.start_campaign(session, config, period, now,
                                                    started_by=user.id)
         total = await q.campaign_status(session, campaign)
@@ -62,7 +61,7 @@ async def quality_command(
             total=total.total))
     elif word in ("preview", "test"):
         fire = schedule.next_after(now)
-        period = previous_quarter(fire or now, zone)
+        period = q.checked_period(config, fire or now)
         own = await desk.known_client(user.id)
         numbers = (await q.summaries(session, [own.id], period))[own.id] if own else q.Summary()
         language = own.language if own else texts.default_language

@@ -37,6 +37,13 @@ class ClientQuarter(NamedTuple):
     delivery: QualityDelivery
 
 
+class CompanyCheck(NamedTuple):
+    company_id: int
+    period: str
+    score: int | None
+    unused_at: datetime | None
+
+
 class Quality:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -152,9 +159,26 @@ class Quality:
         rows = await self.session.execute(
             select(QualityCampaign.period, QualityDelivery)
             .join(QualityCampaign, QualityCampaign.id == QualityDelivery.campaign_id)
-            .where(QualityDelivery.client_id == client_id).order_by(QualityCampaign.period)
+            .where(QualityDelivery.client_id == client_id).order_by(QualityCampaign.period_start)
         )
         return [ClientQuarter(*row) for row in rows]
+
+    async def company_checks(self, company_id: int | None = None) -> list[CompanyCheck]:
+        """Every check sent to a company's employee (of one company, or of all), oldest
+        period first: the company, the period's label and the answer."""
+        query = (
+            select(Client.company_id, QualityCampaign.period, QualityDelivery.score,
+                   QualityDelivery.unused_at)
+            .join(Client, Client.id == QualityDelivery.client_id)
+            .join(QualityCampaign, QualityCampaign.id == QualityDelivery.campaign_id)
+            .where(Client.company_id.is_not(None))
+        )
+        if company_id is not None:
+            query = query.where(Client.company_id == company_id)
+        rows = await self.session.execute(
+            query.order_by(QualityCampaign.period_start, QualityDelivery.id))
+        return [CompanyCheck(company, period, score, unused)
+                for company, period, score, unused in rows if company is not None]
 
     # -- who is asked and what they are told ----------------------------------------------
 

@@ -187,7 +187,7 @@ async def test_the_company_trend_shows_in_org_and_company_stats(
             await session.execute(update(Client).where(Client.user_id == CLIENT)
                                   .values(company_id=company.id, company=company.name))
         before = (await staff_says(app, tg, STAFF, "/org ООО Ромашка"))[-1]
-        assert "Проверка качества по кварталам: проверок качества ещё не было" in before
+        assert "Проверка качества, по периодам: проверок качества ещё не было" in before
         await staff_says(app, tg, ADMIN, "/quality send")
         await q.send_pending(app.db, app.container.notifier_for, app.config, app.clock())
         app.delivery.wake()
@@ -195,9 +195,13 @@ async def test_the_company_trend_shows_in_org_and_company_stats(
         press(tg, CLIENT, CLIENT, "Плохо")
         await settle(app, tg)
         card = (await staff_says(app, tg, STAFF, "/org ООО Ромашка"))[-1]
-        print("\n/org:", [line for line in card.splitlines() if "квартал" in line])
-        assert re.search(r"Проверка качества по кварталам: \d{4}Q\d: средняя 2\.0 "
+        print("\n/org:", [line for line in card.splitlines() if "Проверка качества" in line])
+        assert re.search(r"Проверка качества, по периодам: \d{4}Q\d: средняя 2\.0 "
                          r"\(1 отв\., плохих 1\)", card), card
+        # The desk-wide /stats lists each company's trend (those with answers only).
+        desk = (await staff_says(app, tg, STAFF, "/stats"))[-1]
+        assert re.search(r"Проверка качества по компаниям\nООО Ромашка: \d{4}Q\d: средняя "
+                         r"2\.0 \(1 отв\., плохих 1\)", desk), desk
         assert any("Компания: ООО Ромашка" in m["plain"] for m in general(tg))  # the alert
     finally:
         await app.stop()

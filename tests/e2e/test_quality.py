@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from bot.app.runtime import App
 from bot.config import Config
 from bot.domain.calendar import WorkingDays
-from bot.domain.periods import Period, previous_quarter
+from bot.domain.periods import Period, PeriodKind, previous_period
 from bot.messaging.callbacks import QualityAnswer
 from bot.sandbox.emulator import FakeTelegram
 from bot.services import quality as q
@@ -198,6 +198,46 @@ async def test_summary_numbers_for_a_seeded_history_at_a_fixed_clock(
         await app.stop()
 
 
+async def test_a_monthly_desk_sends_last_months_check_once_naming_the_month(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.chats[STAFF_CHAT].members[ADMIN] = "administrator"
+    check_time = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tue 1 December, 11:00 in Moscow
+    config = make_config(quality={"enabled": True, "period": "month"})
+    app = new_app(config, clock=lambda: check_time - timedelta(days=1))
+    await app.start()
+    try:
+        for user in (CLIENT, CLIENT_EN):
+            tg.send_message(user, "/start")
+        await settle(app, tg)
+        await app.scheduler.wait_idle()
+        # Two ticks of the schedule: the check for November goes out once.
+        assert await q.quality_tick(app.db, notifier_for(app), config, check_time) == 2
+        assert await q.quality_tick(app.db, notifier_for(app), config,
+                                    check_time + timedelta(minutes=1)) == 0
+        app.delivery.wake()
+        await settle(app, tg)
+        ru = [t for t in texts_to(tg, CLIENT) if "Как у нас дела?" in t]
+        en = [t for t in texts_to(tg, CLIENT_EN) if "How are we doing?" in t]
+        assert len(ru) == 1 and len(en) == 1
+        assert "Итоги за ноябрь 2026 года" in ru[0] and "в этом месяце?" in ru[0]
+        assert "За месяц у вас не было обращений" in ru[0]
+        assert "Your November 2026 in numbers" in en[0] and "this month?" in en[0]
+        async with app.db.transaction() as session:
+            campaign = await q.latest_campaign(session)
+        assert campaign is not None and campaign.period == "2026-11"
+        message_id, data = tg.find_button(CLIENT, "Плохо") or (0, "")
+        tg.press_button(CLIENT, CLIENT, message_id, data)
+        await settle(app, tg)
+        assert any("за ноябрь не всё было хорошо" in t for t in texts_to(tg, CLIENT))
+        assert any("проверку качества за ноябрь 2026" in t for t in texts_to(tg, STAFF_CHAT))
+        tg.send_message(ADMIN, "/quality who 2026-11", chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        assert "Проверка качества 2026-11: кто что ответил" in texts_to(tg, STAFF_CHAT)[-1]
+    finally:
+        await app.stop()
+
+
 def test_schedule_first_working_day_of_the_quarter() -> None:
     holidays = frozenset(date(2026, 1, d) for d in range(1, 9))
     schedule = q.Schedule("0 11 * 1,4,7,10 *", True, ZONE,
@@ -210,7 +250,8 @@ def test_schedule_first_working_day_of_the_quarter() -> None:
     # A missed check is caught up within catch_up_days, then no longer.
     assert schedule.due(datetime(2026, 4, 6, tzinfo=UTC)) is not None
     assert schedule.due(datetime(2026, 4, 9, tzinfo=UTC)) is None
-    assert previous_quarter(datetime(2026, 1, 9, 8, tzinfo=UTC), ZONE).label == "2025Q4"
+    assert previous_period(PeriodKind.QUARTER, datetime(2026, 1, 9, 8, tzinfo=UTC),
+                           ZONE).label == "2025Q4"
 
 
 async def test_answers_lets_talk_and_admin_commands(

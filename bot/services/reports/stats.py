@@ -47,7 +47,13 @@ from bot.domain.enums import ResolutionKind, Severity, TicketStatus
 from bot.domain.periods import Period
 from bot.domain.sla import waited
 from bot.services.bell import Followups, followups
-from bot.services.quality import CampaignStatus, QuarterTrend, campaign_status, company_trend
+from bot.services.quality import (
+    CampaignStatus,
+    QuarterTrend,
+    answered_trends,
+    campaign_status,
+    company_trend,
+)
 from bot.services.ratings import Distribution, rating_distribution
 from storage.models import Company, QualityCampaign
 from storage.repos.companies import Companies
@@ -167,6 +173,8 @@ class Stats:
     quality: list[tuple[QualityCampaign, CampaignStatus]] = field(default_factory=list)
     followups: Followups = field(default_factory=Followups)  # the bell: taken or not
     trend: list[QuarterTrend] = field(default_factory=list)  # a company's quarterly answers
+    # The whole desk: (company, its trend) of the companies whose employees answered a check.
+    trends: list[tuple[str, list[QuarterTrend]]] = field(default_factory=list)
     # Waiting for a third party ("/status N vendor"): incidents, and the time, within the
     # period; off the SLA clock, shown apart.
     vendor_incidents: int = 0
@@ -229,6 +237,7 @@ async def compute_stats(
         await _vendor_waits(session, stats)
     if company is None:
         stats.followups = await followups(session, period.start, period.end)
+        stats.trends = await answered_trends(session)
         for campaign in await Quality(session).campaigns_started(period.start, period.end):
             stats.quality.append((campaign, await campaign_status(session, campaign)))
         by_agent = await rating_distribution(session, period.start, period.end, by="agent")
