@@ -19,7 +19,7 @@ from bot.domain.enums import Severity
 from bot.sandbox.emulator import FakeTelegram
 from bot.sandbox.emulator.faults import Fault
 from bot.services.reports import jobs
-from bot.services.reports.stats import Stats
+from bot.services.reports.stats import Stats, compute_stats
 from storage.models import Ticket
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
@@ -112,7 +112,7 @@ def slow_in_thread(monkeypatch: pytest.MonkeyPatch, name: str) -> threading.Even
 def slow_figures(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """The figures take SLOW s more, inside their read session (on the event loop)."""
     started = threading.Event()
-    real = jobs.compute_stats
+    real = compute_stats
 
     async def slow(*args: Any, **kwargs: Any) -> Stats:
         started.set()
