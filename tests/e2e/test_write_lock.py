@@ -47,6 +47,23 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def second_registration_takes(app: App, tg: FakeTelegram,
+                                    busy: Callable[[], Awaitable[bool]], what: str) -> float:
+    """Seconds CLIENT_EN's incident (the second) takes to register, sent once `busy` holds;
+    then everything settles."""
+
+    async def registered() -> bool:
+        return await ticket_count(app) == 2
+
+    await wait_for(busy, what)
+    started = time.monotonic()
+    tg.send_message(CLIENT_EN, "The printer prints blank pages")
+    await wait_for(registered, "the second registration")
+    took = time.monotonic() - started
+    await settle(app, tg)
+    return took
+
+
 async def press_urgent(app: App, tg: FakeTelegram) -> None:
     """CLIENT's incident #1 registered, then its "This is urgent" pressed."""
     tg.send_message(CLIENT, PRINTER)
@@ -64,15 +81,7 @@ async def test_a_slow_button_answer_does_not_hold_up_another_registration(
     async def answering() -> bool:  # the answer is on its way, held 2 s
         return bool(tg.calls_to("answerCallbackQuery"))
 
-    async def registered() -> bool:
-        return await ticket_count(app) == 2
-
-    await wait_for(answering, "the button's answer")
-    started = time.monotonic()
-    tg.send_message(CLIENT_EN, "The printer prints blank pages")
-    await wait_for(registered, "the second registration")
-    took = time.monotonic() - started
-    await settle(app, tg)
+    took = await second_registration_takes(app, tg, answering, "the button's answer")
     assert took < 0.5, f"registration took {took:.2f} s behind a 2 s button answer"
     assert await severity_of(app, 1) == Severity.CRITICAL
     assert len(tg.calls_to("answerCallbackQuery")) == 1
@@ -143,15 +152,8 @@ async def test_a_slow_report_does_not_hold_up_another_registration(
     async def slow_step_running() -> bool:
         return started.is_set()
 
-    async def registered() -> bool:
-        return await ticket_count(app) == 2
-
-    await wait_for(slow_step_running, f"the {step} of {command}")
-    begun = time.monotonic()
-    tg.send_message(CLIENT_EN, "The printer prints blank pages")
-    await wait_for(registered, "the second registration")
-    took = time.monotonic() - begun
-    await settle(app, tg)
+    took = await second_registration_takes(app, tg, slow_step_running,
+                                           f"the {step} of {command}")
     assert took < 0.5, f"registration took {took:.2f} s behind {command}'s slow {step}"
     assert len(tg.calls_to(kind, STAFF_CHAT)) >= count, f"{command} not answered"
 
