@@ -41,6 +41,7 @@ from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.flood import FloodDesk
 from bot.services.ratings import RatingDesk
+from bot.services.reports.jobs import ReportDesk
 from bot.services.semantic import Semantic
 from bot.telegram.delivery import BlockedHandler, DeliveryWorker
 from bot.telegram.dialogs import ExpiringMemoryStorage
@@ -249,6 +250,12 @@ class Scope:
                     on_closed=self.ratings.on_closed, limits=c.config.limits)
 
     @cached_property
+    def reports(self) -> ReportDesk:
+        """/stats and /report: queued in `after_commit`, run after the commit."""
+        c = self.container
+        return ReportDesk(c.db, c.notifier_for, c.config, c.texts, c.delivery.wake)
+
+    @cached_property
     def flood(self) -> FloodDesk:
         return FloodDesk(self.session)
 
@@ -257,7 +264,8 @@ class Scope:
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
                 "ratings": self.ratings, "bell": self.bell, "flood": self.flood,
-                "semantic": self.container.semantic, "after_commit": self.after_commit}
+                "semantic": self.container.semantic, "after_commit": self.after_commit,
+                "reports": self.reports}
 
     @property
     def wrote(self) -> bool:

@@ -5,27 +5,30 @@
                                         a month, last month by default
 
 Only in the staff group (its members are staff). The answers go where the command was
-typed (the topic) and jump the group's queue of cards, like /health.
+typed (the topic) and jump the group's queue of cards, like /health. The handler checks
+the arguments and queues the report in `after_commit`: it is made after the update's
+commit, never under the write lock (bot/services/reports/jobs.py, ReportDesk).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import partial
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.config import Config
 from bot.domain.errors import UserError
 from bot.domain.periods import parse_month_or_quarter, parse_period, previous_month
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services.records import Session
-from bot.services.reports.jobs import ReportError, send_act, send_stats
+from bot.services.reports.jobs import ReportDesk, ReportError
 from handlers._common import reply, thread_of
 from handlers._filters import in_staff_chat
 
@@ -33,8 +36,8 @@ _MONTH_AT_END = re.compile(r"^(?P<name>.*?)\s+(?P<month>\d{4}-\d{1,2}|\d{4}-?[Qq
 
 
 async def stats_command(
-    message: Message, command: CommandObject, session: Session, now: datetime,
-    notifier: Notifier, texts: Texts, config: Config,
+    message: Message, command: CommandObject, now: datetime, notifier: Notifier,
+    texts: Texts, reports: ReportDesk, after_commit: AfterCommit,
 ) -> None:
     try:
         period = parse_period(command.args, now, texts.zone)
@@ -42,14 +45,13 @@ async def stats_command(
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await send_stats(session, notifier, config, period, now,
-                     chat_id=message.chat.id, thread_id=thread_of(message),
-                     priority=PRIORITY_REPLY)
+    after_commit.later(partial(reports.send_stats, period, now, chat_id=message.chat.id,
+                               thread_id=thread_of(message), priority=PRIORITY_REPLY))
 
 
 async def report_command(
     message: Message, command: CommandObject, session: Session, now: datetime,
-    notifier: Notifier, texts: Texts, config: Config,
+    notifier: Notifier, texts: Texts, reports: ReportDesk, after_commit: AfterCommit,
 ) -> None:
     args = " ".join((command.args or "").split())
     match = _MONTH_AT_END.match(args)
@@ -64,9 +66,9 @@ async def report_command(
         await reply(message, notifier, texts.staff("report_reply", code=error.code,
                                                    **error.context))
         return
-    await send_act(session, notifier, config, company, period, now,
-                   chat_id=message.chat.id, thread_id=thread_of(message),
-                   priority=PRIORITY_REPLY)
+    after_commit.later(partial(reports.send_act, company, period, now,
+                               chat_id=message.chat.id, thread_id=thread_of(message),
+                               priority=PRIORITY_REPLY))
 
 
 def router() -> Router:

@@ -1,21 +1,27 @@
 """Nothing slow while the write lock is held: a button's answer is a Telegram round trip,
 made after the update's commit (bot/messaging/after_commit.py), so a slow or failing one
-neither holds up another client's registration nor undoes the press."""
+neither holds up another client's registration nor undoes the press; nor does a report
+(/stats, /report), made after its update's commit."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app.runtime import App
 from bot.domain.enums import Severity
 from bot.sandbox.emulator import FakeTelegram
 from bot.sandbox.emulator.faults import Fault
+from bot.services.reports import jobs
+from bot.services.reports.stats import Stats, compute_stats
 from storage.models import Ticket
-from tests.e2e.conftest import CLIENT, CLIENT_EN, settle, texts_to
+from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
 PRINTER = "Принтер у бухгалтера печатает с полосами"
 
@@ -41,6 +47,23 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def second_registration_takes(app: App, tg: FakeTelegram,
+                                    busy: Callable[[], Awaitable[bool]], what: str) -> float:
+    """Seconds CLIENT_EN's incident (the second) takes to register, sent once `busy` holds;
+    then everything settles."""
+
+    async def registered() -> bool:
+        return await ticket_count(app) == 2
+
+    await wait_for(busy, what)
+    started = time.monotonic()
+    tg.send_message(CLIENT_EN, "The printer prints blank pages")
+    await wait_for(registered, "the second registration")
+    took = time.monotonic() - started
+    await settle(app, tg)
+    return took
+
+
 async def press_urgent(app: App, tg: FakeTelegram) -> None:
     """CLIENT's incident #1 registered, then its "This is urgent" pressed."""
     tg.send_message(CLIENT, PRINTER)
@@ -58,15 +81,7 @@ async def test_a_slow_button_answer_does_not_hold_up_another_registration(
     async def answering() -> bool:  # the answer is on its way, held 2 s
         return bool(tg.calls_to("answerCallbackQuery"))
 
-    async def registered() -> bool:
-        return await ticket_count(app) == 2
-
-    await wait_for(answering, "the button's answer")
-    started = time.monotonic()
-    tg.send_message(CLIENT_EN, "The printer prints blank pages")
-    await wait_for(registered, "the second registration")
-    took = time.monotonic() - started
-    await settle(app, tg)
+    took = await second_registration_takes(app, tg, answering, "the button's answer")
     assert took < 0.5, f"registration took {took:.2f} s behind a 2 s button answer"
     assert await severity_of(app, 1) == Severity.CRITICAL
     assert len(tg.calls_to("answerCallbackQuery")) == 1
@@ -80,3 +95,78 @@ async def test_a_failing_button_answer_keeps_the_press(app: App, tg: FakeTelegra
     assert await severity_of(app, 1) == Severity.CRITICAL
     assert "Поняли, это срочно" in texts_to(tg, CLIENT)[-1]
     assert not any("что-то пошло не так" in text for text in texts_to(tg, CLIENT))
+
+
+# /stats and /report run after the update's commit (bot/services/reports/jobs.py,
+# ReportDesk): each slow step held 2 s in turn — the figures (inside their read session),
+# the chart (in its thread), the act's files (in theirs) — and another client registers
+# meanwhile in < 0.5 s; the answer still arrives.
+SLOW = 2.0
+
+
+def slow_in_thread(monkeypatch: pytest.MonkeyPatch, name: str) -> threading.Event:
+    """jobs.`name` (run in a worker thread) made to take SLOW s more; the event: started."""
+    started = threading.Event()
+    real = getattr(jobs, name)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        time.sleep(SLOW)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, name, slow)
+    return started
+
+
+def slow_figures(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The figures take SLOW s more, inside their read session (on the event loop)."""
+    started = threading.Event()
+    real = compute_stats
+
+    async def slow(*args: Any, **kwargs: Any) -> Stats:
+        started.set()
+        await asyncio.sleep(SLOW)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "compute_stats", slow)
+    return started
+
+
+@pytest.mark.parametrize("step", ["figures", "chart", "act"])
+async def test_a_slow_report_does_not_hold_up_another_registration(
+    app: App, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    tg.send_message(CLIENT, PRINTER)
+    await settle(app, tg)
+    if step == "act":
+        tg.send_message(STAFF, "/org add ООО Ромашка", chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        started = slow_in_thread(monkeypatch, "write_act")
+        command, kind, count = "/report Ромашка", "sendDocument", 2  # HTML, CSV (+ PDF)
+    else:
+        started = (slow_figures(monkeypatch) if step == "figures"
+                   else slow_in_thread(monkeypatch, "render_chart"))
+        command, kind, count = "/stats month", "sendPhoto", 1
+    tg.send_message(STAFF, command, chat_id=STAFF_CHAT)
+
+    async def slow_step_running() -> bool:
+        return started.is_set()
+
+    took = await second_registration_takes(app, tg, slow_step_running,
+                                           f"the {step} of {command}")
+    assert took < 0.5, f"registration took {took:.2f} s behind {command}'s slow {step}"
+    assert len(tg.calls_to(kind, STAFF_CHAT)) >= count, f"{command} not answered"
+
+
+async def test_a_failing_report_is_told_to_the_staff_chat(
+    app: App, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any) -> bytes:
+        raise RuntimeError("the chart's font is missing")
+
+    monkeypatch.setattr(jobs, "render_chart", broken)
+    tg.send_message(STAFF, "/stats month", chat_id=STAFF_CHAT)
+    await settle(app, tg)
+    said = [m.get("plain", "") for m in tg.sent(STAFF_CHAT)]
+    assert any("не получился" in text and "ещё раз" in text for text in said), said
+    assert not tg.calls_to("sendPhoto", STAFF_CHAT)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +19,7 @@ from bot.domain.errors import UserError
 from bot.domain.periods import Period, previous_month
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_NOTICE
+from bot.messaging.texts import Texts
 from bot.services.reports.act import Act, build_act
 from bot.services.reports.render import (
     chart_labels,
@@ -32,6 +36,8 @@ from storage.repos.clients import Clients
 from storage.repos.companies import Companies
 from storage.repos.counters import next_number, read_counter
 
+log = logging.getLogger(__name__)
+
 ACTS_SENT_PREFIX = "acts@"
 
 
@@ -39,40 +45,86 @@ class ReportError(UserError):
     """A report request that cannot be done (template: `report_reply`)."""
 
 
-async def send_stats(
-    session: AsyncSession, notifier: Notifier, config: Config, period: Period, now: datetime,
-    *, chat_id: int, thread_id: int | None, priority: int, company: Company | None = None,
-) -> Stats:
-    """The chart (a photo) and the text summary, written to the outbox in this order. The
-    chart is rendered in a worker thread so the event loop keeps serving other chats."""
-    texts = notifier.texts
-    stats = await compute_stats(session, period, now, company=company, top=config.reports.top,
-                                hour_cost=config.reports.hour_cost)
-    labels = chart_labels(texts, texts.default_language, stats)
-    png = await asyncio.to_thread(render_chart, stats, labels)
-    path = write_chart(png, reports_directory(config), period.label)
-    await notifier.out.send_file(
-        chat_id, path, kind="photo", filename=f"stats-{period.label}.png",
-        caption_html=texts.staff("stats_caption", stats=stats), priority=priority,
-        thread_id=thread_id,
-    )
-    await notifier.out.send_text(chat_id, texts.staff("stats", stats=stats), priority=priority,
-                                 thread_id=thread_id)
-    return stats
+@dataclass(frozen=True)
+class ReportDesk:
+    """/stats and /report, answered after the update's commit (the handler queues them in
+    `after_commit`): nothing of this runs while the write lock is held. The figures are read
+    on a session of their own beside the writer (`Database.reading`), the chart and the
+    act's files are made in a worker thread, and the answer goes to the outbox in a short
+    transaction of its own. A failure is told to the chat asked (`report_reply` "failed")
+    and logged, never dropped."""
+
+    db: Database
+    notifier_for: Callable[[AsyncSession], Notifier]
+    config: Config
+    texts: Texts
+    wake: Callable[[], None]  # the delivery worker, once the answer is in the outbox
+
+    async def send_stats(
+        self, period: Period, now: datetime, *, chat_id: int, thread_id: int | None,
+        priority: int,
+    ) -> Stats | None:
+        """The chart (a photo) and the text summary, in this order."""
+        texts, config = self.texts, self.config
+        try:
+            async with self.db.reading() as session:
+                stats = await compute_stats(session, period, now, top=config.reports.top,
+                                            hour_cost=config.reports.hour_cost)
+            labels = chart_labels(texts, texts.default_language, stats)
+            path = await asyncio.to_thread(chart_file, config, stats, labels)
+        except Exception:
+            log.exception("/stats %s failed", period.label)
+            await self._failed(period, chat_id=chat_id, thread_id=thread_id, priority=priority)
+            return None
+        async with self.db.transaction() as session:
+            out = self.notifier_for(session).out
+            await out.send_file(
+                chat_id, path, kind="photo", filename=f"stats-{period.label}.png",
+                caption_html=texts.staff("stats_caption", stats=stats), priority=priority,
+                thread_id=thread_id,
+            )
+            await out.send_text(chat_id, texts.staff("stats", stats=stats), priority=priority,
+                                thread_id=thread_id)
+        self.wake()
+        return stats
+
+    async def send_act(
+        self, company: Company, period: Period, now: datetime, *, chat_id: int,
+        thread_id: int | None, priority: int,
+    ) -> Act | None:
+        """The act as PDF (when it can be made), HTML and CSV files in the reports directory,
+        all sent as documents."""
+        config = self.config
+        try:
+            async with self.db.reading() as session:
+                act = await build_act(session, company, period, now, config.desk.name,
+                                      config.reports.place)
+            paths = await asyncio.to_thread(write_act_files, config, act)
+        except Exception:
+            log.exception("/report %s %s failed", company.name, period.label)
+            await self._failed(period, chat_id=chat_id, thread_id=thread_id, priority=priority)
+            return None
+        async with self.db.transaction() as session:
+            await send_act_files(self.notifier_for(session), act, paths, chat_id=chat_id,
+                                 thread_id=thread_id, priority=priority)
+        self.wake()
+        return act
+
+    async def _failed(self, period: Period, *, chat_id: int, thread_id: int | None,
+                      priority: int) -> None:
+        async with self.db.transaction() as session:
+            notifier = self.notifier_for(session)
+            await notifier.out.send_text(chat_id, notifier.texts.staff(
+                "report_reply", code="failed", period=period), priority=priority,
+                thread_id=thread_id)
+        self.wake()
 
 
-async def send_act(
-    session: AsyncSession, notifier: Notifier, config: Config, company: Company,
-    period: Period, now: datetime, *, chat_id: int, thread_id: int | None, priority: int,
-) -> Act:
-    """The act as PDF (when it can be made), HTML and CSV files in the reports directory,
-    all sent as documents."""
-    act = await build_act(session, company, period, now, config.desk.name,
-                          config.reports.place)
-    paths = await asyncio.to_thread(write_act_files, config, act)
-    await send_act_files(notifier, act, paths, chat_id=chat_id, thread_id=thread_id,
-                         priority=priority)
-    return act
+def chart_file(config: Config, stats: Stats, labels: dict[str, Any]) -> Path:
+    """The chart of `stats` rendered and written to the reports directory (CPU and disk:
+    run it in a worker thread)."""
+    return write_chart(render_chart(stats, labels), reports_directory(config),
+                       stats.period.label)
 
 
 def write_act_files(config: Config, act: Act) -> list[Path]:
@@ -115,11 +167,12 @@ async def monthly_acts(
         return 0
     period = previous_month(now, zone)
     counter = ACTS_SENT_PREFIX + period.label
-    # Three steps, so that no file is rendered (a PDF takes about a second) while the
-    # database's write lock is held: the acts are gathered, rendered outside any
-    # transaction, then sent in the one that takes the month's counter.
+    # Three steps, so that nothing slow (the queries over the month, a PDF takes about a
+    # second) runs while the database's write lock is held: the acts are gathered on a
+    # read session, rendered outside any transaction, then sent in the one that takes the
+    # month's counter (which checks it again).
     acts: list[tuple[Act, list[Client]]] = []
-    async with db.transaction() as session:
+    async with db.reading() as session:
         if await read_counter(session, counter):
             return 0
         for company in await Companies(session).all():
