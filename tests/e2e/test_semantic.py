@@ -94,6 +94,7 @@ async def test_a_level_set_by_staff_and_a_retrain_change_the_promise(
     await before.start()
     try:
         tg.send_message(CLIENT, SEEN)
+        await settle(before, tg)  # #1 (several workers would number two at once either way)
         tg.send_message(CLIENT_EN, SIMILAR)
         await settle(before, tg)
         assert CRITICAL_PROMISE not in texts_to(tg, CLIENT_EN)[0]
