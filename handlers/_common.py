@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
+from bot.domain.errors import UserError
+from bot.messaging.after_commit import AfterCommit
 from bot.messaging.notify import Notifier
+from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from bot.services.records import Ticket
 from handlers._parse import reply_to_id
@@ -19,6 +22,20 @@ STAFF_FLAG = "staff"
 STAFF: dict[str, Any] = {STAFF_FLAG: True}
 
 REMOVE_KEYBOARD = {"remove_keyboard": True}
+
+
+def refuse_non_staff(callback: CallbackQuery, texts: Texts, after_commit: AfterCommit) -> None:
+    """A staff button pressed by someone who is not staff: an alert in their language."""
+    language = texts.language_for(callback.from_user.language_code)
+    after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
+                                 show_alert=True))
+
+
+def alert_error(callback: CallbackQuery, texts: Texts, after_commit: AfterCommit,
+                error: UserError) -> None:
+    """A staff button whose action was refused: the reason as an alert."""
+    after_commit(callback.answer(
+        texts.staff_plain("error", code=error.code, **error.context), show_alert=True))
 
 
 def thread_of(message: Message) -> int | None:

@@ -12,7 +12,7 @@ from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import BellTake
 from bot.messaging.texts import Texts
 from bot.services.bell import Bell, BellError
-from handlers._common import STAFF
+from handlers._common import STAFF, alert_error, refuse_non_staff
 from handlers._parse import staff_actor
 
 
@@ -21,15 +21,12 @@ async def take_followup(
     after_commit: AfterCommit,
 ) -> None:
     if not is_staff:
-        language = texts.language_for(callback.from_user.language_code)
-        after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
-                                     show_alert=True))
+        refuse_non_staff(callback, texts, after_commit)
         return
     try:
         await bell.take(callback_data.kind, callback_data.ref, staff_actor(callback.from_user))
     except BellError as error:
-        after_commit(callback.answer(
-            texts.staff_plain("error", code=error.code, **error.context), show_alert=True))
+        alert_error(callback, texts, after_commit, error)
         return
     after_commit(callback.answer())
 

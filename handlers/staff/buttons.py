@@ -14,7 +14,7 @@ from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import TicketAction
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
-from handlers._common import STAFF
+from handlers._common import STAFF, alert_error, refuse_non_staff
 from handlers._parse import staff_actor
 
 SEVERITIES = frozenset(s.value for s in Severity)
@@ -24,10 +24,8 @@ async def staff_button(
     callback: CallbackQuery, callback_data: TicketAction, desk: Desk, is_staff: bool,
     texts: Texts, after_commit: AfterCommit,
 ) -> None:
-    language = texts.language_for(callback.from_user.language_code)
     if not is_staff:
-        after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
-                                     show_alert=True))
+        refuse_non_staff(callback, texts, after_commit)
         return
     actor = staff_actor(callback.from_user)
     try:
@@ -43,9 +41,7 @@ async def staff_button(
         else:
             raise DeskError("button_invalid")
     except DeskError as error:
-        after_commit(callback.answer(
-            texts.staff_plain("error", code=error.code, **error.context), show_alert=True
-        ))
+        alert_error(callback, texts, after_commit, error)
         return
     after_commit(callback.answer())
 

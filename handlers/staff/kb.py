@@ -27,7 +27,7 @@ from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from bot.services.faq import FaqError
 from bot.services.faq_desk import FaqDesk
-from handlers._common import STAFF, reply, target_ticket, thread_of
+from handlers._common import STAFF, refuse_non_staff, reply, target_ticket, thread_of
 from handlers._filters import from_staff, still_staff, with_sender
 
 SKIP = {"-", "—", "нет", "no", "skip"}
@@ -234,10 +234,8 @@ async def kb_button(
     callback: CallbackQuery, callback_data: KbAction, is_staff: bool, faq: FaqDesk,
     notifier: Notifier, texts: Texts, after_commit: AfterCommit,
 ) -> None:
-    language = texts.language_for(callback.from_user.language_code)
     if not is_staff:
-        after_commit(callback.answer(texts.client_plain(language, "error", code="staff_only"),
-                                     show_alert=True))
+        refuse_non_staff(callback, texts, after_commit)
         return
     try:
         if callback_data.action != "alt":
