@@ -1,7 +1,8 @@
 """/health in the staff group: is anything stuck on the way to Telegram?
 
-Outbox depth, the oldest pending message, the last unresolved error and the 429
-answers of the last hour (bot/services/health.py), and whether the sentence model is
+Outbox depth, the oldest pending message, what was given up on (outbox rows Telegram
+refused for good, updates that could not be handled: how many and the oldest), the last
+unresolved error and the 429 answers of the last hour (bot/services/health.py), and whether the sentence model is
 on. Only in the staff group (whose members are staff and admins); the answer jumps the
 group's queue of cards (see `Outbox.due`), so it comes even during a mass outage.
 """
@@ -17,7 +18,7 @@ from aiogram.types import Message
 from bot.messaging.notify import Notifier
 from bot.messaging.texts import Texts
 from bot.services.flood import FloodDesk
-from bot.services.health import delivery_health
+from bot.services.health import delivery_health, parked_updates
 from bot.services.records import Session
 from bot.services.semantic import Semantic
 from handlers._common import reply
@@ -29,7 +30,8 @@ async def health(
     flood: FloodDesk, semantic: Semantic, staff_group_public: bool = False,
 ) -> None:
     stats = await delivery_health(session, now)
-    await reply(message, notifier, texts.staff("health", stats=stats, now=now,
+    parked = await parked_updates(session)
+    await reply(message, notifier, texts.staff("health", stats=stats, now=now, parked=parked,
                                                public=staff_group_public, semantic=semantic,
                                                flood=await flood.flooding(now)))
 

@@ -66,6 +66,15 @@ class Inbox:
             .limit(1)
         )
 
+    async def parked(self) -> tuple[int, datetime | None]:
+        """Updates that could not be handled (kept with their error): how many, and when
+        the oldest of them came in."""
+        count, oldest = (await self.session.execute(
+            select(func.count(), func.min(InboxUpdate.received_at))
+            .where(InboxUpdate.handled_at.is_not(None), InboxUpdate.error.is_not(None))
+        )).one()
+        return int(count or 0), oldest
+
     async def max_update_id(self) -> int | None:
         return await self.session.scalar(select(func.max(InboxUpdate.update_id)))
 

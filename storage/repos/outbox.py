@@ -166,7 +166,8 @@ async def record_rate_limited(session: AsyncSession, at: datetime) -> None:
 class DeliveryHealth:
     depth: int  # rows waiting to be sent
     oldest_pending_at: datetime | None
-    failed: int  # rows given up on (Telegram refused them for good)
+    failed: int  # rows given up on (Telegram refused them for good): parked
+    oldest_failed_at: datetime | None
     # The newest unresolved error: of a row still pending, or of a failed one.
     last_error: str | None
     last_error_chat: int | None
@@ -178,10 +179,10 @@ async def delivery_health(session: AsyncSession, now: datetime) -> DeliveryHealt
         select(func.count(), func.min(OutboxMessage.created_at))
         .where(OutboxMessage.status == OutboxStatus.PENDING)
     )).one()
-    failed = await session.scalar(
-        select(func.count()).select_from(OutboxMessage)
+    failed, oldest_failed = (await session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at))
         .where(OutboxMessage.status == OutboxStatus.FAILED)
-    )
+    )).one()
     last = (await session.execute(
         select(OutboxMessage.last_error, OutboxMessage.chat_id)
         .where(OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.FAILED]),
@@ -199,6 +200,7 @@ async def delivery_health(session: AsyncSession, now: datetime) -> DeliveryHealt
         depth=depth or 0,
         oldest_pending_at=oldest,
         failed=failed or 0,
+        oldest_failed_at=oldest_failed,
         last_error=redact_optional(last[0] if last else None),  # rows kept from before redaction
         last_error_chat=last[1] if last else None,
         rate_limited_last_hour=int(rate_limited or 0),

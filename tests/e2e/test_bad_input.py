@@ -147,3 +147,6 @@ async def test_an_update_with_a_field_of_a_wrong_type_is_parked_and_the_rest_han
     tg.send_message(CLIENT, "И ещё: сканер пищит")  # polling goes on
     await settle(app, tg)
     assert await count(app, TicketMessage) == 2
+    tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)  # staff see it was set aside
+    await settle(app, tg)
+    assert "Не удалось обработать входящих: 1, самое старое с " in texts_to(tg, STAFF_CHAT)[-1]

@@ -238,7 +238,9 @@ async def test_a_migrated_group_is_followed_and_what_cannot_be_sent_is_parked(
     assert len(failed) == 1 and "Not Found" in (failed[0] or "")
     tg.send_message(STAFF, "/health", chat_id=STAFF_CHAT)
     await settle(app, tg)
-    assert "Не удалось отправить совсем: 1" in texts_to(tg, STAFF_CHAT)[-1]
+    health = texts_to(tg, STAFF_CHAT)[-1]
+    assert "Не удалось отправить совсем: 1, самое старое с " in health
+    assert "Не удалось обработать входящих" not in health
 
 
 async def test_old_inbox_and_outbox_rows_are_pruned_payloads_first(
