@@ -25,9 +25,8 @@ from bot.domain.clock import Clock
 from bot.services.flood import FLUSH_SECONDS, announce_held
 from bot.services.maintenance import SWEEP_SECONDS as MAINTENANCE_SECONDS
 from bot.services.maintenance import maintenance_sweep
-from bot.services.quality import quality_tick
 from bot.services.ratings import rating_sweep
-from bot.services.reports.jobs import monthly_acts
+from bot.services.reports.jobs import monthly_acts, quality_job
 from bot.services.retention import retention_sweep
 from bot.services.sla_jobs import confirm_sweep
 from bot.services.sla_jobs import run_all as sla_and_reminders
@@ -60,7 +59,7 @@ def job_table(container: Container) -> list[Job]:
         (True, Job("ratings", c.ratings.sweep_seconds,  # delayed requests, the one reminder
                    lambda now: rating_sweep(db, container.ratings_for, c.ratings, now))),
         (c.quality.enabled, Job("quality", c.quality.sweep_seconds,  # the quarterly check
-                                lambda now: quality_tick(db, notifier_for, c, now))),
+                                lambda now: quality_job(db, notifier_for, c, now))),
         (bool(c.desk.surge_threshold), Job(  # one digest a minute in a surge
             "surge", SURGE_DIGEST_SECONDS,
             lambda now: post_surge_digest(db, notifier_for, now), at_start=False)),

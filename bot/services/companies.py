@@ -307,6 +307,12 @@ async def add_contact(session: AsyncSession, company: Company, who: str) -> Clie
     return client
 
 
+async def coordinators(session: AsyncSession, company: Company) -> list[Client]:
+    """The company's coordinators (`contacts`) who are still its employees."""
+    contacts = await Clients(session).by_users(company.contacts or [])
+    return [c for c in contacts if c.company_id == company.id]
+
+
 _MENTION = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|\d+)$")
 
 

@@ -9,6 +9,10 @@ Durable by construction:
   loses at most an uncommitted batch, which the next run writes again: nobody gets the
   check twice and nobody is skipped. The outbox (PRIORITY_BROADCAST) does the rest: a
   broadcast never delays the replies to clients who are writing.
+- A company's coordinators (`contacts`) get the company's period besides: its incidents,
+  how fast they were answered, the time spent and the ratings (`coordinator_summaries` in
+  bot/services/reports/jobs.py, for `periods_under_way`), once per period, whether the
+  check was started by the schedule or by `/quality send`.
 - The summary numbers are stored on the delivery, and the client's answer with them, so a
   client's quarters can be compared (`client_trend`).
 
@@ -297,8 +301,9 @@ async def quality_tick(
     db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: Config,
     now: datetime,
 ) -> int:
-    """The scheduled job: start the quarter's campaign when its time has come (once), then
-    write whatever is pending (a campaign interrupted by a restart resumes here)."""
+    """Start the quarter's campaign when its time has come (once), then write whatever is
+    pending (a campaign interrupted by a restart resumes here). The scheduled job is
+    `quality_job` (bot/services/reports/jobs.py): this, and the coordinators' summaries."""
     if not config.quality.enabled:
         return 0
     schedule = Schedule.from_config(config)
@@ -308,6 +313,22 @@ async def quality_tick(
             await start_campaign(session, config, checked_period(config, fire), now)
     return await send_pending(db, notifier_for, config, now)
 
+
+
+async def periods_under_way(db: Database, config: Config, now: datetime) -> list[Period]:
+    """The periods whose check is going out: that of the schedule's moment (within the
+    catch-up window) and those of running campaigns (`/quality send`'s too)."""
+    if not config.quality.enabled:
+        return []
+    zone = ZoneInfo(config.desk.timezone)
+    async with db.reading() as session:
+        periods = {c.period: parse_month_or_quarter(c.period, zone)
+                   for c in await Quality(session).running_campaigns()}
+    fire = Schedule.from_config(config).due(now)
+    if fire is not None:
+        period = checked_period(config, fire)
+        periods[period.label] = period
+    return list(periods.values())
 
 # -- progress and answers ------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 Outbox depth, the oldest pending message, what was given up on (outbox rows Telegram
 refused for good, updates that could not be handled: how many and the oldest), the last
-unresolved error and the 429 answers of the last hour (bot/services/health.py), and whether the sentence model is
-on. Only in the staff group (whose members are staff and admins); the answer jumps the
-group's queue of cards (see `Outbox.due`), so it comes even during a mass outage.
+unresolved error and the 429 answers of the last hour (bot/services/health.py), and
+whether the sentence model is on. Only in the staff group (whose members are staff and
+admins); the answer jumps the group's queue of cards (see `Outbox.due`), so it comes even
+during a mass outage.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Every company its own contract (issue 17), through the real bot: the service level of
-a company's contract (its promise and due times), set in config and from chat."""
+a company's contract (its promise and due times), set in config and from chat; its
+coordinator (the company's incidents, the monthly act, the quarter's summary); time spent
+and what a client costs; planned works reminded."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from sqlalchemy import select
 from bot.app.runtime import App
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
+from bot.services import quality as q
 from bot.services.maintenance import maintenance_sweep
-from bot.services.reports.jobs import monthly_acts
+from bot.services.reports.jobs import monthly_acts, quality_job
 from bot.services.sla_jobs import sla_sweep
 from storage.models import Company, Ticket
 from tests.conftest import ACT_FORMATS
@@ -308,3 +311,45 @@ async def test_planned_works_are_reminded_once_when_due_and_once_overdue_across_
         await settle(app, tg)
         assert "Альфа — Бэкапы: срок 02.01.2027 (через 6 дн.)" in reminders()[-2]
         assert "Альфа — Бэкапы: просрочено (срок был 02.01.2027)" in reminders()[-1]
+
+
+async def test_the_coordinator_gets_the_companys_quarter_once_across_a_restart(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.add_user(CLIENT_B, "Борис", language_code="ru")
+    companies: list[dict[str, Any]] = [{"name": "Альфа", "contacts": [CLIENT_B]}, {"name": "Бета"}]
+    config = with_companies(make_config, companies, quality={"enabled": True})
+    check = q.Schedule.from_config(config).next_after(WEDNESDAY)
+    assert check is not None and check.astimezone(MSK).date().month == 1  # Q4's check
+
+    def summaries() -> list[str]:
+        return [t for t in texts_to(tg, CLIENT_B) if "итоги за IV квартал 2026" in t]
+
+    async with running(config) as app:
+        await join(app, tg, CLIENT, "Альфа")
+        await join(app, tg, CLIENT_B, "Альфа")
+        tg.send_message(CLIENT, OUTAGE)
+        await settle(app, tg)
+        await staff_says(app, tg, "/close 1 1h30 перезагрузили роутер")
+        found = tg.find_button(CLIENT, "Отлично")
+        assert found is not None
+        tg.press_button(CLIENT, CLIENT, found[0], found[1])
+        await settle(app, tg)
+        for moment in (check, check + timedelta(minutes=5)):  # two ticks: one summary
+            await quality_job(app.db, app.container.notifier_for, config, moment)
+        app.delivery.wake()
+        await settle(app, tg)
+        [summary] = summaries()
+        assert summary.startswith("Альфа: итоги за IV квартал 2026 года")
+        assert "обратились к нам 1 раз(а), решено обращений: 1" in summary
+        assert "Обычно мы отвечали за" in summary
+        assert "работали над ними 1 ч 30 мин" in summary
+        assert "Оценки ваших сотрудников: 1, средняя 5,0 из 5" in summary
+        assert not any("итоги за" in t for t in texts_to(tg, CLIENT))  # not a coordinator
+    async with running(config, check + timedelta(minutes=10)) as app:  # its own tick runs
+        await app.scheduler.wait_idle()
+        await quality_job(app.db, app.container.notifier_for, config,
+                             check + timedelta(minutes=15))
+        app.delivery.wake()
+        await settle(app, tg)
+        assert len(summaries()) == 1

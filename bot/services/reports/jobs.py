@@ -1,4 +1,5 @@
-"""Reports on their way out: /stats and /report answers, and the monthly acts job."""
+"""Reports on their way out: /stats and /report answers, the monthly acts job, and the
+coordinators' summary of their company's period (with the quality check)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from bot.domain.calendar import WorkingDays
 from bot.domain.errors import UserError
 from bot.domain.periods import Period, previous_month
 from bot.messaging.notify import Notifier
-from bot.messaging.outbox import PRIORITY_NOTICE
+from bot.messaging.outbox import PRIORITY_BROADCAST, PRIORITY_NOTICE
 from bot.messaging.texts import Texts
+from bot.services.companies import coordinators
+from bot.services.quality import periods_under_way, quality_tick
 from bot.services.reports.act import Act, build_act
 from bot.services.reports.render import (
     chart_labels,
@@ -32,13 +35,13 @@ from bot.services.reports.render import (
 from bot.services.reports.stats import Stats, compute_stats
 from storage.db import Database
 from storage.models import Client, Company
-from storage.repos.clients import Clients
 from storage.repos.companies import Companies
 from storage.repos.counters import next_number, read_counter
 
 log = logging.getLogger(__name__)
 
 ACTS_SENT_PREFIX = "acts@"
+SUMMARY_SENT_PREFIX = "summary@"
 
 
 class ReportError(UserError):
@@ -179,8 +182,7 @@ async def monthly_acts(
             act = await build_act(session, company, period, now, config.desk.name,
                                   config.reports.place)
             if act.incidents or act.works:
-                contacts = await Clients(session).by_users(company.contacts or [])
-                acts.append((act, [c for c in contacts if c.company_id == company.id]))
+                acts.append((act, await coordinators(session, company)))
     files = [await asyncio.to_thread(write_act_files, config, act) for act, _ in acts]
     async with db.transaction() as session:
         if await next_number(session, counter) != 1:
@@ -194,3 +196,48 @@ async def monthly_acts(
             "report_reply", code="monthly", period=period, count=len(acts)),
             priority=PRIORITY_NOTICE)
     return len(acts)
+
+
+async def quality_job(
+    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: Config,
+    now: datetime,
+) -> int:
+    """The scheduled quality job: the clients' check (`quality_tick`), and to the companies'
+    coordinators their company's period, once the check of the period is under way."""
+    handled = await quality_tick(db, notifier_for, config, now)
+    for period in await periods_under_way(db, config, now):
+        await coordinator_summaries(db, notifier_for, config, period, now)
+    return handled
+
+
+async def coordinator_summaries(
+    db: Database, notifier_for: Callable[[AsyncSession], Notifier], config: Config,
+    period: Period, now: datetime,
+) -> int:
+    """The period of each company with coordinators (`contacts`), to them: incidents, how
+    fast they were answered, the time spent, the ratings and the planned works. Once per
+    period: gathered on a read session, written in the transaction that takes the period's
+    counter ("summary@<period>", checked again there). Returns how many coordinators were
+    written to."""
+    counter = SUMMARY_SENT_PREFIX + period.label
+    sends: list[tuple[Act, list[Client]]] = []
+    async with db.reading() as session:
+        if await read_counter(session, counter):
+            return 0
+        for company in await Companies(session).all():
+            reachable = [c for c in await coordinators(session, company)
+                         if c.unreachable_since is None]
+            if reachable:
+                sends.append((await build_act(session, company, period, now,
+                                              config.desk.name), reachable))
+    async with db.transaction() as session:
+        if await next_number(session, counter) != 1:
+            return 0  # another worker, or a tick before this one, wrote them
+        notifier = notifier_for(session)
+        for act, contacts in sends:
+            for contact in contacts:
+                await notifier.out.send_text(contact.chat_id, notifier.texts.client(
+                    contact.language, "company_summary", ticket=None, act=act),
+                    priority=PRIORITY_BROADCAST)
+    return sum(len(contacts) for _, contacts in sends)
+
