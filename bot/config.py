@@ -487,6 +487,10 @@ class CompanyConfig(_Section):
     hours_included: Annotated[float, Field(ge=0)] | None = None
     # The company's own act template (relative: to the config file's folder).
     act_template: Path | None = None
+    # The invite link's limits (also /org invite <name> expires 7d | uses 10): it works
+    # through this day ([desk] timezone), and for this many employees joining through it.
+    invite_expires: date | None = None
+    invite_uses: Annotated[int, Field(ge=1, le=100_000)] | None = None
 
 
 class ReportsConfig(_Section):

@@ -146,6 +146,10 @@ class Client(Base):
     flood_at: Mapped[datetime | None]
     flood_told: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     muted_until: Mapped[datetime | None]
+    # Came through another company's invite link: the move waits for staff to confirm it
+    # (bot/services/companies.py); None: nothing pending.
+    pending_company_id: Mapped[int | None] = mapped_column(
+        ForeignKey("companies.id", ondelete="SET NULL"))
 
     @property
     def display_name(self) -> str:
@@ -493,6 +497,12 @@ class Company(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     # The start parameter of the invite deep link https://t.me/<bot>?start=<invite_code>.
     invite_code: Mapped[str] = mapped_column(String(64), unique=True)
+    # The invite link's limits (None: none): it stops working at `invite_expires_at`, or
+    # once `invite_uses` employees have joined through it (`invite_max_uses`). Rotating
+    # the link starts the count again.
+    invite_expires_at: Mapped[datetime | None]
+    invite_max_uses: Mapped[int | None]
+    invite_uses: Mapped[int] = mapped_column(default=0, server_default="0")
     services: Mapped[str | None] = mapped_column(Text)
     maintenance: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     # "config" (a [[companies]] table: its notes are rewritten at start) or "chat".

@@ -94,7 +94,8 @@ class App:
         await self.container.staff.learn_forum()
         # Companies of [[companies]] (bot/services/companies.py); the bot's @username for
         # their invite links, asked once now (aiogram keeps it) rather than inside an update.
-        await sync_companies(self.db, self.config.companies, self.clock())
+        await sync_companies(self.db, self.config.companies, self.clock(),
+                             self.config.desk.timezone)
         with suppress(TelegramAPIError):
             await self.bot.me()
         await self._set_commands()

@@ -76,3 +76,12 @@ class BellTake(CallbackData, prefix="bt"):
 
     kind: str
     ref: int
+
+
+class CompanyMove(CallbackData, prefix="cm"):
+    """Staff's answer to a client who came through another company's invite link: action
+    "confirm" (move `client` to `company`) or "keep" (they stay where they are)."""
+
+    action: str
+    client: int
+    company: int

@@ -12,7 +12,7 @@ from typing import Any
 from bot.domain.enums import TicketStatus
 from bot.domain.sla import Promise
 from bot.domain.storable import storable
-from bot.messaging.callbacks import ClientAction, TicketAction, UrgentAction
+from bot.messaging.callbacks import ClientAction, CompanyMove, TicketAction, UrgentAction
 from bot.messaging.outbox import (
     PRIORITY_FOLLOWUP,
     PRIORITY_NOTICE,
@@ -23,7 +23,7 @@ from bot.messaging.outbox import (
     button,
 )
 from bot.messaging.texts import Texts
-from storage.models import Client, Ticket
+from storage.models import Client, Company, Ticket
 
 CARD_TEXT_LIMIT = 3000
 
@@ -175,6 +175,22 @@ class Notifier:
     async def reply_staff(self, chat_id: int, thread_id: int | None, html: str) -> None:
         """An answer to a staff member's command, where they typed it."""
         await self.out.send_text(chat_id, html, priority=PRIORITY_REPLY, thread_id=thread_id)
+
+    async def company_move_asked(
+        self, client: Client, company: Company, before: Company | None
+    ) -> None:
+        """A client of `before` came through `company`'s invite link: staff confirm the
+        move or keep them where they are (the move waits until then)."""
+        lang = self.texts.default_language
+
+        def one(action: str) -> dict[str, str]:
+            return button(self.texts.label(lang, "move_" + action), CompanyMove(
+                action=action, client=client.id, company=company.id).pack())
+
+        await self.out.send_text(
+            self.staff_chat_id, self.texts.staff("org_move_ask", client=client,
+                                                 company=company, before=before),
+            priority=PRIORITY_STAFF, keyboard=[[one("confirm"), one("keep")]])
 
     async def staff_line(
         self, ticket: Ticket, message: str, *, keyboard: Keyboard | None = None, **context: Any

@@ -18,8 +18,9 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -281,14 +282,73 @@ async def link(session: AsyncSession, client: Client, company: Company | None) -
     return before
 
 
-async def join_by_invite(session: AsyncSession, client: Client, code: str) -> Company | None:
-    """`/start <code>`: the company of a valid invite code, the client linked to it."""
+class Join(NamedTuple):
+    """What `/start <code>` did: "joined" (linked now), "member" (theirs already),
+    "expired" or "used_up" (the link no longer works), "pending" (they are an employee of
+    `before`: the move waits for staff to confirm it)."""
+
+    outcome: str
+    company: Company
+    before: Company | None = None
+
+
+def invite_refusal(company: Company, now: datetime) -> str | None:
+    """Why the company's invite link no longer works ("expired", "used_up"), or None."""
+    if company.invite_expires_at is not None and now >= company.invite_expires_at:
+        return "expired"
+    if company.invite_max_uses is not None and company.invite_uses >= company.invite_max_uses:
+        return "used_up"
+    return None
+
+
+async def join_by_invite(
+    session: AsyncSession, client: Client, code: str, now: datetime
+) -> Join | None:
+    """`/start <code>`: None for no valid code; else the company and what happened. A
+    client of another company is not moved by a link: staff are asked first."""
     if not code.startswith(INVITE_PREFIX):
         return None
     company = await by_invite(session, code)
-    if company is not None:
-        await link(session, client, company)
-    return company
+    if company is None:
+        return None
+    if client.company_id == company.id:
+        client.pending_company_id = None
+        return Join("member", company)
+    refusal = invite_refusal(company, now)
+    if refusal is not None:
+        return Join(refusal, company)
+    if client.company_id is not None:
+        client.pending_company_id = company.id
+        return Join("pending", company, await Companies(session).by_id(client.company_id))
+    await _join(session, client, company)
+    return Join("joined", company)
+
+
+async def _join(session: AsyncSession, client: Client, company: Company) -> None:
+    company.invite_uses += 1
+    client.pending_company_id = None
+    await link(session, client, company)
+
+
+async def decide_move(
+    session: AsyncSession, client_id: int, company_id: int, confirm: bool
+) -> tuple[Client, Company, str | None]:
+    """A staff member's answer to a client's pending move (button data, untrusted: it must
+    name the move the database holds): confirmed, the client joins the company; else they
+    stay. Returns the client, the company they asked for and the one they were in."""
+    client = await Clients(session).get(client_id)
+    if client is None or client.pending_company_id is None \
+            or client.pending_company_id != company_id:
+        raise CompanyError("move_stale")
+    company = await Companies(session).by_id(company_id)
+    if company is None:
+        raise CompanyError("move_stale")
+    before = client.company
+    if confirm:
+        await _join(session, client, company)
+    else:
+        client.pending_company_id = None
+    return client, company, before
 
 
 async def add_contact(session: AsyncSession, company: Company, who: str) -> Client:
@@ -351,9 +411,44 @@ def split_last(text: str) -> tuple[str, str]:
 
 
 def rotate_invite(company: Company) -> str:
-    """A new invite code for the company: the old link stops working at once."""
+    """A new invite code for the company: the old link stops working at once; the new one
+    keeps the limits and starts counting its uses again."""
     company.invite_code = new_invite_code()
+    company.invite_uses = 0
     return company.invite_code
+
+
+NO_LIMIT_WORDS = ("off", "never", "none", "нет", "никогда", "без")
+
+
+def limit_invite(company: Company, rest: str, now: datetime) -> None:
+    """`/org invite <name> expires 7d|off` (from now) and `... uses 10|off` (employees
+    joining through the link since it was made or rotated); `rest` = "expires 7d"."""
+    word, _, value = rest.strip().partition(" ")
+    value = value.strip()
+    off = value.lower() in NO_LIMIT_WORDS
+    if word.lower() == "expires":
+        parsed = None if off else parse_duration(value)
+        if not off and (parsed is None or parsed[0] <= 0):
+            raise CompanyError("bad_invite_limit", text=value)
+        company.invite_expires_at = (None if parsed is None
+                                     else now + timedelta(minutes=parsed[0]))
+    elif word.lower() == "uses":
+        if not off and not (value.isdigit() and 0 < int(value) <= 100_000):
+            raise CompanyError("bad_invite_limit", text=value)
+        company.invite_max_uses = None if off else int(value)
+    else:
+        raise CompanyError("help")
+
+
+def invite_of(text: str) -> tuple[str, str]:
+    """"ООО Ромашка expires 7d" -> ("ООО Ромашка", "expires 7d"); ("ООО Ромашка", "") when
+    no limit word is given (the link shown)."""
+    words = text.split()
+    for at in range(len(words) - 1, 0, -1):
+        if words[at].lower() in ("expires", "uses", "rotate"):
+            return " ".join(words[:at]), " ".join(words[at:])
+    return text.strip(), ""
 
 
 async def rename(session: AsyncSession, company: Company, name: str) -> None:
@@ -390,7 +485,7 @@ async def mark_done(
 
 
 async def sync_from_config(db: Database, configured: Sequence[CompanyConfig],
-                           now: datetime) -> int:
+                           now: datetime, zone: str = "UTC") -> int:
     """Create the `[[companies]]` of the config that are missing and write their contract
     notes (the config is the source for them); returns how many were created."""
     if not configured:
@@ -408,11 +503,11 @@ async def sync_from_config(db: Database, configured: Sequence[CompanyConfig],
             company.services = "; ".join(entry.services) or None
             company.maintenance = [{"work": w.work, "every": w.every}
                                    for w in entry.maintenance]
-            apply_contract(company, entry)
+            apply_contract(company, entry, zone)
     return created
 
 
-def apply_contract(company: Company, entry: CompanyConfig) -> None:
+def apply_contract(company: Company, entry: CompanyConfig, zone: str = "UTC") -> None:
     """The contract keys an `[[companies]]` entry gives replace what was set from chat."""
     given = entry.model_fields_set
     if "sla" in given:
@@ -433,3 +528,9 @@ def apply_contract(company: Company, entry: CompanyConfig) -> None:
     if "act_template" in given:
         template = entry.act_template
         company.act_template = None if template is None else str(template)
+    if "invite_uses" in given:
+        company.invite_max_uses = entry.invite_uses
+    if "invite_expires" in given:
+        until = entry.invite_expires
+        company.invite_expires_at = None if until is None else datetime.combine(
+            until + timedelta(days=1), time(0), ZoneInfo(zone))  # through that day

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
@@ -20,15 +22,25 @@ from handlers._filters import private_chat
 
 async def start(
     message: Message, command: CommandObject, client: Client, session: Session,
-    notifier: Notifier, texts: Texts, config: Config,
+    notifier: Notifier, texts: Texts, config: Config, now: datetime,
 ) -> None:
     await notifier.to_client(None, client, "start", priority=PRIORITY_REPLY,
                              name=client.first_name, desk=config.desk.name)
-    # A company's invite link (https://t.me/<bot>?start=<code>): an employee joins it.
-    company = await join_by_invite(session, client, command.args or "")
-    if company is not None:
+    # A company's invite link (https://t.me/<bot>?start=<code>): an employee joins it; a
+    # link that no longer works is said so; a move from another company waits for staff.
+    join = await join_by_invite(session, client, command.args or "", now)
+    if join is None:
+        pass
+    elif join.outcome in ("joined", "member"):
         await notifier.to_client(None, client, "org_joined", priority=PRIORITY_REPLY,
-                                 company=company)
+                                 company=join.company)
+    elif join.outcome == "pending":
+        await notifier.to_client(None, client, "org_move_pending", priority=PRIORITY_REPLY,
+                                 company=join.company, before=join.before)
+        await notifier.company_move_asked(client, join.company, join.before)
+    else:
+        await notifier.to_client(None, client, "org_invite_refused", priority=PRIORITY_REPLY,
+                                 company=join.company, reason=join.outcome)
     if config.desk.ask_contact and not client.contact_asked and not client.phone:
         client.contact_asked = True
         share = {"text": texts.label(client.language, "share_phone"), "request_contact": True}

@@ -11,6 +11,7 @@
   /org done <name>: work       a planned work done (the act shows it)
   /org rename <name>: new name
   /org invite <name> rotate    a new invite link; the old one stops working
+  /org invite <name> expires 7d|off, uses 10|off   the link's expiry and use limit
   /org contact <name> @user    a coordinator at the client (sees the company's incidents,
                                gets its acts); /org notify <name> on|off: told of each new one
   /org manager <name> @staff   the account manager, mentioned when it goes wrong
@@ -30,17 +31,20 @@ from datetime import datetime
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
 from bot.config import Config
 from bot.domain.periods import parse_period
+from bot.messaging.after_commit import AfterCommit
+from bot.messaging.callbacks import CompanyMove
 from bot.messaging.notify import Notifier
+from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services.desk import Desk, DeskError
 from bot.services.records import Company, Session
 from bot.services.reports.stats import compute_stats
-from handlers._common import reply, thread_ticket
+from handlers._common import STAFF, refuse_non_staff, reply, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
@@ -75,11 +79,20 @@ async def org_command(
             await reply(message, notifier, texts.staff("org_created", company=company, link=link))
         elif word in ("link", "unlink"):
             await _link(message, word, rest, desk, session, notifier, texts)
-        elif word == "invite" and rest.lower().endswith(" rotate"):
-            company = await org.find(session, rest[:-len(" rotate")])
-            link = org.invite_link(await bot_username(bot), org.rotate_invite(company))
+        elif word == "invite":
+            name, limit = org.invite_of(rest)
+            company = await org.find(session, name)
+            if limit.lower() == "rotate":
+                org.rotate_invite(company)
+                code = "invite_rotated"
+            elif limit:
+                org.limit_invite(company, limit, now)
+                code = "invite_limited"
+            else:
+                code = "invite"
+            link = org.invite_link(await bot_username(bot), company.invite_code)
             await reply(message, notifier, texts.staff(
-                "org_reply", code="invite_rotated", company=company, text=link))
+                "org_reply", code=code, company=company, text=link, now=now))
         elif word == "sla":
             change = org.parse_level(rest)
             company = await org.find(session, change.name)
@@ -183,11 +196,38 @@ async def _overview(
     link = org.invite_link(await bot_username(bot), company.invite_code)
     await reply(message, notifier, texts.staff(
         "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people,
-        level=desk.level_of(company)))
+        level=desk.level_of(company), now=now))
+
+
+async def move_button(
+    callback: CallbackQuery, callback_data: CompanyMove, session: Session, is_staff: bool,
+    notifier: Notifier, texts: Texts, after_commit: AfterCommit,
+) -> None:
+    """Confirm (or not) the move of a client who came through another company's link. Only
+    staff (re-checked on the press); the data must name the move the database holds."""
+    if not is_staff:
+        refuse_non_staff(callback, texts, after_commit)
+        return
+    confirm = callback_data.action == "confirm"
+    try:
+        client, company, before = await org.decide_move(
+            session, callback_data.client, callback_data.company, confirm)
+    except org.CompanyError as error:
+        after_commit(callback.answer(texts.staff_plain("org_reply", code=error.code),
+                                     show_alert=True))
+        return
+    who = callback.from_user.full_name
+    await notifier.to_client(None, client, "org_joined" if confirm else "org_move_kept",
+                             priority=PRIORITY_REPLY, company=company, before=before)
+    await notifier.reply_staff(notifier.staff_chat_id, None, texts.staff(
+        "org_reply", code="move_confirmed" if confirm else "move_kept", company=company,
+        client=client, before=before, name=who))
+    after_commit(callback.answer())
 
 
 def router() -> Router:
     router = Router(name=__name__)
     router.message.filter(in_staff_chat)
     router.message.register(org_command, Command("org"))
+    router.callback_query.register(move_button, CompanyMove.filter(), flags=STAFF)
     return router

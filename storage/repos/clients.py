@@ -29,6 +29,9 @@ class Clients:
         assert client is not None
         return client
 
+    async def get(self, client_id: int) -> Client | None:
+        return await self.session.get(Client, client_id)
+
     async def by_chat(self, chat_id: int) -> Client | None:
         return await self.session.scalar(select(Client).where(Client.chat_id == chat_id))
 

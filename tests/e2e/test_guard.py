@@ -1,6 +1,7 @@
 """What a hostile client or a former member of staff tried, through the real bot against
 the emulator (issue 14): drafts, formulas in CSV files, stale staff rights, images outside
-the KB, the token in stored errors, staff commands out of place."""
+the KB, the token in stored errors, staff commands out of place, invite links (rotated,
+expiring, used up, moving a client only when staff confirm)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -18,12 +20,12 @@ from bot.app.runtime import App
 from bot.app.scheduler import job_table
 from bot.cli.main import main as cli_main
 from bot.config import Config
-from bot.messaging.callbacks import FaqShow, TicketAction
+from bot.messaging.callbacks import CompanyMove, FaqShow, TicketAction
 from bot.messaging.outbox import PRIORITY_NOTICE
 from bot.sandbox.emulator import FakeTelegram, Fault
 from bot.services.reports.render import reports_directory
 from bot.services.retention import retention_sweep
-from storage.models import FaqArticle, InboxUpdate, OutboxMessage, Ticket
+from storage.models import Client, Company, FaqArticle, InboxUpdate, OutboxMessage, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import (
     ADMIN,
@@ -37,6 +39,14 @@ from tests.e2e.conftest import (
     settle,
     start_with_kb,
     texts_to,
+)
+from tests.e2e.test_contracts import (
+    CLIENT_B,
+    WEDNESDAY,
+    join,
+    running,
+    staff_says,
+    with_companies,
 )
 
 HOSTILE = 5066
@@ -310,3 +320,91 @@ async def test_an_invite_link_is_rotated_and_the_old_one_stops_working(
     tg.send_message(CLIENT, f"/start {new}")
     await settle(app, tg)
     assert any("сотрудник компании ООО Ромашка" in t for t in texts_to(tg, CLIENT))
+
+
+LIMITED: list[dict[str, Any]] = [
+    {"name": "Ромашка", "invite_uses": 1},
+    {"name": "Лютик", "invite_expires": "2026-12-01"},  # the day before WEDNESDAY
+]
+
+
+async def test_an_invite_link_expires_and_stops_after_its_uses(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    tg.add_user(HOSTILE, "Гость", language_code="ru")
+    tg.add_user(CLIENT_B, "Борис", language_code="ru")
+    config = with_companies(make_config, LIMITED)
+    async with running(config) as app:
+        await join(app, tg, CLIENT, "Ромашка")
+        assert "сотрудник компании Ромашка" in texts_to(tg, CLIENT)[-1]
+        await join(app, tg, HOSTILE, "Ромашка")  # one use only: taken
+        assert "уже подключились все, для кого она была" in texts_to(tg, HOSTILE)[-1]
+        await join(app, tg, CLIENT_B, "Лютик")  # worked through 1 December
+        assert "Срок действия этой ссылки-приглашения закончился" in texts_to(tg, CLIENT_B)[-1]
+        assert await company_of(app, HOSTILE) is None and await company_of(app, CLIENT_B) is None
+        assert "подключились 1 из 1" in await staff_says(app, tg, "/org invite Ромашка")
+        await staff_says(app, tg, "/org add Мак")
+        answer = await staff_says(app, tg, "/org invite Мак expires 1h")
+        assert "Действует до 02.12 11:00" in answer
+        assert "Не понимаю «soon»" in await staff_says(app, tg, "/org invite Мак expires soon")
+        assert "без ограничения" in await staff_says(app, tg, "/org invite Ромашка uses off")
+        await join(app, tg, HOSTILE, "Ромашка")
+        assert await company_of(app, HOSTILE) == "Ромашка"
+    async with running(config, WEDNESDAY + timedelta(hours=2)) as app:
+        await join(app, tg, CLIENT_B, "Мак")  # an hour late
+        assert "Срок действия этой ссылки-приглашения закончился" in texts_to(tg, CLIENT_B)[-1]
+        assert await company_of(app, CLIENT_B) is None
+        assert "истекла" in await staff_says(app, tg, "/org Мак")
+
+
+async def company_of(app: App, user_id: int) -> str | None:
+    async with app.db.transaction() as session:
+        return await session.scalar(select(Client.company).where(Client.user_id == user_id))
+
+
+async def test_a_client_moves_company_through_an_invite_only_when_staff_confirm(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    config = with_companies(make_config, [{"name": "Альфа"}, {"name": "Бета"}])
+    async with running(config) as app:
+        await join(app, tg, CLIENT, "Альфа")
+        await join(app, tg, CLIENT, "Бета")  # another company's link: staff are asked
+        assert "нам нужно подтверждение" in texts_to(tg, CLIENT)[-1]
+        asked = texts_to(tg, STAFF_CHAT)[-1]
+        assert "Анна" in asked and "сотрудник компании Альфа" in asked
+        assert "по ссылке-приглашению компании Бета. Перевести?" in asked
+        assert await company_of(app, CLIENT) == "Альфа"  # pending until confirmed
+        confirm = tg.find_button(STAFF_CHAT, "Перевести")
+        keep = tg.find_button(STAFF_CHAT, "Оставить как было")
+        assert confirm is not None and keep is not None
+        # Not staff (the button's data pressed elsewhere): refused. Forged data: refused.
+        tg.press_button(STRANGER, STRANGER, 1, confirm[1], check=False)
+        await settle(app, tg)
+        assert "только для сотрудников" in tg.callback_answers[-1].get("text", "")
+        async with app.db.transaction() as session:
+            client_id = await session.scalar(select(Client.id).where(Client.user_id == CLIENT))
+            alpha = await session.scalar(select(Company.id).where(Company.name == "Альфа"))
+        assert client_id is not None and alpha is not None
+        forged = CompanyMove(action="confirm", client=client_id, company=alpha).pack()
+        tg.press_button(STAFF, STAFF_CHAT, confirm[0], forged, check=False)
+        await settle(app, tg)
+        assert "уже решён или отменён" in tg.callback_answers[-1].get("text", "")
+        assert await company_of(app, CLIENT) == "Альфа"
+        # "Keep": they stay; the old button is stale now.
+        tg.press_button(STAFF, STAFF_CHAT, keep[0], keep[1])
+        await settle(app, tg)
+        assert "Вы остаётесь сотрудником компании Альфа" in texts_to(tg, CLIENT)[-1]
+        assert "Анна остаётся в компании Альфа" in texts_to(tg, STAFF_CHAT)[-1]
+        tg.press_button(STAFF, STAFF_CHAT, confirm[0], confirm[1], check=False)
+        await settle(app, tg)
+        assert "уже решён или отменён" in tg.callback_answers[-1].get("text", "")
+        assert await company_of(app, CLIENT) == "Альфа"
+        # Asked again and confirmed: moved.
+        await join(app, tg, CLIENT, "Бета")
+        confirm = tg.find_button(STAFF_CHAT, "Перевести")
+        assert confirm is not None
+        tg.press_button(STAFF, STAFF_CHAT, confirm[0], confirm[1])
+        await settle(app, tg)
+        assert await company_of(app, CLIENT) == "Бета"
+        assert "сотрудник компании Бета" in texts_to(tg, CLIENT)[-1]
+        assert "Анна переведен(а) в компанию Бета (была: Альфа)" in texts_to(tg, STAFF_CHAT)[-1]

@@ -52,8 +52,9 @@ async def test_find_link_rename_and_sync(tmp_path: Path) -> None:
                             last_seen_at=NOW)
             s.add(client)
             await s.flush()
-            assert await org.join_by_invite(s, client, "nonsense") is None
-            assert await org.join_by_invite(s, client, horns.invite_code) is horns
+            assert await org.join_by_invite(s, client, "nonsense", NOW) is None
+            assert await org.join_by_invite(s, client, horns.invite_code, NOW) == \
+                org.Join("joined", horns)
             assert (client.company_id, client.company) == (horns.id, "Рога и копыта")
             await org.rename(s, horns, "Рога и Копыта ООО")
             await s.refresh(client)
