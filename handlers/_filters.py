@@ -16,7 +16,6 @@ from typing import Any
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from magic_filter import MagicFilter
 
-from bot.config import Config
 from bot.messaging.notify import Actor
 from handlers._parse import staff_actor
 
@@ -28,8 +27,9 @@ async def private_chat(event: Message | CallbackQuery) -> bool:
     return message is None or message.chat.type == "private"
 
 
-async def in_staff_chat(message: Message, config: Config) -> bool:
-    return message.chat.id == config.telegram.staff_chat_id
+async def in_staff_chat(message: Message, staff_chat_id: int) -> bool:
+    """The staff group (`staff_chat_id`: the config's, or the supergroup it became)."""
+    return message.chat.id == staff_chat_id
 
 
 async def from_staff(message: Message, is_staff: bool) -> bool | dict[str, Actor]:

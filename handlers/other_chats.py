@@ -13,7 +13,6 @@ import logging
 from aiogram import Router
 from aiogram.types import ChatMemberUpdated
 
-from bot.config import Config
 from bot.messaging.notify import Notifier
 from bot.messaging.outbox import PRIORITY_REPLY
 
@@ -23,12 +22,12 @@ PRESENT = {"member", "administrator", "creator", "restricted"}
 
 
 async def bot_added(
-    member_update: ChatMemberUpdated, config: Config, notifier: Notifier
+    member_update: ChatMemberUpdated, staff_chat_id: int, notifier: Notifier
 ) -> None:
     new = member_update.new_chat_member.status
     status = str(getattr(new, "value", new))
     chat = member_update.chat
-    if chat.id == config.telegram.staff_chat_id or status not in PRESENT:
+    if chat.id == staff_chat_id or status not in PRESENT:
         return
     log.warning("added to chat %s (%s), which is not the staff group: leaving",
                 chat.id, chat.type)

@@ -137,14 +137,16 @@ class Container:
             api=TelegramAPIServer.from_base(t.api_base), timeout=t.request_timeout))
         limiter = RateLimiter(d.global_per_second, d.per_chat_per_second, d.per_group_per_minute,
                               monotonic)
+        staff = StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum,
+                               cache_seconds=config.security.staff_cache_seconds)
         return cls(
             config=config, clock=clock, db=db,
             texts=Texts(config.desk.language, config.desk.timezone),
             classify=classify or configured_classifier(config, shared),
             sla=SlaPolicy(config.desk, config.sla), faq=faq, semantic=shared, bot=bot,
-            staff=StaffDirectory(bot, t.staff_chat_id, t.admins, forum=t.staff_forum,
-                                 cache_seconds=config.security.staff_cache_seconds),
+            staff=staff,
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
+                                    on_migrated=staff.chat_migrated,
                                     max_backoff=d.max_backoff_seconds,
                                     group_history=not db.is_sqlite),
         )
@@ -226,7 +228,7 @@ class Scope:
     @cached_property
     def notifier(self) -> Notifier:
         c = self.container
-        return Notifier(self.out, c.texts, staff_chat_id=c.config.telegram.staff_chat_id,
+        return Notifier(self.out, c.texts, staff_chat_id=c.staff.staff_chat_id,
                         forum=c.staff.forum, signature=c.config.desk.signature)
 
     @cached_property

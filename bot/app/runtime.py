@@ -91,7 +91,8 @@ class App:
         await upgrade_async(self.config.database.url)
         self.container.texts.warm_up()
         await self.container.faq.load(self.db)
-        await self.container.staff.learn_forum()
+        await self.container.staff.follow_moves(self.db)  # the supergroup it became, if so
+        await self.container.staff.learn_forum(self.db)
         # Companies of [[companies]] (bot/services/companies.py); the bot's @username for
         # their invite links, asked once now (aiogram keeps it) rather than inside an update.
         await sync_companies(self.db, self.config.companies, self.clock(),
@@ -104,7 +105,7 @@ class App:
         lang = self.config.desk.language
         scopes: list[tuple[str, Any]] = [
             ("client", BotCommandScopeAllPrivateChats()),
-            ("staff", BotCommandScopeChat(chat_id=self.config.telegram.staff_chat_id)),
+            ("staff", BotCommandScopeChat(chat_id=self.container.staff.staff_chat_id)),
         ]
         for audience, scope in scopes:
             for language in ("ru", "en"):

@@ -67,6 +67,8 @@ from storage.repos.tickets import TicketMessages, Tickets
 log = logging.getLogger(__name__)
 
 BlockedHandler = Callable[[AsyncSession, int, int | None], Awaitable[None]]
+# A group became a supergroup: (session, old id, new id) -> the outbox rows moved.
+MigratedHandler = Callable[[AsyncSession, int, int], Awaitable[int]]
 
 
 PARK_AFTER = 5  # unexpected failures of one row before it is given up (status failed)
@@ -97,6 +99,7 @@ class DeliveryWorker:
         clock: Clock,
         *,
         on_blocked: BlockedHandler | None = None,
+        on_migrated: MigratedHandler | None = None,
         max_in_flight: int = 32,
         max_backoff: float = 60.0,
         idle_poll: float = 0.5,
@@ -107,6 +110,7 @@ class DeliveryWorker:
         self.limiter = limiter
         self.clock = clock
         self.on_blocked = on_blocked
+        self.on_migrated = on_migrated
         self.max_in_flight = max_in_flight
         self.max_backoff = max_backoff
         self.idle_poll = idle_poll
@@ -303,12 +307,15 @@ class DeliveryWorker:
 
     async def _migrated(self, row: _Row, new_chat_id: int) -> None:
         """The group became a supergroup with a new id: this row and every other one
-        waiting for the chat go there, at once."""
+        waiting for the chat go there, at once (`on_migrated`: the staff directory, which
+        also records the move and, for the staff group, goes on with the new id)."""
         async with self.db.transaction() as session:
-            moved = await Outbox(session).move_chat(row.chat_id, new_chat_id)
-        log.error("chat %s became supergroup %s: %d queued messages moved there; if it is "
-                  "the staff group, set [telegram] staff_chat_id = %s", row.chat_id,
-                  new_chat_id, moved, new_chat_id)
+            if self.on_migrated is not None:
+                moved = await self.on_migrated(session, row.chat_id, new_chat_id)
+            else:
+                moved = await Outbox(session).move_chat(row.chat_id, new_chat_id)
+        log.warning("chat %s became supergroup %s: %d queued messages moved there",
+                    row.chat_id, new_chat_id, moved)
         self.wake()
 
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:

@@ -3,7 +3,9 @@ the client record for handlers that take one.
 
 `UnitOfWork` (outer, on updates) opens the transaction and the update's scope
 (bot/app/container.py); handlers receive what the scope offers (`desk`, `notifier`,
-`faq`, `ratings`, `session`, `now`, `texts`, `after_commit`) and `is_staff`. The Bot API
+`faq`, `ratings`, `session`, `now`, `texts`, `after_commit`), `is_staff` and
+`staff_chat_id` (the staff group's id now: the supergroup it became, once it did; Telegram's
+service message about that upgrade is handled here, before any handler). The Bot API
 calls a handler queues in `after_commit` (a button's answer) are made after the commit,
 never under the write lock (bot/messaging/after_commit.py). The update is marked handled
 in the same transaction, so a crash either keeps everything the update did or nothing of
@@ -103,6 +105,29 @@ def _flagged(handlers: list[HandlerObject], flag: str) -> list[HandlerObject]:
     return [handler for handler in handlers if handler.flags.get(flag)]
 
 
+def _migration(update: Update) -> tuple[int, int] | None:
+    """(old id, new id) of Telegram's service message about a group upgraded to a
+    supergroup: "migrated to" in the old group, "migrated from" in the new one."""
+    message = update.message
+    if message is None:
+        return None
+    if message.migrate_to_chat_id is not None:
+        return message.chat.id, message.migrate_to_chat_id
+    if message.migrate_from_chat_id is not None:
+        return message.migrate_from_chat_id, message.chat.id
+    return None
+
+
+def _group_of(update: Update) -> int | None:
+    """The group a message, a button press or a change of the bot's membership comes from
+    (None: a private chat, or none)."""
+    message = update.message or (update.callback_query.message
+                                 if update.callback_query else None)
+    chat = (message.chat if message is not None
+            else update.my_chat_member.chat if update.my_chat_member else None)
+    return chat.id if chat is not None and chat.type in ("group", "supergroup") else None
+
+
 def _chat_of(update: Update) -> int | None:
     """The chat an update belongs to, as bot.telegram.intake.chat_of records it in the inbox."""
     for message in (update.message, update.edited_message, update.my_chat_member,
@@ -138,6 +163,11 @@ class UnitOfWork(BaseMiddleware):
         change = event.chat_member
         if change is not None:  # staff rights end with the membership, not the cache
             self.staff.member_changed(change.chat.id, change.new_chat_member.user.id)
+        group = _group_of(event)
+        if group is not None and group != self.staff.staff_chat_id:
+            # A group the bot does not know: perhaps the staff group as the supergroup it
+            # became, which another worker saw happen.
+            await self.staff.follow_moves(self.db)
         # Only members can write or press buttons in the staff group itself.
         sender = self.requests.sender(event)
         # A command counts where it is typed (staff group, admins' private chats); a button
@@ -165,9 +195,13 @@ class UnitOfWork(BaseMiddleware):
             # earlier run, already finished is not handled twice.
             if await inbox.is_handled(event.update_id, lock=True):
                 return None
+            migration = _migration(event)
+            if migration is not None:  # before the handlers: they see the new id
+                await self.staff.chat_migrated(session, *migration)
             scope = await self.open_scope(session)
             data.update(scope.handler_data(), is_staff=is_staff, staff_now=staff_now,
-                        staff_group_public=self.staff.public)
+                        staff_group_public=self.staff.public,
+                        staff_chat_id=self.staff.staff_chat_id)
             result = await handler(event, data)
             await inbox.mark_handled(event.update_id, self.clock())
         if scope.wrote:

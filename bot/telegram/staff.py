@@ -1,5 +1,7 @@
 """The staff group as Telegram knows it: who is staff (configured admins and members of the
-group, asked of Telegram, cached) and whether the group has topics."""
+group, asked of Telegram, cached), whether the group has topics, and its id — the
+config's, or that of the supergroup it became (a basic group upgraded, e.g. when someone
+turns Topics on), recorded in the database and used over the config from then on."""
 
 from __future__ import annotations
 
@@ -7,7 +9,12 @@ import logging
 import time
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.repos.chats import current_id, record_move
+from storage.repos.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +44,48 @@ class StaffDirectory:
         """Whether every incident gets a topic of its own; False until known."""
         return bool(self._forum)
 
-    async def learn_forum(self) -> None:
+    async def follow_moves(self, db: Database) -> None:
+        """The supergroup the staff group became, as the database recorded it: at start-up,
+        and when a group the bot does not know writes (another worker may have seen the
+        upgrade)."""
+        async with db.reading() as session:
+            now = await current_id(session, self.staff_chat_id)
+        if now != self.staff_chat_id:
+            self._moved(now)
+
+    async def chat_migrated(self, session: AsyncSession, old_chat_id: int,
+                            new_chat_id: int) -> int:
+        """A group became a supergroup (Telegram's service message, or its answer to a
+        send): what waits in the outbox for it goes to the new id, the move is recorded
+        and, for the staff group, the desk goes on there. Returns the rows moved."""
+        moved = await Outbox(session).move_chat(old_chat_id, new_chat_id)
+        await record_move(session, old_chat_id, new_chat_id)
+        if old_chat_id == self.staff_chat_id:
+            self._moved(new_chat_id)
+        return moved
+
+    def _moved(self, new_chat_id: int) -> None:
+        log.error("the staff group %s became supergroup %s: the desk works there now; set "
+                  "[telegram] staff_chat_id = %s in config.toml", self.staff_chat_id,
+                  new_chat_id, new_chat_id)
+        self.staff_chat_id = new_chat_id
+        self._cache.clear()  # membership is asked of the new group
+
+    async def learn_forum(self, db: Database | None = None) -> None:
         """Ask Telegram what the staff group is, once, at start-up: whether it has topics
         (unless the configuration says: it changes only when staff convert the group, and
-        a restart follows that) and whether it is public (`public`)."""
+        a restart follows that) and whether it is public (`public`). A group upgraded to a
+        supergroup meanwhile is followed there (recorded in `db`)."""
         try:
-            chat = await self.bot.get_chat(self.staff_chat_id)
+            try:
+                chat = await self.bot.get_chat(self.staff_chat_id)
+            except TelegramMigrateToChat as exc:
+                if db is None:
+                    raise
+                async with db.transaction() as session:
+                    await self.chat_migrated(session, self.staff_chat_id,
+                                             exc.migrate_to_chat_id)
+                chat = await self.bot.get_chat(self.staff_chat_id)
         except TelegramAPIError as exc:
             log.warning("cannot read the staff group (%s); assuming it has no topics", exc)
             if self._forum is None:

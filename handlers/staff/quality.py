@@ -30,9 +30,9 @@ from handlers._filters import with_sender
 
 async def quality_command(
     message: Message, command: CommandObject, user: User, desk: Desk, session: Session,
-    now: datetime, notifier: Notifier, texts: Texts, config: Config,
+    now: datetime, notifier: Notifier, texts: Texts, config: Config, staff_chat_id: int,
 ) -> None:
-    in_staff_chat = message.chat.id == config.telegram.staff_chat_id
+    in_staff_chat = message.chat.id == staff_chat_id
     if not config.is_admin(user.id):
         if not in_staff_chat:
             raise SkipHandler  # a client typing /quality: an unknown command like any other

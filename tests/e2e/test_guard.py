@@ -408,3 +408,62 @@ async def test_a_client_moves_company_through_an_invite_only_when_staff_confirm(
         assert await company_of(app, CLIENT) == "Бета"
         assert "сотрудник компании Бета" in texts_to(tg, CLIENT)[-1]
         assert "Анна переведен(а) в компанию Бета (была: Альфа)" in texts_to(tg, STAFF_CHAT)[-1]
+
+
+NEW_STAFF_CHAT = -1009002
+
+
+async def test_the_staff_group_upgraded_to_a_supergroup_is_followed_across_a_restart(
+    make_config: Callable[..., Config], tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram answers a send to the old group with "migrated": the card goes to the new
+    id, the desk works there, and after a restart with the old id still in the config."""
+    tg.add_group(NEW_STAFF_CHAT, "Поддержка", is_forum=True,
+                 members={STAFF: "member", STAFF_2: "administrator"})
+    config = make_config()
+    bot_app = new_app(config)
+    await bot_app.start()
+    try:
+        tg.inject(Fault.error(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                              {"migrate_to_chat_id": NEW_STAFF_CHAT}), chat_id=STAFF_CHAT)
+        tg.send_message(CLIENT, "Не работает принтер")
+        await settle(bot_app, tg)
+        assert tg.sent(STAFF_CHAT) == []
+        assert "Не работает принтер" in "\n".join(texts_to(tg, NEW_STAFF_CHAT))
+        assert f"set [telegram] staff_chat_id = {NEW_STAFF_CHAT}" in caplog.text
+        tg.send_message(STAFF, "/close 1 заменили картридж", chat_id=NEW_STAFF_CHAT)
+        await settle(bot_app, tg)
+        assert "закрыто" in texts_to(tg, CLIENT)[-1]
+    finally:
+        await bot_app.stop()
+    caplog.clear()
+    bot_app = new_app(config)  # the config still names the old group
+    await bot_app.start()
+    try:
+        assert f"set [telegram] staff_chat_id = {NEW_STAFF_CHAT}" in caplog.text
+        tg.send_message(CLIENT_EN, "The scanner is broken")
+        await settle(bot_app, tg)
+        assert "The scanner is broken" in "\n".join(texts_to(tg, NEW_STAFF_CHAT))
+        tg.send_message(STAFF, "/health", chat_id=NEW_STAFF_CHAT)
+        await settle(bot_app, tg)
+        assert "Доставка сообщений" in texts_to(tg, NEW_STAFF_CHAT)[-1]
+    finally:
+        await bot_app.stop()
+
+
+async def test_the_service_message_of_the_upgrade_moves_the_desk_at_once(
+    app: App, tg: FakeTelegram
+) -> None:
+    tg.add_group(NEW_STAFF_CHAT, "Поддержка", is_forum=True, members={STAFF: "member"})
+    tg.raw_update({"message": {"message_id": 900, "date": 1_800_000_000,
+                               "chat": {"id": STAFF_CHAT, "type": "group", "title": "Поддержка"},
+                               "from": {"id": STAFF, "is_bot": False, "first_name": "Иван"},
+                               "migrate_to_chat_id": NEW_STAFF_CHAT}})
+    await settle(app, tg)
+    tg.send_message(CLIENT, "Не работает принтер")
+    await settle(app, tg)
+    assert tg.sent(STAFF_CHAT) == []  # the old group still takes messages: none went there
+    assert "Не работает принтер" in "\n".join(texts_to(tg, NEW_STAFF_CHAT))
+    tg.send_message(STAFF, "/tickets", chat_id=NEW_STAFF_CHAT)
+    await settle(app, tg)
+    assert "#1" in texts_to(tg, NEW_STAFF_CHAT)[-1]

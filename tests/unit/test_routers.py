@@ -9,7 +9,7 @@ import inspect
 from aiogram import Dispatcher, Router
 from aiogram.filters import Command
 
-from bot.messaging.callbacks import BellTake, KbAction, RateAction, TicketAction
+from bot.messaging.callbacks import BellTake, CompanyMove, KbAction, RateAction, TicketAction
 from bot.telegram.middleware import StaffRequests
 from handlers import STAFF_FLAG, routers
 from handlers._filters import private_chat
@@ -49,8 +49,8 @@ def test_the_staff_requests_are_those_of_the_flagged_handlers() -> None:
     requests = StaffRequests.of(routers(), STAFF_FLAG)
     assert requests.commands == {"take", "status", "close", "reopen", "sev", "tickets", "kb",
                                  "mute", "unmute", "time", "scope"}
-    assert set(requests.buttons) == {
-        f"{data.__prefix__}:" for data in (TicketAction, KbAction, RateAction, BellTake)}
+    assert set(requests.buttons) == {f"{data.__prefix__}:" for data in (
+        TicketAction, KbAction, RateAction, BellTake, CompanyMove)}
 
 
 def test_a_new_staff_command_needs_no_second_list() -> None:

@@ -188,7 +188,7 @@ async def monthly_acts(
         if await next_number(session, counter) != 1:
             return 0  # another worker sent them meanwhile
         notifier = notifier_for(session)
-        staff = config.telegram.staff_chat_id
+        staff = notifier.staff_chat_id
         for (act, contacts), paths in zip(acts, files, strict=True):
             await send_act_files(notifier, act, paths, chat_id=staff, thread_id=None,
                                  priority=PRIORITY_NOTICE, contacts=contacts)
