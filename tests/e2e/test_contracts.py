@@ -317,7 +317,9 @@ async def test_the_coordinator_gets_the_companys_quarter_once_across_a_restart(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
     tg.add_user(CLIENT_B, "Борис", language_code="ru")
-    companies: list[dict[str, Any]] = [{"name": "Альфа", "contacts": [CLIENT_B]}, {"name": "Бета"}]
+    companies: list[dict[str, Any]] = [
+        {"name": "Альфа", "contacts": [CLIENT_B], "account_manager": "@boss_alpha"},
+        {"name": "Бета"}]
     config = with_companies(make_config, companies, quality={"enabled": True})
     check = q.Schedule.from_config(config).next_after(WEDNESDAY)
     assert check is not None and check.astimezone(MSK).date().month == 1  # Q4's check
@@ -331,10 +333,12 @@ async def test_the_coordinator_gets_the_companys_quarter_once_across_a_restart(
         tg.send_message(CLIENT, OUTAGE)
         await settle(app, tg)
         await staff_says(app, tg, "/close 1 1h30 перезагрузили роутер")
-        found = tg.find_button(CLIENT, "Отлично")
+        found = tg.find_button(CLIENT, "Плохо")
         assert found is not None
         tg.press_button(CLIENT, CLIENT, found[0], found[1])
         await settle(app, tg)
+        # A bad rating: the company's account manager is mentioned on the alert.
+        assert any("Руководитель: @boss_alpha" in t for t in texts_to(tg, STAFF_CHAT))
         for moment in (check, check + timedelta(minutes=5)):  # two ticks: one summary
             await quality_job(app.db, app.container.notifier_for, config, moment)
         app.delivery.wake()
@@ -344,7 +348,7 @@ async def test_the_coordinator_gets_the_companys_quarter_once_across_a_restart(
         assert "обратились к нам 1 раз(а), решено обращений: 1" in summary
         assert "Обычно мы отвечали за" in summary
         assert "работали над ними 1 ч 30 мин" in summary
-        assert "Оценки ваших сотрудников: 1, средняя 5,0 из 5" in summary
+        assert "Оценки ваших сотрудников: 1, средняя 2,0 из 5" in summary
         assert not any("итоги за" in t for t in texts_to(tg, CLIENT))  # not a coordinator
     async with running(config, check + timedelta(minutes=10)) as app:  # its own tick runs
         await app.scheduler.wait_idle()
