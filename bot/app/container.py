@@ -130,6 +130,7 @@ class Container:
         the process's (loaded once; without it FAQ and severity work on words only)."""
         keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
         keep_secret(config.telegram.secret_token.get_secret_value())
+        keep_secret(config.monitoring.token.get_secret_value())
         shared = semantic or Semantic.shared(config.kb.vector_cache)
         faq = FaqService(config.kb, clock, shared)
         faq.load_files()
