@@ -173,6 +173,10 @@ class DeskConfig(_Section):
     # or the client writes again. 0 turns this off.
     surge_threshold: Annotated[int, Field(ge=0)] = 30
     surge_window_minutes: Annotated[int, Field(ge=1, le=120)] = 10
+    # The desk suggests a problem (one tap makes the first a problem and links the rest)
+    # when this many similar new incidents from different clients arrive within
+    # `surge_window_minutes` (bot/services/problems.py). 0 turns this off.
+    suggest_problem_after: Annotated[int, Field(ge=0)] = 3
     # Working time in `timezone`, for SLA targets measured in business hours.
     workdays: Annotated[list[Weekday], Field(min_length=1)] = ["mon", "tue", "wed", "thu", "fri"]
     work_start: time = time(9)

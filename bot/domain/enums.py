@@ -86,6 +86,7 @@ class EventKind(StrEnum):
     PROBLEM = "problem"  # made a problem (new_value: its title's start)
     LINKED = "linked"  # linked to problem new_value
     UNLINKED = "unlinked"  # unlinked from problem old_value
+    SUGGESTED = "suggested"  # in a suggested problem, with incident new_value first
 
 
 class ResolutionKind(StrEnum):

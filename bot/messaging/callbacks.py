@@ -93,3 +93,10 @@ class ProblemAction(CallbackData, prefix="pa"):
 
     action: str
     number: int
+
+
+class ProblemSuggest(CallbackData, prefix="ps"):
+    """Staff: accept the desk's suggestion led by incident `number` (it becomes a problem,
+    the others suggested with it are linked)."""
+
+    number: int

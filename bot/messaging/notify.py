@@ -16,6 +16,7 @@ from bot.messaging.callbacks import (
     ClientAction,
     ProblemAction,
     ProblemLink,
+    ProblemSuggest,
     TicketAction,
     UrgentAction,
 )
@@ -249,6 +250,17 @@ class Notifier:
         else:
             await self.out.send_text(self.staff_chat_id, html, priority=PRIORITY_STAFF,
                                      keyboard=keyboard)
+
+    async def problem_suggestion(self, tickets: list[Ticket]) -> None:
+        """Similar new incidents from different clients: one tap makes the first a problem
+        and links the others."""
+        first = tickets[0]
+        await self.out.send_text(
+            self.staff_chat_id, self.texts.staff("problem_suggestion", tickets=tickets),
+            priority=PRIORITY_STAFF,
+            keyboard=[[button(self.texts.label(self.texts.default_language,
+                                               "accept_suggestion").format(number=first.number),
+                              ProblemSuggest(number=first.number).pack())]])
 
     async def known_problem(self, ticket: Ticket, client: Client, content: Content) -> None:
         """A new report of a problem we work on already: told so at once, with "mine is

@@ -20,24 +20,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import DeskConfig
 from bot.domain.alerts import Alert
 from bot.domain.clock import Clock, Monotonic
-from bot.domain.enums import EventKind
+from bot.domain.enums import ActorKind, EventKind
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.services.desk import SUBJECT_CHARS, Desk, DeskError
 from bot.services.semantic import Semantic
+from kb.encoder import Vectors
 from kb.text import stems
 from storage.db import Database
-from storage.models import Client, Problem, Ticket
+from storage.models import Client, Problem, Ticket, TicketEvent
 from storage.repos.companies import Companies
+from storage.repos.events import TicketEvents
 from storage.repos.problems import Problems
-from storage.repos.tickets import Tickets
+from storage.repos.tickets import TicketMessages, Tickets
 
 # A report matches a problem at this cosine similarity of their sentence vectors (lower
 # when both are of the same company), or with this share of the problem's words in it.
@@ -115,6 +118,84 @@ class OpenTitles:
                 self._titles = [p.title for p in await Problems(session).open()]
             self._read_at = now
         return self._titles
+
+
+# -- the desk suggests a problem ------------------------------------------------------
+
+SUGGEST_CANDIDATES = 200  # recent incidents compared at most, per sweep
+SUGGEST_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Candidate:
+    number: int
+    client_id: int
+    text: str
+
+
+def clusters(candidates: Sequence[Candidate], vectors: Vectors | None,
+             need: int) -> list[list[Candidate]]:
+    """Groups of similar incidents from at least `need` different clients, each led by its
+    earliest; an incident joins one group at most. Similar: the sentence vectors (when
+    given) at `SIMILAR`, else `WORDS_SHARED` of the shorter text's words."""
+    words = [set(stems(c.text)) for c in candidates] if vectors is None else []
+
+    def alike(i: int, j: int) -> bool:
+        if vectors is not None:
+            return float(vectors[i] @ vectors[j]) >= SIMILAR
+        least = min(len(words[i]), len(words[j]))
+        return bool(least) and len(words[i] & words[j]) / least >= WORDS_SHARED
+
+    used: set[int] = set()
+    found = []
+    for i in range(len(candidates)):
+        if i in used:
+            continue
+        members = [j for j in range(i, len(candidates)) if j not in used
+                   and (j == i or alike(i, j))]
+        if len({candidates[j].client_id for j in members}) >= need:
+            used.update(members)
+            found.append([candidates[j] for j in members])
+    return found
+
+
+async def suggest_problems(
+    db: Database, semantic: Semantic, notifier_for: Callable[[AsyncSession], Notifier],
+    config: DeskConfig, now: datetime,
+) -> int:
+    """The scheduled sweep: suggest a problem for each group of similar new incidents from
+    different clients within `surge_window_minutes` (each incident suggested once); returns
+    how many suggestions were posted. The texts are read beside the writer and encoded in
+    the encoder's thread before the writing transaction opens."""
+    need = config.suggest_problem_after
+    since = now - timedelta(minutes=config.surge_window_minutes)
+    async with db.reading() as session:
+        tickets = await Problems(session).candidates(since, SUGGEST_CANDIDATES)
+        texts = await TicketMessages(session).first_texts_from_client([t.id for t in tickets])
+        candidates = [Candidate(t.number, t.client_id, texts.get(t.id) or t.subject)
+                      for t in tickets]
+    if len({c.client_id for c in candidates}) < need:
+        return 0
+    await semantic.prepare([c.text for c in candidates])
+    found = clusters(candidates, semantic.cached([c.text for c in candidates]), need)
+    if not found:
+        return 0
+    posted = 0
+    async with db.transaction() as session:
+        problems = Problems(session)
+        events = TicketEvents(session)
+        for group in found:
+            # still unsuggested now, in the writing transaction (another sweep, a /link)
+            fresh = await problems.candidates(since, len(group), [c.number for c in group])
+            if len({t.client_id for t in fresh}) < need:
+                continue
+            for ticket in fresh:
+                await events.add(TicketEvent(
+                    ticket_id=ticket.id, at=now, actor_kind=ActorKind.SYSTEM,
+                    kind=EventKind.SUGGESTED, new_value=str(fresh[0].number)))
+            await notifier_for(session).problem_suggestion(list(fresh))
+            posted += 1
+    return posted
 
 
 class ProblemError(DeskError):
@@ -254,6 +335,15 @@ class ProblemDesk:
             await self._desk.answer_only(ticket, client, actor, content)
         problem.updated_at = self._clock()
         await self._notify.problem_line(problem, "problem_told", count=len(rows))
+
+    async def accept_suggestion(self, number: int, actor: Actor) -> Problem:
+        """The suggestion's button: its first incident made a problem, the others linked."""
+        others = [n for n in await self._problems.suggested_with(number) if n != number]
+        if not others:
+            raise ProblemError("button_invalid")
+        problem = await self.make(number, None, actor)
+        await self.link([(n, n) for n in others], problem.number, actor)
+        return problem
 
     # -- closing ------------------------------------------------------------------------
 

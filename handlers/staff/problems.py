@@ -1,5 +1,6 @@
 """Problems from the staff side: /problem, /link, /unlink, and their buttons (a card's
-"link to problem #N", the surge digest's, the alert's "close the problem").
+"link to problem #N", the surge digest's, the alert's "close the problem", the desk's
+suggestion "make #N a problem and link all").
 
     /problem 101 <title>        incident #101 becomes a problem (in its topic: /problem <title>)
     /problem close 101 [text]   the problem and every linked incident closed
@@ -17,7 +18,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.messaging.after_commit import AfterCommit
-from bot.messaging.callbacks import ProblemAction, ProblemLink
+from bot.messaging.callbacks import ProblemAction, ProblemLink, ProblemSuggest
 from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
@@ -114,16 +115,21 @@ async def link_button(
 
 
 async def problem_button(
-    callback: CallbackQuery, callback_data: ProblemAction, problems: ProblemDesk,
-    is_staff: bool, texts: Texts, after_commit: AfterCommit,
+    callback: CallbackQuery, callback_data: ProblemAction | ProblemSuggest,
+    problems: ProblemDesk, is_staff: bool, texts: Texts, after_commit: AfterCommit,
 ) -> None:
+    """The alert's "close the problem", the suggestion's "make it a problem"."""
     if not is_staff:
         refuse_non_staff(callback, texts, after_commit)
         return
+    actor = staff_actor(callback.from_user)
     try:
-        if callback_data.action != "close":
+        if isinstance(callback_data, ProblemSuggest):
+            await problems.accept_suggestion(callback_data.number, actor)
+        elif callback_data.action == "close":
+            await problems.close(callback_data.number, actor, None)
+        else:
             raise DeskError("button_invalid")
-        await problems.close(callback_data.number, staff_actor(callback.from_user), None)
     except DeskError as error:
         alert_error(callback, texts, after_commit, error)
         return
@@ -138,4 +144,5 @@ def router() -> Router:
     router.message.register(unlink_command, Command("unlink"), flags=STAFF)
     router.callback_query.register(link_button, ProblemLink.filter(), flags=STAFF)
     router.callback_query.register(problem_button, ProblemAction.filter(), flags=STAFF)
+    router.callback_query.register(problem_button, ProblemSuggest.filter(), flags=STAFF)
     return router

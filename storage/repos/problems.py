@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.enums import OPEN_STATUSES
-from storage.models import Client, OutboxMessage, Problem, Ticket
+from bot.domain.enums import OPEN_STATUSES, EventKind
+from storage.models import Client, OutboxMessage, Problem, Ticket, TicketEvent
 from storage.repos.tickets import TicketWithClient
 
 OPEN_TITLES_LIMIT = 50  # open problems a new report is compared with
@@ -71,3 +72,26 @@ class Problems:
             select(Ticket).where(Ticket.number.between(first, last),
                                  Ticket.status.in_(OPEN_STATUSES))
             .order_by(Ticket.number))).all()
+
+    async def candidates(self, since: datetime, limit: int,
+                         numbers: Sequence[int] | None = None) -> Sequence[Ticket]:
+        """Open incidents opened since then that are no problem, linked to none and in no
+        suggestion yet (of `numbers` only, if given), by number."""
+        query = select(Ticket).where(
+            Ticket.opened_at >= since, Ticket.status.in_(OPEN_STATUSES),
+            Ticket.problem_number.is_(None),
+            ~select(Problem.id).where(Problem.ticket_id == Ticket.id).exists(),
+            ~select(TicketEvent.id).where(TicketEvent.ticket_id == Ticket.id,
+                                          TicketEvent.kind == EventKind.SUGGESTED).exists())
+        if numbers is not None:
+            query = query.where(Ticket.number.in_(list(numbers)))
+        return (await self.session.scalars(query.order_by(Ticket.number).limit(limit))).all()
+
+    async def suggested_with(self, number: int) -> list[int]:
+        """The numbers of the open incidents suggested with incident `number` first."""
+        rows = await self.session.scalars(
+            select(Ticket.number).join(TicketEvent, TicketEvent.ticket_id == Ticket.id)
+            .where(TicketEvent.kind == EventKind.SUGGESTED,
+                   TicketEvent.new_value == str(number), Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.number))
+        return list(dict.fromkeys(rows.all()))

@@ -58,14 +58,14 @@ async def test_one_update_and_the_closure_reach_fifty_linked_clients(
             assert len(new) == 1 and "Провайдер чинит магистраль" in new[0], (user_id, new)
         assert "#" in texts_to(tg, clients[0])[-1]  # about their own incident's number
 
-        before = {u: len(texts_to(tg, u)) for u in [CLIENT, *clients]}
+        before = {u: len(tg.sent(u)) for u in [CLIENT, *clients]}
         tg.send_message(STAFF, "/close 1 Магистраль восстановлена", chat_id=STAFF_CHAT)
         await settle(app, tg, timeout=60)
         for index, user_id in enumerate([CLIENT, *clients]):
-            new = tg.sent(user_id)[before[user_id]:]
-            assert len(new) == 1, (user_id, [m["plain"] for m in new])
-            assert "Магистраль восстановлена" in new[0]["plain"]
-            rows = new[0]["reply_markup"]["inline_keyboard"]
+            sent = tg.sent(user_id)[before[user_id]:]
+            assert len(sent) == 1, (user_id, [m["plain"] for m in sent])
+            assert "Магистраль восстановлена" in sent[0]["plain"]
+            rows = sent[0]["reply_markup"]["inline_keyboard"]
             assert any(b["callback_data"].startswith("rt:") for row in rows for b in row)
             if index and (index - 1) % 5 == 0:  # the English ones are told in English
                 assert "Excellent" in str(rows)
@@ -124,5 +124,46 @@ async def test_a_new_matching_report_is_linked_and_mine_is_different_unlinks_it(
         tg.send_message(STAFF, "Ещё полчаса", chat_id=STAFF_CHAT, thread_id=topic_of(tg, 1))
         await settle(app, tg)
         assert len(texts_to(tg, CLIENT_EN)) == count
+    finally:
+        await app.stop()
+
+
+async def test_the_desk_suggests_a_problem_and_one_tap_links_them_all(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    app = new_app(make_config(desk={"suggest_problem_after": 3}))
+    await app.start()
+    try:
+        for index in range(4):
+            tg.add_user(FIRST_CLIENT + index, f"Клиент {index}")
+        tg.send_message(FIRST_CLIENT, "Не работает интернет в офисе")
+        tg.send_message(FIRST_CLIENT + 1, "Принтер не печатает")
+        await settle(app, tg)
+        await app.run_job("problems")  # one client only so far: nothing to suggest
+        await settle(app, tg)
+        assert not any("Похоже на одну проблему" in t for t in texts_to(tg, STAFF_CHAT))
+
+        tg.send_message(FIRST_CLIENT + 2, "С утра не работает интернет")
+        tg.send_message(FIRST_CLIENT + 3, "Интернет не работает в офисе, срочно")
+        await settle(app, tg)
+        await app.run_job("problems")
+        await settle(app, tg)
+        suggestion = texts_to(tg, STAFF_CHAT)[-1]
+        assert "Похоже на одну проблему: 3" in suggestion and "#2" not in suggestion
+        await app.run_job("problems")  # each incident is suggested once
+        await settle(app, tg)
+        assert texts_to(tg, STAFF_CHAT)[-1] == suggestion
+
+        message_id, data = tg.find_button(STAFF_CHAT,
+                                          "⚠️ Сделать #1 проблемой и привязать все") or (0, "")
+        tg.press_button(STAFF, STAFF_CHAT, message_id, data)
+        await settle(app, tg)
+        async with app.db.transaction() as session:
+            linked = (await session.scalars(
+                select(Ticket.number).where(Ticket.problem_number == 1))).all()
+        assert sorted(linked) == [3, 4]
+        tg.press_button(STAFF, STAFF_CHAT, message_id, data)  # again: refused
+        await settle(app, tg)
+        assert tg.callback_answers[-1].get("text")
     finally:
         await app.stop()
