@@ -38,6 +38,8 @@ COMMANDS = {
         "staff": [("tickets", "Открытые обращения"), ("take", "Взять: /take 42"),
                   ("status", "Статус: /status 42 waiting"), ("close", "Закрыть: /close 42"),
                   ("reopen", "Открыть снова"), ("sev", "Важность: /sev 42 critical"),
+                  ("problem", "Проблема: /problem 42 описание"),
+                  ("link", "Привязать к проблеме: /link 43 42"),
                   ("kb", "База знаний: /kb, /kb add, /kb stale"), ("help", "Справка")],
     },
     "en": {
@@ -47,6 +49,8 @@ COMMANDS = {
         "staff": [("tickets", "Open incidents"), ("take", "Take: /take 42"),
                   ("status", "Status: /status 42 waiting"), ("close", "Close: /close 42"),
                   ("reopen", "Reopen"), ("sev", "Severity: /sev 42 critical"),
+                  ("problem", "Problem: /problem 42 description"),
+                  ("link", "Link to a problem: /link 43 42"),
                   ("kb", "Knowledge base: /kb, /kb add, /kb stale"), ("help", "Help")],
     },
 }

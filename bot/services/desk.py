@@ -376,10 +376,10 @@ class Desk:
                               None, str(known))
             await self._notify.known_problem(ticket, client, content)
         else:
-            await self._notify.ticket_opened(ticket, client, content, promise,
-                                            surge=await self._in_surge(now),
+            surge = await self._in_surge(now)  # no card now: nothing for it to show
+            await self._notify.ticket_opened(ticket, client, content, promise, surge=surge,
                                             services=company.services if company else None,
-                                            links=await self.card_links(ticket))
+                                            links=None if surge else await self.card_links(ticket))
         if company is not None and company.notify_contacts:
             await self._tell_contacts(ticket, client, company)
         if self._on_opened is not None and known is None:

@@ -41,7 +41,10 @@ def alertmanager(status: str, summary: str = "Нет интернета: кан�
 @pytest.fixture
 async def monitored(make_config: Callable[..., Config]) -> AsyncIterator[tuple[App, str]]:
     port = free_port()
-    app = new_app(make_config(monitoring={"token": TOKEN, "listen": f"127.0.0.1:{port}"}))
+    config = make_config(monitoring={"token": TOKEN, "listen": f"127.0.0.1:{port}"})
+    if config.telegram.mode == "webhook":  # the workers' webhook server takes it then
+        port = config.telegram.port
+    app = new_app(config)
     await app.start()
     yield app, f"http://127.0.0.1:{port}/monitoring"
     await app.stop()

@@ -167,3 +167,54 @@ async def test_the_desk_suggests_a_problem_and_one_tap_links_them_all(
         assert tg.callback_answers[-1].get("text")
     finally:
         await app.stop()
+
+
+async def test_the_card_and_the_surge_digest_link_with_one_button_and_unlink_with_one(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    app = new_app(make_config(desk={"surge_threshold": 2}))
+    await app.start()
+    try:
+        tg.send_message(CLIENT, "Нет интернета в офисе")
+        await settle(app, tg)
+        tg.send_message(STAFF, "/problem 1 Авария у провайдера", chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        for index, text in enumerate(["Принтер не печатает", "Сканер молчит",
+                                      "Почта не уходит", "Телефон не звонит"]):
+            tg.add_user(FIRST_CLIENT + index, f"Клиент {index}")
+            tg.send_message(FIRST_CLIENT + index, text)
+            await settle(app, tg)
+        # #2 got a card (before the surge): its button links it.
+        button = "🔗 Привязать к проблеме #1"
+        message_id, data = tg.find_button(STAFF_CHAT, button, thread_id=topic_of(tg, 2)) \
+            or (0, "")
+        tg.press_button(STAFF, STAFF_CHAT, message_id, data)
+        await settle(app, tg)
+        # #3..#5 came in the surge: the digest's button links them all.
+        await app.run_job("surge")
+        await settle(app, tg)
+        assert "Наплыв обращений: 3" in texts_to(tg, STAFF_CHAT)[-1]
+        message_id, data = tg.find_button(STAFF_CHAT, button) or (0, "")
+        tg.press_button(STAFF, STAFF_CHAT, message_id, data)
+        await settle(app, tg)
+        async with app.db.transaction() as session:
+            linked = (await session.scalars(
+                select(Ticket.number).where(Ticket.problem_number == 1))).all()
+        assert sorted(linked) == [2, 3, 4, 5]
+        assert "привязано обращений: 4" in tg.sent(STAFF_CHAT, topic_of(tg, 1))[0]["plain"]
+
+        message_id, data = tg.find_button(STAFF_CHAT, "✂️ Отвязать от проблемы #1",
+                                          thread_id=topic_of(tg, 2)) or (0, "")
+        tg.press_button(STAFF, STAFF_CHAT, message_id, data)
+        tg.send_message(STAFF, "/unlink 3", chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        async with app.db.transaction() as session:
+            linked = (await session.scalars(
+                select(Ticket.number).where(Ticket.problem_number == 1))).all()
+        assert sorted(linked) == [4, 5]
+        # A forged link (a closed or unknown problem) changes nothing.
+        tg.press_button(STAFF, STAFF_CHAT, message_id, "pl:99:2:5", check=False)
+        await settle(app, tg)
+        assert tg.callback_answers[-1].get("text")
+    finally:
+        await app.stop()
