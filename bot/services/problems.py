@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import DeskConfig
 from bot.domain.alerts import Alert
 from bot.domain.clock import Clock, Monotonic
-from bot.domain.enums import ActorKind, EventKind
+from bot.domain.enums import ActorKind, EventKind, TicketStatus
 from bot.messaging.notify import Actor, Content, Notifier
 from bot.services.desk import SUBJECT_CHARS, Desk, DeskError
 from bot.services.semantic import Semantic
@@ -257,7 +257,7 @@ class ProblemDesk:
         problem = await self._open_problem(problem_number)
         linked: list[Ticket] = []
         for first, last in numbers:
-            for ticket in await self._problems.tickets_between(first, last):
+            for ticket in await self._problems.tickets_between(first, last, LINK_LIMIT):
                 if len(linked) >= LINK_LIMIT:
                     break
                 if ticket.id == problem.ticket_id or ticket.problem_number is not None:
@@ -361,7 +361,9 @@ class ProblemDesk:
                 raise ProblemError("problem_closed", number=number)
             await self._desk.close(number, actor, text, minutes)
             return None
-        if problem.ticket_id is not None:
+        own = (await self._tickets.by_id(problem.ticket_id)
+               if problem.ticket_id is not None else None)
+        if own is not None and own.status != TicketStatus.CLOSED:  # closed by a sweep maybe
             await self._desk.close(number, actor, text, minutes)
         for ticket, _ in await self._problems.linked(problem.number):
             await self._desk.close(ticket.number, actor, text)

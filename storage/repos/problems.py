@@ -66,12 +66,12 @@ class Problems:
             select(func.count()).select_from(Ticket).where(Ticket.problem_number == number))
         return count or 0
 
-    async def tickets_between(self, first: int, last: int) -> Sequence[Ticket]:
-        """Open incidents numbered first..last, by number."""
+    async def tickets_between(self, first: int, last: int, limit: int) -> Sequence[Ticket]:
+        """Open incidents numbered first..last, by number (the first `limit`)."""
         return (await self.session.scalars(
             select(Ticket).where(Ticket.number.between(first, last),
                                  Ticket.status.in_(OPEN_STATUSES))
-            .order_by(Ticket.number))).all()
+            .order_by(Ticket.number).limit(limit))).all()
 
     async def candidates(self, since: datetime, limit: int,
                          numbers: Sequence[int] | None = None) -> Sequence[Ticket]:
