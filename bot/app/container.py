@@ -150,7 +150,7 @@ class Container:
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
                                     max_backoff=d.max_backoff_seconds,
                                     group_history=not db.is_sqlite),
-            problem_titles=OpenTitles(db, monotonic),
+            problem_titles=OpenTitles(db, shared, monotonic),
         )
 
     def scope(self, session: AsyncSession, clock: Clock | None = None) -> Scope:
@@ -198,11 +198,11 @@ class Container:
         text = message.text or message.caption if message is not None else None
         if text and not text.startswith("/"):
             await self.faq.prepare(text)
-            if self.semantic.available and message is not None and message.chat.type == "private":
-                # what a new report is compared with (bot/services/problems.py)
-                await self.semantic.prepare(await self.problem_titles.get())
+            if message is not None and message.chat.type == "private":
+                self.problem_titles.refresh()  # what a new report is compared with
 
     async def close(self) -> None:
+        await self.problem_titles.close()
         self.semantic.close()
         await self.bot.session.close()
         await self.db.dispose()

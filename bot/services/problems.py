@@ -20,7 +20,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +44,8 @@ from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.problems import Problems
 from storage.repos.tickets import TicketMessages, Tickets
+
+log = logging.getLogger(__name__)
 
 # A report matches a problem at this cosine similarity of their sentence vectors (lower
 # when both are of the same company), or with this share of the problem's words in it.
@@ -100,24 +105,42 @@ def _best(problems: Sequence[Problem], text: str, client: Client,
 
 
 class OpenTitles:
-    """The titles of open problems, for the encoder to prepare before a client message's
-    transaction (so `ProblemMatcher` finds their vectors made). Read beside the writer at
-    most every `ttl` seconds: in an outage every message asks."""
+    """The vectors of open problems' titles, made ahead so that `ProblemMatcher` finds them
+    in the cache. `refresh` (called before each client message's transaction) never waits:
+    at most every `ttl` seconds it starts one read of the titles beside the writer and
+    their encoding in the encoder's thread, in the background (a message meanwhile is
+    matched by its words if a title's vector is not made yet)."""
 
-    def __init__(self, db: Database, monotonic: Monotonic, ttl: float = 2.0) -> None:
+    def __init__(self, db: Database, semantic: Semantic, monotonic: Monotonic,
+                 ttl: float = 2.0) -> None:
         self._db = db
+        self._semantic = semantic
         self._monotonic = monotonic
         self._ttl = ttl
-        self._titles: list[str] = []
         self._read_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    async def get(self) -> list[str]:
+    def refresh(self) -> None:
+        if not self._semantic.available or (self._task is not None and not self._task.done()):
+            return
         now = self._monotonic()
         if self._read_at is None or now - self._read_at >= self._ttl:
-            async with self._db.reading() as session:
-                self._titles = [p.title for p in await Problems(session).open()]
             self._read_at = now
-        return self._titles
+            self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async with self._db.reading() as session:
+                titles = [p.title for p in await Problems(session).open()]
+            await self._semantic.prepare(titles)
+        except Exception:  # the words still match; the next message tries again
+            log.exception("Problems: the open titles could not be prepared")
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
 
 
 # -- the desk suggests a problem ------------------------------------------------------
