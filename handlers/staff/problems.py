@@ -98,33 +98,21 @@ async def unlink_command(
         await reply(message, notifier, texts.staff("error", code=error.code, **error.context))
 
 
-async def link_button(
-    callback: CallbackQuery, callback_data: ProblemLink, problems: ProblemDesk, is_staff: bool,
-    texts: Texts, after_commit: AfterCommit,
-) -> None:
-    if not is_staff:
-        refuse_non_staff(callback, texts, after_commit)
-        return
-    try:
-        await problems.link([(callback_data.first, callback_data.last)], callback_data.problem,
-                            staff_actor(callback.from_user))
-    except DeskError as error:
-        alert_error(callback, texts, after_commit, error)
-        return
-    after_commit(callback.answer())
-
-
 async def problem_button(
-    callback: CallbackQuery, callback_data: ProblemAction | ProblemSuggest,
+    callback: CallbackQuery, callback_data: ProblemLink | ProblemAction | ProblemSuggest,
     problems: ProblemDesk, is_staff: bool, texts: Texts, after_commit: AfterCommit,
 ) -> None:
-    """The alert's "close the problem", the suggestion's "make it a problem"."""
+    """A card's or the digest's "link to problem #N", the alert's "close the problem", the
+    suggestion's "make it a problem"."""
     if not is_staff:
         refuse_non_staff(callback, texts, after_commit)
         return
     actor = staff_actor(callback.from_user)
     try:
-        if isinstance(callback_data, ProblemSuggest):
+        if isinstance(callback_data, ProblemLink):
+            await problems.link([(callback_data.first, callback_data.last)],
+                                callback_data.problem, actor)
+        elif isinstance(callback_data, ProblemSuggest):
             await problems.accept_suggestion(callback_data.number, actor)
         elif callback_data.action == "close":
             await problems.close(callback_data.number, actor, None)
@@ -142,7 +130,6 @@ def router() -> Router:
     router.message.register(problem_command, Command("problem"), flags=STAFF)
     router.message.register(link_command, Command("link"), flags=STAFF)
     router.message.register(unlink_command, Command("unlink"), flags=STAFF)
-    router.callback_query.register(link_button, ProblemLink.filter(), flags=STAFF)
-    router.callback_query.register(problem_button, ProblemAction.filter(), flags=STAFF)
-    router.callback_query.register(problem_button, ProblemSuggest.filter(), flags=STAFF)
+    for data in (ProblemLink, ProblemAction, ProblemSuggest):
+        router.callback_query.register(problem_button, data.filter(), flags=STAFF)
     return router
