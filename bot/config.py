@@ -173,6 +173,10 @@ class DeskConfig(_Section):
     # or the client writes again. 0 turns this off.
     surge_threshold: Annotated[int, Field(ge=0)] = 30
     surge_window_minutes: Annotated[int, Field(ge=1, le=120)] = 10
+    # The desk suggests a problem (one tap makes the first a problem and links the rest)
+    # when this many similar new incidents from different clients arrive within
+    # `surge_window_minutes` (bot/services/problems.py). 0 turns this off.
+    suggest_problem_after: Annotated[int, Field(ge=0)] = 3
     # Working time in `timezone`, for SLA targets measured in business hours.
     workdays: Annotated[list[Weekday], Field(min_length=1)] = ["mon", "tue", "wed", "thu", "fri"]
     work_start: time = time(9)
@@ -529,6 +533,39 @@ class LimitsConfig(_Section):
     open_incidents: Annotated[int, Field(ge=1)] = 5
 
 
+class MonitoringConfig(_Section):
+    """Alerts from monitoring open problems (README, "Monitoring"): `POST
+    /monitoring/alertmanager` and `/monitoring/alert` with `Authorization: Bearer <token>`,
+    on the webhook server in webhook mode, else on `listen`. Off while `token` is empty."""
+
+    token: SecretStr = SecretStr("")
+    listen: str = "127.0.0.1:8081"
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters (or empty: monitoring off)")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not host:port, e.g. \"127.0.0.1:8081\"")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token.get_secret_value())
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
@@ -545,6 +582,7 @@ class Config(_Section):
     quality: QualityConfig = QualityConfig()
     companies: list[CompanyConfig] = []
     reports: ReportsConfig = ReportsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

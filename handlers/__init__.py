@@ -12,6 +12,7 @@ order, which matters because the first matching handler wins:
   1b. staff.health     /health in the staff group: the delivery queue (same reason)
   1c. staff.companies  /org in the staff group: companies, links, contract notes (same)
   1d. staff.reports    /stats and /report in the staff group (same)
+  1e. staff.problems   /problem /link /unlink and their buttons (same)
   2. staff.group       the staff group: help, answers to clients, internal notes
   2a. staff.buttons    the buttons of incident cards
   2b. staff.bell       "Take" on the alerts of bad ratings and bad quarterly answers
@@ -44,7 +45,7 @@ from handlers.client import quality as client_quality
 from handlers.staff import bell as staff_bell
 from handlers.staff import buttons as staff_buttons
 from handlers.staff import commands as staff_commands
-from handlers.staff import companies, group, health, kb, reports
+from handlers.staff import companies, group, health, kb, problems, reports
 from handlers.staff import quality as staff_quality
 
 __all__ = ["STAFF_FLAG", "routers"]
@@ -53,8 +54,8 @@ __all__ = ["STAFF_FLAG", "routers"]
 def routers() -> list[Router]:
     """Fresh routers in the order they must be included."""
     modules = [
-        kb, staff_commands, staff_quality, health, companies, reports, group, staff_buttons,
-        staff_bell, faq, ratings, client_quality, client_buttons, client_commands, messages,
-        other_chats, unknown,
+        kb, staff_commands, staff_quality, health, companies, reports, problems, group,
+        staff_buttons, staff_bell, faq, ratings, client_quality, client_buttons, client_commands,
+        messages, other_chats, unknown,
     ]
     return [module.router() for module in modules]

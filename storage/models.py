@@ -216,6 +216,9 @@ class Ticket(Base):
     out_of_scope: Mapped[str | None] = mapped_column(Text)
     # Time staff logged on it (time_entries), in minutes.
     minutes_spent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The problem this incident is one report of (problems.number); None: on its own.
+    problem_number: Mapped[int | None] = mapped_column(
+        ForeignKey("problems.number", use_alter=True), index=True)
 
     __table_args__ = (Index("ix_tickets_client_status", "client_id", "status"),)
 
@@ -572,3 +575,40 @@ class MaintenanceReminder(Base):
 # Reports select incidents by when they were opened and resolved (bot/services/reports/).
 Index("ix_tickets_opened_at", Ticket.opened_at)
 Index("ix_tickets_resolved_at", Ticket.resolved_at)
+
+
+class Problem(Base):
+    """One cause behind many incidents (an outage): staff tell every linked client at once.
+
+    A problem is made from an incident (`/problem 101 <title>`: `number` is that incident's
+    number, `ticket_id` the incident) or opened by monitoring before anyone calls: then it
+    has no incident and no client reporter (`ticket_id` None), its number is taken from the
+    incidents' counter all the same (so `#N` never means two things) and its place in the
+    staff group is its alert message (`card_outbox_id`), answered by replying to it.
+    """
+
+    __tablename__ = "problems"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[int] = mapped_column(unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # "staff" or "monitoring"
+    source: Mapped[str] = mapped_column(String(16))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(Text)
+    # The staff-group message of a problem opened by monitoring (replies to it go to all).
+    card_outbox_id: Mapped[int | None]
+    # Monitoring: the alert's fingerprint (one problem per alert), its severity as the
+    # alert gave it, when it began firing (a replay of it changes nothing), when it said
+    # it was resolved (staff were offered to close the problem).
+    fingerprint: Mapped[str | None] = mapped_column(String(200), unique=True)
+    alert_severity: Mapped[str | None] = mapped_column(String(32))
+    alert_started: Mapped[str | None] = mapped_column(String(64))
+    alert_resolved_at: Mapped[datetime | None]
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None

@@ -40,6 +40,7 @@ from bot.services.desk import Classifier, Desk
 from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.flood import FloodDesk
+from bot.services.problems import OpenTitles, ProblemDesk, ProblemMatcher
 from bot.services.ratings import RatingDesk
 from bot.services.reports.jobs import ReportDesk
 from bot.services.semantic import Semantic
@@ -107,6 +108,7 @@ class Container:
     bot: Bot
     staff: StaffDirectory
     delivery: DeliveryWorker
+    problem_titles: OpenTitles
 
     @classmethod
     def build(
@@ -128,6 +130,7 @@ class Container:
         the process's (loaded once; without it FAQ and severity work on words only)."""
         keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
         keep_secret(config.telegram.secret_token.get_secret_value())
+        keep_secret(config.monitoring.token.get_secret_value())
         shared = semantic or Semantic.shared(config.kb.vector_cache)
         faq = FaqService(config.kb, clock, shared)
         faq.load_files()
@@ -149,6 +152,7 @@ class Container:
                                     on_migrated=staff.chat_migrated,
                                     max_backoff=d.max_backoff_seconds,
                                     group_history=not db.is_sqlite),
+            problem_titles=OpenTitles(db, shared, monotonic),
         )
 
     def scope(self, session: AsyncSession, clock: Clock | None = None) -> Scope:
@@ -196,8 +200,11 @@ class Container:
         text = message.text or message.caption if message is not None else None
         if text and not text.startswith("/"):
             await self.faq.prepare(text)
+            if message is not None and message.chat.type == "private":
+                self.problem_titles.refresh()  # what a new report is compared with
 
     async def close(self) -> None:
+        await self.problem_titles.close()
         self.semantic.close()
         await self.bot.session.close()
         await self.db.dispose()
@@ -249,7 +256,12 @@ class Scope:
         c = self.container
         return Desk(self.session, self.notifier, self.clock, c.config.desk, c.classify,
                     c.texts.language_for, sla=c.sla, on_opened=self.faq.suggest,
-                    on_closed=self.ratings.on_closed, limits=c.config.limits)
+                    on_closed=self.ratings.on_closed, limits=c.config.limits,
+                    known_problem=ProblemMatcher(self.session, c.semantic))
+
+    @cached_property
+    def problems(self) -> ProblemDesk:
+        return ProblemDesk(self.session, self.notifier, self.desk, self.clock)
 
     @cached_property
     def reports(self) -> ReportDesk:
@@ -266,6 +278,7 @@ class Scope:
         return {"session": self.session, "now": self.now, "texts": self.container.texts,
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
                 "ratings": self.ratings, "bell": self.bell, "flood": self.flood,
+                "problems": self.problems,
                 "semantic": self.container.semantic, "after_commit": self.after_commit,
                 "reports": self.reports}
 

@@ -16,12 +16,14 @@ from bot.app.container import Container
 from bot.app.leader import Leadership
 from bot.app.scheduler import Scheduler, job_table
 from bot.config import Config
+from bot.domain.alerts import Alert
 from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.services.companies import sync_from_config as sync_companies
 from bot.services.desk import Classifier
 from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
 from bot.telegram.lease import Lease, new_worker_id
+from bot.telegram.monitoring import add_monitoring_routes, monitoring_app
 from bot.telegram.webhook import WebhookServer, webhook_app
 from storage.migrate import upgrade_async
 from storage.repos.clients import Clients
@@ -36,6 +38,8 @@ COMMANDS = {
         "staff": [("tickets", "Открытые обращения"), ("take", "Взять: /take 42"),
                   ("status", "Статус: /status 42 waiting"), ("close", "Закрыть: /close 42"),
                   ("reopen", "Открыть снова"), ("sev", "Важность: /sev 42 critical"),
+                  ("problem", "Проблема: /problem 42 описание"),
+                  ("link", "Привязать к проблеме: /link 43 42"),
                   ("kb", "База знаний: /kb, /kb add, /kb stale"), ("help", "Справка")],
     },
     "en": {
@@ -45,6 +49,8 @@ COMMANDS = {
         "staff": [("tickets", "Open incidents"), ("take", "Take: /take 42"),
                   ("status", "Status: /status 42 waiting"), ("close", "Close: /close 42"),
                   ("reopen", "Reopen"), ("sev", "Severity: /sev 42 critical"),
+                  ("problem", "Problem: /problem 42 description"),
+                  ("link", "Link to a problem: /link 43 42"),
                   ("kb", "Knowledge base: /kb, /kb add, /kb stale"), ("help", "Help")],
     },
 }
@@ -85,6 +91,7 @@ class App:
         # One process of all the workers delivers, ticks the scheduler and polls: the leader.
         self.leadership = Leadership(self.db, on_elected=self._lead, on_deposed=self._step_down)
         self.webhook: WebhookServer | None = None
+        self.monitoring: WebhookServer | None = None  # polling mode's own server for alerts
 
     async def prepare(self) -> None:
         """Migrate the database, load the FAQ, learn what the staff group is."""
@@ -126,6 +133,13 @@ class App:
         self.scheduler.start()
         if self.config.telegram.mode == "webhook":
             await self._start_webhook()
+        elif self.config.monitoring.enabled:
+            m = self.config.monitoring
+            host, port = m.address
+            self.monitoring = WebhookServer(
+                monitoring_app(m.token.get_secret_value(), self.alerts), host, port,
+                name="monitoring")
+            await self.monitoring.start()
         await self.leadership.start()
 
     async def _start_webhook(self) -> None:
@@ -133,8 +147,11 @@ class App:
         sets the same webhook: harmless, and no worker depends on another having done it."""
         t = self.config.telegram
         secret = t.secret_token.get_secret_value()
-        self.webhook = WebhookServer(webhook_app(self.intake, path=t.path, secret_token=secret),
-                                     t.host, t.port)
+        app = webhook_app(self.intake, path=t.path, secret_token=secret)
+        if self.config.monitoring.enabled:
+            add_monitoring_routes(app, self.config.monitoring.token.get_secret_value(),
+                                  self.alerts)
+        self.webhook = WebhookServer(app, t.host, t.port)
         await self.webhook.start()
         await self.bot.set_webhook(t.webhook_url, secret_token=secret,
                                    allowed_updates=ALLOWED_UPDATES)
@@ -176,8 +193,9 @@ class App:
 
     async def stop(self) -> None:
         await self.leadership.halt()  # no election from now on; the lock is released last
-        if self.webhook is not None:
-            await self.webhook.stop()
+        for server in (self.webhook, self.monitoring):
+            if server is not None:
+                await server.stop()
         await self.scheduler.shutdown()
         for task in self._tasks:
             if task.get_name() != "delivery":
@@ -200,7 +218,14 @@ class App:
         finally:
             await self.stop()
 
-    # -- callbacks from the intake and the delivery worker --------------------------
+    # -- callbacks from the intake, the delivery worker and monitoring --------------
+
+    async def alerts(self, alerts: list[Alert]) -> list[str]:
+        """Alerts from monitoring (bot/telegram/monitoring.py), in one transaction."""
+        async with self.db.transaction() as session:
+            outcomes = await self.container.scope(session).problems.alerts(alerts)
+        self.delivery.wake()
+        return outcomes
 
     async def _client_blocked(
         self, session: AsyncSession, client_id: int, ticket_id: int | None

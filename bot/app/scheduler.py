@@ -25,6 +25,7 @@ from bot.domain.clock import Clock
 from bot.services.flood import FLUSH_SECONDS, announce_held
 from bot.services.maintenance import SWEEP_SECONDS as MAINTENANCE_SECONDS
 from bot.services.maintenance import maintenance_sweep
+from bot.services.problems import SUGGEST_SECONDS, suggest_problems
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts, quality_job
 from bot.services.retention import retention_sweep
@@ -63,6 +64,10 @@ def job_table(container: Container) -> list[Job]:
         (bool(c.desk.surge_threshold), Job(  # one digest a minute in a surge
             "surge", SURGE_DIGEST_SECONDS,
             lambda now: post_surge_digest(db, notifier_for, now), at_start=False)),
+        (bool(c.desk.suggest_problem_after), Job(  # similar new incidents: "a problem?"
+            "problems", SUGGEST_SECONDS,
+            lambda now: suggest_problems(db, container.semantic, notifier_for, c.desk, now),
+            at_start=False)),
         (True, Job(  # one line a minute per incident of a client over their limit
             "flood", FLUSH_SECONDS,
             lambda now: announce_held(db, notifier_for, now), at_start=False)),

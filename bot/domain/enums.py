@@ -83,6 +83,10 @@ class EventKind(StrEnum):
     SLA_WARNING = "sla_warning"
     SLA_BREACH = "sla_breach"
     STATUS_REMINDER = "status_reminder"
+    PROBLEM = "problem"  # made a problem (new_value: its title's start)
+    LINKED = "linked"  # linked to problem new_value
+    UNLINKED = "unlinked"  # unlinked from problem old_value
+    SUGGESTED = "suggested"  # in a suggested problem, with incident new_value first
 
 
 class ResolutionKind(StrEnum):

@@ -4,14 +4,15 @@ from aiogram.filters.callback_data import CallbackData
 
 
 class TicketAction(CallbackData, prefix="t"):
-    """A staff button about one incident: take, close, reopen."""
+    """A staff button about one incident: take, close, reopen, unlink (from its problem)."""
 
     action: str
     number: int
 
 
 class ClientAction(CallbackData, prefix="ca"):
-    """A client's button about one of their incidents: notfixed."""
+    """A client's button about one of their incidents: notfixed; other ("mine is something
+    else": unlinked from the known problem, an incident of its own)."""
 
     action: str
     number: int
@@ -85,3 +86,26 @@ class CompanyMove(CallbackData, prefix="cm"):
     action: str
     client: int
     company: int
+
+
+class ProblemLink(CallbackData, prefix="pl"):
+    """Staff: link the open incidents numbered first..last to problem `problem` (a card's
+    button: one incident; the surge digest's: the incidents it lists)."""
+
+    problem: int
+    first: int
+    last: int
+
+
+class ProblemAction(CallbackData, prefix="pa"):
+    """Staff: a button about problem `number`: close (monitoring says it is resolved)."""
+
+    action: str
+    number: int
+
+
+class ProblemSuggest(CallbackData, prefix="ps"):
+    """Staff: accept the desk's suggestion led by incident `number` (it becomes a problem,
+    the others suggested with it are linked)."""
+
+    number: int

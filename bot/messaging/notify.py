@@ -12,7 +12,15 @@ from typing import Any
 from bot.domain.enums import TicketStatus
 from bot.domain.sla import Promise
 from bot.domain.storable import storable
-from bot.messaging.callbacks import ClientAction, CompanyMove, TicketAction, UrgentAction
+from bot.messaging.callbacks import (
+    ClientAction,
+    CompanyMove,
+    ProblemAction,
+    ProblemLink,
+    ProblemSuggest,
+    TicketAction,
+    UrgentAction,
+)
 from bot.messaging.outbox import (
     PRIORITY_FOLLOWUP,
     PRIORITY_NOTICE,
@@ -23,9 +31,19 @@ from bot.messaging.outbox import (
     button,
 )
 from bot.messaging.texts import Texts
-from storage.models import Client, Company, Ticket
+from storage.models import Client, Company, Problem, Ticket
 
 CARD_TEXT_LIMIT = 3000
+
+
+@dataclass(frozen=True)
+class CardLinks:
+    """What an incident's card shows of problems: the problem it is (`problem`, with how
+    many incidents are linked), or the open problem it may be linked to (`offer`)."""
+
+    problem: Problem | None = None
+    linked: int = 0
+    offer: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,7 @@ class Notifier:
             return {"reply_to": {"$message_of": ticket.card_outbox_id}}
         return {}
 
-    def _card_keyboard(self, ticket: Ticket) -> Keyboard:
+    def _card_keyboard(self, ticket: Ticket, links: CardLinks) -> Keyboard:
         status = ticket.status
         actions = []
         if status.is_open and ticket.assignee_id is None:
@@ -108,12 +126,23 @@ class Notifier:
                                                   number=ticket.number).pack())
                 for level in ("critical", "normal", "low") if level != ticket.severity
             ])
+        if status.is_open and ticket.problem_number is not None:
+            rows.append([button(
+                self.texts.label(lang, "unlink").format(number=ticket.problem_number),
+                TicketAction(action="unlink", number=ticket.number).pack())])
+        elif status.is_open and links.offer is not None:
+            rows.append([button(
+                self.texts.label(lang, "link_to").format(number=links.offer),
+                ProblemLink(problem=links.offer, first=ticket.number,
+                            last=ticket.number).pack())])
         return rows
 
-    def _card(self, ticket: Ticket, client: Client, text: str, services: str | None) -> str:
+    def _card(self, ticket: Ticket, client: Client, text: str, services: str | None,
+              links: CardLinks) -> str:
         return self.texts.staff(
             "card", ticket=ticket, client=client, text=text[:CARD_TEXT_LIMIT],
-            cut=len(text) > CARD_TEXT_LIMIT, services=services,
+            cut=len(text) > CARD_TEXT_LIMIT, services=services, problem=links.problem,
+            linked=links.linked,
         )
 
     async def ticket_opened(
@@ -125,23 +154,26 @@ class Notifier:
         *,
         surge: bool = False,
         services: str | None = None,
+        links: CardLinks | None = None,
     ) -> None:
         """The client's confirmation, and the staff card unless a surge defers it;
         `services`: what the company's contract covers (shown on the card)."""
         if not surge:
-            await self.post_card(ticket, client, content, services=services)
+            await self.post_card(ticket, client, content, services=services, links=links)
         await self._ack_registered(ticket, client, content, promise)
 
     async def post_card(self, ticket: Ticket, client: Client, content: Content, *,
-                        services: str | None = None) -> None:
+                        services: str | None = None, links: CardLinks | None = None) -> None:
         """The incident's place in the staff group: a topic with the card, or a card."""
         staff = self.staff_chat_id
         if self.forum:
             title = self.texts.staff_plain("topic_title", ticket=ticket, client=client)
             await self.out.create_topic(staff, title, ticket.id)
+        links = links or CardLinks()
         card = await self.out.send_text(
-            staff, self._card(ticket, client, content.text, services), priority=PRIORITY_STAFF,
-            ticket_id=ticket.id, keyboard=self._card_keyboard(ticket),
+            staff, self._card(ticket, client, content.text, services, links),
+            priority=PRIORITY_STAFF, ticket_id=ticket.id,
+            keyboard=self._card_keyboard(ticket, links),
             topic_of=ticket.id if self.forum else None,
         )
         ticket.card_outbox_id = card.id
@@ -156,21 +188,88 @@ class Notifier:
                 ticket_id=ticket.id, **self._staff_thread(ticket),
             )
 
-    async def surge_digest(self, tickets: list[tuple[Ticket, Client]], more: int) -> None:
+    async def surge_digest(self, tickets: list[tuple[Ticket, Client]], more: int,
+                           problem: int | None = None) -> None:
+        """`problem`: the open problem the listed incidents may be linked to (one button)."""
+        keyboard: Keyboard | None = None
+        numbers = [t.number for t, _ in tickets if t.problem_number is None]
+        if problem is not None and numbers:
+            keyboard = [[button(
+                self.texts.label(self.texts.default_language, "link_to").format(number=problem),
+                ProblemLink(problem=problem, first=min(numbers), last=max(numbers)).pack())]]
         await self.out.send_text(
             self.staff_chat_id, self.texts.staff("surge_digest", rows=tickets, more=more),
-            priority=PRIORITY_STAFF,
+            priority=PRIORITY_STAFF, keyboard=keyboard,
         )
 
     async def refresh_card(self, ticket: Ticket, client: Client, text: str, *,
-                           services: str | None = None) -> None:
+                           services: str | None = None, links: CardLinks | None = None) -> None:
         if ticket.card_outbox_id is None:
             return
+        links = links or CardLinks()
         await self.out.edit_text(
             self.staff_chat_id, ticket.card_outbox_id,
-            self._card(ticket, client, text, services),
-            keyboard=self._card_keyboard(ticket), ticket_id=ticket.id,
+            self._card(ticket, client, text, services, links),
+            keyboard=self._card_keyboard(ticket, links), ticket_id=ticket.id,
         )
+
+    # -- problems (bot/services/problems.py) -----------------------------------------
+
+    def _alert_html(self, problem: Problem, company: str | None) -> str:
+        return self.texts.staff("problem_alert", problem=problem, company=company)
+
+    async def problem_alert(self, problem: Problem, company: str | None) -> None:
+        """A problem monitoring opened: its message in the staff group (replies to it go to
+        every linked client)."""
+        row = await self.out.send_text(self.staff_chat_id, self._alert_html(problem, company),
+                                       priority=PRIORITY_STAFF)
+        problem.card_outbox_id = row.id
+
+    async def refresh_problem_alert(self, problem: Problem, company: str | None) -> None:
+        if problem.card_outbox_id is not None:
+            await self.out.edit_text(self.staff_chat_id, problem.card_outbox_id,
+                                     self._alert_html(problem, company))
+
+    async def problem_line(self, problem: Problem, message: str, *, offer_close: bool = False,
+                           **context: Any) -> None:
+        """A line about a problem where staff follow it: its incident's thread, or (opened by
+        monitoring) a reply to its alert message; `offer_close`: the "close" button."""
+        keyboard: Keyboard | None = None
+        if offer_close:
+            keyboard = [[button(self.texts.label(self.texts.default_language,
+                                                 "close_problem").format(number=problem.number),
+                                ProblemAction(action="close", number=problem.number).pack())]]
+        html = self.texts.staff(message, problem=problem, **context)
+        if problem.card_outbox_id is not None and problem.ticket_id is None:
+            await self.out.send_text(self.staff_chat_id, html, priority=PRIORITY_STAFF,
+                                     keyboard=keyboard,
+                                     reply_to={"$message_of": problem.card_outbox_id})
+        elif problem.ticket_id is not None:
+            thread: dict[str, Any] = ({"topic_of": problem.ticket_id} if self.forum else {})
+            await self.out.send_text(self.staff_chat_id, html, priority=PRIORITY_STAFF,
+                                     ticket_id=problem.ticket_id, keyboard=keyboard, **thread)
+        else:
+            await self.out.send_text(self.staff_chat_id, html, priority=PRIORITY_STAFF,
+                                     keyboard=keyboard)
+
+    async def problem_suggestion(self, tickets: list[Ticket]) -> None:
+        """Similar new incidents from different clients: one tap makes the first a problem
+        and links the others."""
+        first = tickets[0]
+        await self.out.send_text(
+            self.staff_chat_id, self.texts.staff("problem_suggestion", tickets=tickets),
+            priority=PRIORITY_STAFF,
+            keyboard=[[button(self.texts.label(self.texts.default_language,
+                                               "accept_suggestion").format(number=first.number),
+                              ProblemSuggest(number=first.number).pack())]])
+
+    async def known_problem(self, ticket: Ticket, client: Client, content: Content) -> None:
+        """A new report of a problem we work on already: told so at once, with "mine is
+        something else"."""
+        keyboard = [[button(self.texts.label(client.language, "other_issue"),
+                            ClientAction(action="other", number=ticket.number).pack())]]
+        await self.to_client(ticket, client, "known_problem", priority=PRIORITY_REPLY,
+                             reply_to=content.message_id, keyboard=keyboard)
 
     async def reply_staff(self, chat_id: int, thread_id: int | None, html: str) -> None:
         """An answer to a staff member's command, where they typed it."""

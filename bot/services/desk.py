@@ -37,13 +37,14 @@ from bot.domain.sla import (
 )
 from bot.domain.storable import storable
 from bot.messaging.callbacks import PickTicket
-from bot.messaging.notify import Actor, Closure, Content, Notifier
+from bot.messaging.notify import Actor, CardLinks, Closure, Content, Notifier
 from bot.messaging.outbox import PRIORITY_REPLY, button
 from storage.models import Client, Company, Ticket, TicketEvent, TicketMessage, TimeEntry
 from storage.repos.clients import Clients
 from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.inbox import Inbox
+from storage.repos.problems import Problems
 from storage.repos.tickets import TicketMessages, Tickets
 
 SUBJECT_WORDS = 8
@@ -57,6 +58,8 @@ OnOpened = Callable[[Ticket, Client, Content], Awaitable[None]]
 # Called when an incident becomes closed (the rating request), with what the client is to be
 # told of the closure (None: nothing); True when it told them (one message with the request).
 OnClosed = Callable[[Ticket, Client, Closure | None], Awaitable[bool]]
+# The number of the open problem a new client's message reports, if any (bot/services/problems.py).
+KnownProblem = Callable[[Client, Content], Awaitable[int | None]]
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,12 @@ class Desk:
         on_opened: OnOpened | None = None,
         on_closed: OnClosed | None = None,
         limits: LimitsConfig | None = None,
+        known_problem: KnownProblem | None = None,
     ) -> None:
         """`sla`: targets and timers (without them incidents carry no due times and the
         registration message makes no promise); `on_opened`, `on_closed`: what follows a
-        registration (the FAQ suggestion) and a closure (the rating request)."""
+        registration (the FAQ suggestion) and a closure (the rating request);
+        `known_problem`: which open problem a new report is one of (it is linked then)."""
         self._session = session
         self._notify = notifier
         self._clock = clock
@@ -153,7 +158,9 @@ class Desk:
         self._on_opened = on_opened
         self._on_closed = on_closed
         self._limits = limits or LimitsConfig()
+        self._known_problem = known_problem
         self._clients = Clients(session)
+        self._problems = Problems(session)
         self._tickets = Tickets(session)
         self._messages = TicketMessages(session)
         self._events = TicketEvents(session)
@@ -360,14 +367,58 @@ class Desk:
                           EventKind.OPENED, None, TicketStatus.NEW)
         await self._record_client_message(ticket, client, content, at=now)
         company = await self._company_of(client)
-        await self._notify.ticket_opened(ticket, client, content, promise,
-                                        surge=await self._in_surge(now),
-                                        services=company.services if company else None)
+        known = (await self._known_problem(client, content)
+                 if self._known_problem is not None and content.is_text and origin is None
+                 else None)
+        if known is not None:  # one more report of a problem we work on: told so at once
+            ticket.problem_number = known
+            await self._event(ticket, Actor(ActorKind.SYSTEM, None, ""), EventKind.LINKED,
+                              None, str(known))
+            await self._notify.known_problem(ticket, client, content)
+        else:
+            surge = await self._in_surge(now)  # no card now: nothing for it to show
+            await self._notify.ticket_opened(ticket, client, content, promise, surge=surge,
+                                            services=company.services if company else None,
+                                            links=None if surge else await self.card_links(ticket))
         if company is not None and company.notify_contacts:
             await self._tell_contacts(ticket, client, company)
-        if self._on_opened is not None:
+        if self._on_opened is not None and known is None:
             await self._on_opened(ticket, client, content)
         return ticket
+
+    async def not_the_problem(self, client: Client, number: int) -> Ticket:
+        """The client pressed "mine is something else" on the known-problem message: the
+        incident is unlinked and becomes one of its own (the usual promise and card)."""
+        ticket = await self._client_ticket(client, number)
+        if not ticket.status.is_open:
+            raise DeskError("ticket_not_open", number=number)
+        if ticket.problem_number is None:
+            raise DeskError("not_linked", number=number)
+        old = ticket.problem_number
+        ticket.problem_number = None
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
+        await self._event(ticket, actor, EventKind.UNLINKED, str(old), None)
+        first = await self._messages.first_from_client(ticket.id)
+        if first is None:
+            raise DeskError("not_linked", number=number)
+        company = await self._company_of(client)
+        await self._notify.ticket_opened(
+            ticket, client, Content(kind=first.kind, text=first.text, chat_id=first.chat_id,
+                                    message_id=first.message_id),
+            self._promise(ticket), services=company.services if company else None,
+            links=await self.card_links(ticket))
+        return ticket
+
+    async def card_links(self, ticket: Ticket) -> CardLinks:
+        """What the incident's card shows of problems (bot.messaging.notify.CardLinks)."""
+        problem = await self._problems.by_ticket(ticket.id)
+        if problem is not None:
+            return CardLinks(problem=problem,
+                             linked=await self._problems.count_linked(problem.number))
+        if ticket.problem_number is not None or not ticket.status.is_open:
+            return CardLinks()
+        latest = await self._problems.latest_open()
+        return CardLinks(offer=latest.number if latest is not None else None)
 
     async def _in_surge(self, now: datetime) -> bool:
         threshold = self._config.surge_threshold
@@ -386,7 +437,7 @@ class Desk:
         company = await self._company_of(client)
         await self._notify.post_card(ticket, client, Content(
             kind=first.kind, text=first.text, chat_id=first.chat_id, message_id=first.message_id,
-        ), services=company.services if company else None)
+        ), services=company.services if company else None, links=await self.card_links(ticket))
 
     async def append_from_client(self, ticket: Ticket, client: Client, content: Content) -> None:
         await self.ensure_card(ticket, client)
@@ -553,6 +604,20 @@ class Desk:
 
     async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
         client = await self.client_of(ticket)
+        await self.answer_only(ticket, client, actor, content)
+        if ticket.assignee_id is None:
+            # Whoever answers an unassigned incident first has taken it.
+            await self._event(ticket, actor, EventKind.ASSIGNED, None, actor.name)
+            ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
+        if ticket.status in (TicketStatus.NEW, TicketStatus.TAKEN):
+            await self._change_status(ticket, client, actor, TicketStatus.IN_PROGRESS, None,
+                                      announce=False)
+
+    async def answer_only(
+        self, ticket: Ticket, client: Client, actor: Actor, content: Content
+    ) -> None:
+        """A staff answer recorded with the incident and sent to its client, nothing else
+        changed (a problem's update reaches each linked incident so)."""
         now = self._clock()
         await self._messages.add(TicketMessage(
             ticket_id=ticket.id, author=MessageAuthor.STAFF, author_user_id=actor.user_id or 0,
@@ -565,13 +630,6 @@ class Desk:
         ticket.updated_at = now
         ticket.client_updated_at = now
         await self._notify.staff_answer(ticket, client, actor, content)
-        if ticket.assignee_id is None:
-            # Whoever answers an unassigned incident first has taken it.
-            await self._event(ticket, actor, EventKind.ASSIGNED, None, actor.name)
-            ticket.assignee_id, ticket.assignee_name = actor.user_id, actor.name
-        if ticket.status in (TicketStatus.NEW, TicketStatus.TAKEN):
-            await self._change_status(ticket, client, actor, TicketStatus.IN_PROGRESS, None,
-                                      announce=False)
 
     async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
         await self._messages.add(TicketMessage(
@@ -847,7 +905,13 @@ class Desk:
         first = await self._messages.first_from_client(ticket.id)
         company = await self._company_of(client)
         await self._notify.refresh_card(ticket, client, first.text if first else "",
-                                        services=company.services if company else None)
+                                        services=company.services if company else None,
+                                        links=await self.card_links(ticket))
+
+    async def record(self, ticket: Ticket, actor: Actor, kind: EventKind, old: str | None,
+                     new: str | None) -> None:
+        """An event in the incident's audit trail (for the problems desk)."""
+        await self._event(ticket, actor, kind, old, new)
 
     async def _event(
         self,

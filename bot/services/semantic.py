@@ -122,6 +122,16 @@ class Semantic:
             log.debug("Sentence model: %d text(s) encoded outside the worker", len(missing))
         return self.queries.vectors(texts)
 
+    def cached(self, texts: Sequence[str]) -> Vectors | None:
+        """Message vectors if `prepare` made every one of them, else None: for a caller
+        inside a transaction that must not encode (it works on words then)."""
+        if self.queries is None:
+            return None
+        texts = [t[:MAX_ENCODED_CHARS] for t in texts]
+        if self.queries.missing(texts):
+            return None
+        return self.queries.vectors(texts)
+
     # -- articles -----------------------------------------------------------------------
 
     async def run(self, work: Callable[[], T]) -> T:

@@ -18,6 +18,7 @@ from bot.messaging.notify import Notifier
 from storage.db import Database
 from storage.repos.clients import Clients
 from storage.repos.counters import read_counter, write_counter
+from storage.repos.problems import Problems
 from storage.repos.tickets import Tickets
 
 DIGEST_COUNTER = "surge_digest_at"
@@ -39,7 +40,9 @@ async def post_surge_digest(
             return 0
         clients = Clients(session)
         rows = [(ticket, await clients.by_id(ticket.client_id)) for ticket in first]
-        await notifier_for(session).surge_digest(rows, more=count - len(rows))
+        problem = await Problems(session).latest_open()
+        await notifier_for(session).surge_digest(
+            rows, more=count - len(rows), problem=problem.number if problem else None)
         await write_counter(session, DIGEST_COUNTER, (latest - EPOCH) // MICROSECOND)
     return count
 

@@ -60,11 +60,14 @@ def webhook_app(intake: Intake, *, path: str, secret_token: str) -> web.Applicat
 
 
 class WebhookServer:
-    """The webhook app on host:port, sharing the port with the other workers."""
+    """The webhook app on host:port, sharing the port with the other workers (`name`: what
+    it serves, for the log; the monitoring endpoint in polling mode has one too)."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int,
+                 name: str = "webhook") -> None:
         self.host = host
         self.port = port
+        self.name = name
         self._app = app
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
@@ -72,9 +75,10 @@ class WebhookServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_port=True)
         await site.start()
-        log.info("webhook: listening on %s:%s", self.host, self.port)
+        log.info("%s: listening on %s:%s", self.name, self.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting; requests under way finish first (their updates are recorded)."""
         await self._runner.cleanup()
-        log.info("webhook: stopped; %d updates received here", self._app[RECORDED][0])
+        if RECORDED in self._app:
+            log.info("webhook: stopped; %d updates received here", self._app[RECORDED][0])

@@ -34,10 +34,14 @@ async def client_button(
     texts: Texts, after_commit: AfterCommit,
 ) -> None:
     try:
-        if callback_data.action != "notfixed":
+        if callback_data.action == "notfixed":
+            await desk.reopen(callback_data.number,
+                              Actor("client", client.user_id, client.display_name),
+                              client=client)
+        elif callback_data.action == "other":  # "mine is something else": its own incident
+            await desk.not_the_problem(client, callback_data.number)
+        else:
             raise DeskError("button_invalid")
-        await desk.reopen(callback_data.number,
-                          Actor("client", client.user_id, client.display_name), client=client)
     except DeskError as error:
         _explain(callback, texts, client.language, error, after_commit)
         return

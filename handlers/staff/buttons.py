@@ -1,4 +1,5 @@
-"""The buttons of an incident's card in the staff group: take, close, reopen, severity.
+"""The buttons of an incident's card in the staff group: take, close, reopen, severity,
+unlink from its problem.
 
 Their data is untrusted: only staff may press them (`is_staff`), and each press goes
 through `Desk`, which checks it against the database.
@@ -14,6 +15,7 @@ from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import TicketAction
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
+from bot.services.problems import ProblemDesk
 from handlers._common import STAFF, alert_error, refuse_non_staff
 from handlers._parse import staff_actor
 
@@ -21,8 +23,8 @@ SEVERITIES = frozenset(s.value for s in Severity)
 
 
 async def staff_button(
-    callback: CallbackQuery, callback_data: TicketAction, desk: Desk, is_staff: bool,
-    texts: Texts, after_commit: AfterCommit,
+    callback: CallbackQuery, callback_data: TicketAction, desk: Desk, problems: ProblemDesk,
+    is_staff: bool, texts: Texts, after_commit: AfterCommit,
 ) -> None:
     if not is_staff:
         refuse_non_staff(callback, texts, after_commit)
@@ -32,7 +34,9 @@ async def staff_button(
         if callback_data.action == "take":
             await desk.take(callback_data.number, actor)
         elif callback_data.action == "close":
-            await desk.close(callback_data.number, actor, None)
+            await problems.close(callback_data.number, actor, None)
+        elif callback_data.action == "unlink":
+            await problems.unlink(callback_data.number, actor)
         elif callback_data.action == "reopen":
             await desk.reopen(callback_data.number, actor)
         elif callback_data.action.startswith("sev_") and callback_data.action[4:] in SEVERITIES:

@@ -20,6 +20,7 @@ from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk, DeskError
 from bot.services.flood import FloodDesk, duration
+from bot.services.problems import ProblemDesk
 from handlers._common import STAFF, reply, target_ticket
 from handlers._filters import from_staff
 
@@ -46,7 +47,7 @@ def _rest(command: CommandObject, words: list[str]) -> str | None:
 
 async def ticket_command(
     message: Message, command: CommandObject, actor: Actor, desk: Desk, notifier: Notifier,
-    texts: Texts,
+    texts: Texts, problems: ProblemDesk,
 ) -> None:
     try:
         ticket, words = await target_ticket(message, (command.args or "").split(), desk,
@@ -58,7 +59,8 @@ async def ticket_command(
             # `/close 42 1h what was done`: the time it took, then what was done.
             minutes = _time_word(words[0]) if words else None
             rest = words[1:] if minutes else words
-            await desk.close(ticket.number, actor, _rest(command, rest), minutes)
+            # a problem's incident: every linked one with it
+            await problems.close(ticket.number, actor, _rest(command, rest), minutes)
         elif name == "time":
             minutes = _time_word(" ".join(words)) if words else None  # "1h 30m" too
             if minutes is None:

@@ -15,9 +15,10 @@ from aiogram.types import Message
 from bot.messaging.notify import Actor, Notifier
 from bot.messaging.texts import Texts
 from bot.services.desk import Desk
+from bot.services.problems import ProblemDesk
 from handlers._common import reply, thread_ticket
 from handlers._filters import at_once, in_staff_chat
-from handlers._parse import content_of, staff_actor
+from handlers._parse import content_of, reply_to_id, staff_actor
 
 NOTE_MARK = "!"
 
@@ -38,15 +39,20 @@ async def other_command(message: Message) -> None:
     """Commands of other bots in the group, or typos: not ours to answer."""
 
 
-async def thread_message(message: Message, actor: Actor, desk: Desk) -> None:
+async def thread_message(
+    message: Message, actor: Actor, desk: Desk, problems: ProblemDesk
+) -> None:
     ticket = await thread_ticket(message, desk)
-    if ticket is None:
-        return
     content = content_of(message)
-    if content.text.lstrip().startswith(NOTE_MARK):
+    is_note = content.text.lstrip().startswith(NOTE_MARK)
+    if ticket is None:
+        if not is_note:  # a reply to a problem's alert message reaches its clients
+            await problems.alert_reply(message.chat.id, reply_to_id(message), actor, content)
+        return
+    if is_note:
         await desk.staff_note(ticket, actor, content)
-    else:
-        await desk.staff_answer(ticket, actor, content)
+    else:  # a problem's incident: every linked client is told too
+        await problems.staff_answer(ticket, actor, content)
 
 
 def router() -> Router:

@@ -23,6 +23,10 @@ class Companies:
     async def by_id(self, company_id: int) -> Company | None:
         return await self.session.get(Company, company_id)
 
+    async def by_name(self, name: str) -> Company | None:
+        return await self.session.scalar(
+            select(Company).where(func.lower(Company.name) == name.lower()))
+
     async def by_invite(self, code: str) -> Company | None:
         return await self.session.scalar(select(Company).where(Company.invite_code == code))
 

@@ -27,7 +27,8 @@ VALUES = {EventKind.ASSIGNED: "Иван Петров", EventKind.STATUS: "in_pro
           EventKind.URGENT: "critical", EventKind.FAQ_SOLVED: "printer-1",
           EventKind.RATING: "4", EventKind.RATING_COMMENT: "2",
           EventKind.SLA_WARNING: "resolution", EventKind.SLA_BREACH: "first_response",
-          EventKind.STATUS_REMINDER: "in_progress"}
+          EventKind.STATUS_REMINDER: "in_progress", EventKind.PROBLEM: "Авария",
+          EventKind.LINKED: "1", EventKind.UNLINKED: None, EventKind.SUGGESTED: "1"}
 CODES = {str(kind) for kind in EventKind} | {"first_response", "resolution", "in_progress"}
 
 

@@ -9,7 +9,16 @@ import inspect
 from aiogram import Dispatcher, Router
 from aiogram.filters import Command
 
-from bot.messaging.callbacks import BellTake, CompanyMove, KbAction, RateAction, TicketAction
+from bot.messaging.callbacks import (
+    BellTake,
+    CompanyMove,
+    KbAction,
+    ProblemAction,
+    ProblemLink,
+    ProblemSuggest,
+    RateAction,
+    TicketAction,
+)
 from bot.telegram.middleware import StaffRequests
 from handlers import STAFF_FLAG, routers
 from handlers._filters import private_chat
@@ -41,16 +50,18 @@ def test_two_dispatchers_in_one_process_each_get_every_router() -> None:
     second.include_routers(*routers())
     names = [router.name for router in first.sub_routers]
     assert names == [router.name for router in second.sub_routers]
-    assert len(names) == 17 and all(r.parent_router is first for r in first.sub_routers)
+    assert len(names) == 18 and all(r.parent_router is first for r in first.sub_routers)
     assert names[-1] == "handlers.unknown"  # the refusal of any other button comes last
 
 
 def test_the_staff_requests_are_those_of_the_flagged_handlers() -> None:
     requests = StaffRequests.of(routers(), STAFF_FLAG)
     assert requests.commands == {"take", "status", "close", "reopen", "sev", "tickets", "kb",
-                                 "mute", "unmute", "time", "scope"}
-    assert set(requests.buttons) == {f"{data.__prefix__}:" for data in (
-        TicketAction, KbAction, RateAction, BellTake, CompanyMove)}
+                                 "mute", "unmute", "time", "scope", "problem", "link", "unlink"}
+    assert set(requests.buttons) == {
+        f"{data.__prefix__}:" for data in (TicketAction, KbAction, RateAction, BellTake,
+                                           CompanyMove, ProblemLink, ProblemAction,
+                                           ProblemSuggest)}
 
 
 def test_a_new_staff_command_needs_no_second_list() -> None:
