@@ -1,4 +1,4 @@
-"""Covering indexes for the reports: /stats reads the indexes, never the table
+"""Covering indexes for the reports: /stats reads the indexes, never the tables
 
 Revision ID: 0015
 Revises: 0011
@@ -6,7 +6,9 @@ Revises: 0011
 `ix_tickets_opened_at` and `ix_tickets_resolved_at` become `ix_tickets_opened_report` and
 `ix_tickets_resolved_report`: the same first column (every range query they served still
 uses them), followed by every column the report queries read (storage/repos/reports.py).
-The column lists are written out here, as they were when this ran.
+`ix_tickets_status` gains the severity (open incidents per severity) and `ix_ratings_rated_at`
+the columns the rating counts read. The column lists are written out here, as they were
+when this ran.
 """
 
 from collections.abc import Sequence
@@ -25,8 +27,16 @@ RESOLVED = ["resolved_at", "status", "severity", "resolution_kind", "reopen_coun
             "client_id"]
 
 
+RATED = ["rated_at", "counted", "score", "followup_by", "client_id"]
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("ratings", schema=None) as batch_op:
+        batch_op.drop_index("ix_ratings_rated_at")
+        batch_op.create_index("ix_ratings_rated_report", RATED, unique=False)
     with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index("ix_tickets_status")
+        batch_op.create_index("ix_tickets_status_severity", ["status", "severity"], unique=False)
         batch_op.drop_index("ix_tickets_opened_at")
         batch_op.drop_index("ix_tickets_resolved_at")
         batch_op.create_index("ix_tickets_opened_report", OPENED, unique=False)
@@ -39,3 +49,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tickets_opened_report")
         batch_op.create_index("ix_tickets_resolved_at", ["resolved_at"], unique=False)
         batch_op.create_index("ix_tickets_opened_at", ["opened_at"], unique=False)
+        batch_op.drop_index("ix_tickets_status_severity")
+        batch_op.create_index("ix_tickets_status", ["status"], unique=False)
+    with op.batch_alter_table("ratings", schema=None) as batch_op:
+        batch_op.drop_index("ix_ratings_rated_report")
+        batch_op.create_index("ix_ratings_rated_at", ["rated_at"], unique=False)
