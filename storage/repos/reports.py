@@ -93,8 +93,10 @@ class Reports:
         )
         return [
             OpenedHour(severity, datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC),
-                       *(int(n or 0) for n in counts), _floats(waits))
-            for severity, bucket, *counts, waits in rows
+                       int(opened), int(response_met or 0), int(response_judged or 0),
+                       int(resolution_met or 0), int(resolution_judged or 0), _floats(waits))
+            for (severity, bucket, opened, response_met, response_judged, resolution_met,
+                 resolution_judged, waits) in rows
         ]
 
     async def closed_by_agent(
@@ -124,7 +126,7 @@ class Reports:
         company = Client.company_id
         employees = select(company).select_from(Ticket).join(
             Client, Client.id == Ticket.client_id).where(company.is_not(None)).group_by(company)
-        opened = dict((await self.session.execute(
+        opened: dict[int, int] = dict((await self.session.execute(
             employees.add_columns(func.count()).where(_in(Ticket.opened_at, start, end))
         )).all())
         staff = func.coalesce(Ticket.resolution_seconds,

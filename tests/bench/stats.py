@@ -44,6 +44,7 @@ from bot.config import parse_config
 from bot.domain.periods import parse_period
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
+from bot.sandbox.emulator import FakeTelegram
 from bot.services.reports.render import chart_labels, render_chart
 from bot.services.reports.stats import compute_stats
 from storage.db import Database
@@ -173,8 +174,8 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
 async def live(folder: Path, incidents: int, rate: float) -> dict[str, float]:
     """Registrations through the real bot while it answers `/stats month` (see the module's
     docstring)."""
-    folder.mkdir()
-    async with outage.FakeTelegram(outage.TOKEN) as tg:
+    folder.mkdir()  # noqa: ASYNC240 (before the bot starts)
+    async with FakeTelegram(outage.TOKEN) as tg:
         tg.add_group(outage.STAFF_CHAT, "Поддержка", is_forum=True,
                      members={outage.STAFF: "administrator"})
         tg.add_user(outage.STAFF, "Дежурный", language_code="ru")
@@ -204,7 +205,7 @@ async def live(folder: Path, incidents: int, rate: float) -> dict[str, float]:
 
 
 async def _registrations_during_stats(
-    tg: outage.FakeTelegram, database: Path, users: list[int], rate: float
+    tg: FakeTelegram, database: Path, users: list[int], rate: float
 ) -> dict[str, float]:
     await outage._wait(lambda: tg.calls_to("getUpdates"), 60, "the bot did not start polling")
     queued: dict[int, float] = {}

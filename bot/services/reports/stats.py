@@ -42,7 +42,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.enums import ResolutionKind, Severity, TicketStatus
+from bot.domain.enums import Severity, TicketStatus
 from bot.domain.periods import Period
 from bot.domain.sla import waited
 from bot.services.bell import Followups, followups
