@@ -28,13 +28,13 @@ structured part ends at ":" (or, for link, after the number).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.config import Config
-from bot.domain.periods import parse_period
 from bot.messaging.after_commit import AfterCommit
 from bot.messaging.callbacks import CompanyMove
 from bot.messaging.notify import Notifier
@@ -43,8 +43,8 @@ from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services.desk import Desk, DeskError
 from bot.services.records import Company, Session
-from bot.services.reports.stats import compute_stats
-from handlers._common import STAFF, refuse_non_staff, reply, thread_ticket
+from bot.services.reports.jobs import ReportDesk
+from handlers._common import STAFF, refuse_non_staff, reply, thread_of, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
@@ -63,7 +63,8 @@ def _split(text: str) -> tuple[str, str]:
 
 async def org_command(
     message: Message, command: CommandObject, desk: Desk, session: Session, now: datetime,
-    notifier: Notifier, texts: Texts, bot: Bot, config: Config,
+    notifier: Notifier, texts: Texts, bot: Bot, config: Config, reports: ReportDesk,
+    after_commit: AfterCommit,
 ) -> None:
     args = (command.args or "").strip()
     word, _, rest = args.partition(" ")
@@ -146,7 +147,7 @@ async def org_command(
                             texts.staff("org_reply", code="renamed", company=company))
         else:
             company = await org.find(session, args)
-            await _overview(message, company, desk, session, now, notifier, texts, bot)
+            await _overview(message, company, now, desk, bot, reports, after_commit)
     except org.CompanyError as error:
         await reply(message, notifier, texts.staff("org_reply", code=error.code, **error.context))
     except DeskError as error:
@@ -186,17 +187,15 @@ async def _link(
 
 
 async def _overview(
-    message: Message, company: Company, desk: Desk, session: Session, now: datetime,
-    notifier: Notifier, texts: Texts, bot: Bot,
+    message: Message, company: Company, now: datetime, desk: Desk, bot: Bot,
+    reports: ReportDesk, after_commit: AfterCommit,
 ) -> None:
-    open_rows = await org.open_incidents(session, company)
-    people = await org.employee_count(session, company)
-    period = parse_period("month", now, texts.zone)
-    stats = await compute_stats(session, period, now, company=company)
+    """The card is made after the update's commit, its figures on a read session
+    (ReportDesk): the month's queries never run under the write lock."""
     link = org.invite_link(await bot_username(bot), company.invite_code)
-    await reply(message, notifier, texts.staff(
-        "org_card", company=company, link=link, stats=stats, open_rows=open_rows, people=people,
-        level=desk.level_of(company), now=now))
+    after_commit.later(partial(reports.send_org_card, company, now, link=link,
+                               level=desk.level_of(company), chat_id=message.chat.id,
+                               thread_id=thread_of(message)))
 
 
 async def move_button(

@@ -19,21 +19,16 @@ class Inbox:
         self.session = session
 
     async def record(self, rows: list[dict[str, Any]]) -> set[int]:
-        """Insert updates not seen before; returns the update ids that are new."""
+        """Insert updates not seen before; returns the update ids that are new: those the
+        INSERT itself wrote (ON CONFLICT DO NOTHING ... RETURNING: one statement, and a row
+        another worker wrote meanwhile is not new here either)."""
         if not rows:
             return set()
-        ids = [row["update_id"] for row in rows]
-        existing = set(
-            await self.session.scalars(
-                select(InboxUpdate.update_id).where(InboxUpdate.update_id.in_(ids))
-            )
+        inserted = await self.session.scalars(
+            insert_ignoring_duplicates(self.session, InboxUpdate)
+            .returning(InboxUpdate.update_id), rows
         )
-        fresh = [row for row in rows if row["update_id"] not in existing]
-        if fresh:
-            await self.session.execute(
-                insert_ignoring_duplicates(self.session, InboxUpdate), fresh
-            )
-        return {row["update_id"] for row in fresh}
+        return set(inserted)
 
     async def is_handled(self, update_id: int, *, lock: bool = False) -> bool:
         query = select(InboxUpdate.handled_at).where(InboxUpdate.update_id == update_id)

@@ -2,62 +2,64 @@
 
 A period is [start, end) in UTC. "Opened in" is by `opened_at`; "closed in" means
 resolved or closed now, with `resolved_at` in the period.
+
+`/stats month` over 100,000 incidents (tests/bench/stats.py) is four aggregate statements,
+two over each of the two covering indexes (`ix_tickets_opened_report`,
+`ix_tickets_resolved_report`, storage.models): the table itself is not read, and no row
+per incident comes to Python. The durations the percentiles need come as one text list
+per group (SQLite: `group_concat` of `printf('%!.20g')`, which round-trips a double
+exactly; PostgreSQL: `string_agg`, its float output is exact too), parsed and sorted here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Float, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.enums import CLOSED_STATUSES, OPEN_STATUSES, ResolutionKind, Severity
 from storage.models import Client, Rating, Ticket
 
-# Reading rows through an index costs SQLite about 3-4 times a sequential read: when the
-# period holds more than this share of all incidents, a scan is faster.
-SCAN_SHARE = 0.25
 
-
-class HourFigures(NamedTuple):
-    """Incidents of one severity opened in one UTC hour, or closed in the period."""
+class OpenedHour(NamedTuple):
+    """Incidents of one severity opened in one UTC hour of the period."""
 
     severity: Severity
-    hour: datetime  # UTC, the hour the incidents were opened in
-    opened: int  # in the period
-    closed: int  # in the period
-    deflected: int  # closed by the client's FAQ answer
-    reopened: int  # closed, reopened at least once before
-    # SLA verdicts of those opened in the period: met, and met or breached.
+    hour: datetime  # UTC
+    opened: int
+    # SLA verdicts: met, and met or breached.
     response_met: int
     response_judged: int
     resolution_met: int
     resolution_judged: int
+    waits: list[float]  # opened_at -> first_response_at (seconds) of those answered
 
 
-class IncidentTimes(NamedTuple):
-    """One incident opened or closed in the period, its durations (seconds, wall clock)
-    computed by the database."""
+class ClosedGroup(NamedTuple):
+    """Incidents of one severity and one assignee (None: nobody) closed in the period."""
 
-    opened: int  # 1 when opened in the period
-    closed: int  # 1 when closed in the period
-    resolution_kind: str | None
-    response: float | None  # opened_at -> first_response_at
-    resolution: float | None  # opened_at -> resolved_at
-    sla_resolution: int | None  # the SLA's business time, when tracked
-    assignee_id: int | None
-    assignee_name: str | None
-    company_id: int | None
+    severity: Severity
+    agent_id: int | None
+    agent_name: str | None  # the name on (one of) the incidents
+    closed: int
+    deflected: int  # closed by the client's FAQ answer
+    reopened: int  # reopened at least once before
+    fixes: list[float]  # opened_at -> resolved_at (seconds), FAQ deflections left out
+    waits: list[float]  # opened_at -> first_response_at (seconds) of those answered
 
 
-@dataclass(frozen=True)
-class PeriodIncidents:
-    by_hour: list[HourFigures]
-    incidents: list[IncidentTimes]
+class CompanyFigures(NamedTuple):
+    """One company's incidents in the period (its employees')."""
+
+    company_id: int
+    opened: int
+    closed: int
+    # Of the closed ones: the SLA resolution time when tracked, else resolved_at - opened_at.
+    staff_seconds: float
 
 
 class ClosedIncident(NamedTuple):
@@ -71,45 +73,71 @@ class Reports:
         self.session = session
         self.sqlite = session.get_bind().dialect.name == "sqlite"
 
-    async def period_incidents(
+    async def opened_by_hour(
         self, start: datetime, end: datetime, company_id: int | None = None
-    ) -> PeriodIncidents:
-        """Two passes over the incidents opened or closed in [start, end) (of one company's
-        employees with `company_id`): aggregates by severity and opening hour, then one
-        narrow row per incident."""
-        opened_in = _in(Ticket.opened_at, start, end)
-        closed_in = _closed_in(start, end)
-        scope = _scope(company_id)
-        relevant = await self._planned(or_(opened_in, closed_in), start, end)
+    ) -> list[OpenedHour]:
+        """The incidents opened in [start, end) (of one company's employees with
+        `company_id`), by severity and UTC hour of opening."""
+        hour = self._hour_bucket(Ticket.opened_at)
 
         def verdicts(met: Any, breached: Any) -> tuple[Any, Any]:
-            return (_count_if(and_(opened_in, met.is_(True))),
-                    _count_if(and_(opened_in, or_(met.is_not(None), breached.is_not(None)))))
+            return _count_if(met.is_(True)), _count_if(or_(met.is_not(None), breached.is_not(None)))
 
-        hour = self._hour_bucket(Ticket.opened_at)
-        hours = await self.session.execute(
-            select(Ticket.severity, hour, _count_if(opened_in), _count_if(closed_in),
-                   _count_if(and_(closed_in, Ticket.resolution_kind == ResolutionKind.FAQ)),
-                   _count_if(and_(closed_in, Ticket.reopen_count > 0)),
-                   *verdicts(Ticket.first_response_met, Ticket.first_response_breached_at),
-                   *verdicts(Ticket.resolution_met, Ticket.resolution_breached_at))
-            .where(relevant, *scope).group_by(Ticket.severity, hour)
-        )
-        by_hour = [
-            HourFigures(severity, datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC),
-                        *(int(n or 0) for n in counts))
-            for severity, bucket, *counts in hours
-        ]
         rows = await self.session.execute(
-            select(case((opened_in, 1), else_=0), case((closed_in, 1), else_=0),
-                   Ticket.resolution_kind,
-                   self._seconds_between(Ticket.opened_at, Ticket.first_response_at),
-                   self._seconds_between(Ticket.opened_at, Ticket.resolved_at),
-                   Ticket.resolution_seconds, Ticket.assignee_id, Ticket.assignee_name,
-                   Client.company_id)
-            .join(Client, Client.id == Ticket.client_id).where(relevant, *scope)
+            select(Ticket.severity, hour, func.count(),
+                   *verdicts(Ticket.first_response_met, Ticket.first_response_breached_at),
+                   *verdicts(Ticket.resolution_met, Ticket.resolution_breached_at),
+                   self._values(self._seconds_between(Ticket.opened_at, Ticket.first_response_at)))
+            .where(_in(Ticket.opened_at, start, end), *_scope(company_id))
+            .group_by(Ticket.severity, hour)
         )
-        return PeriodIncidents(by_hour, [IncidentTimes._make(row) for row in rows])
+        return [
+            OpenedHour(severity, datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC),
+                       int(opened), int(response_met or 0), int(response_judged or 0),
+                       int(resolution_met or 0), int(resolution_judged or 0), _floats(waits))
+            for (severity, bucket, opened, response_met, response_judged, resolution_met,
+                 resolution_judged, waits) in rows
+        ]
+
+    async def closed_by_agent(
+        self, start: datetime, end: datetime, company_id: int | None = None
+    ) -> list[ClosedGroup]:
+        """The incidents closed in [start, end), by severity and assignee."""
+        fix = self._seconds_between(Ticket.opened_at, Ticket.resolved_at)
+        faq = Ticket.resolution_kind == ResolutionKind.FAQ
+        rows = await self.session.execute(
+            select(Ticket.severity, Ticket.assignee_id, func.max(Ticket.assignee_name),
+                   func.count(), _count_if(faq), _count_if(Ticket.reopen_count > 0),
+                   self._values(case((Ticket.resolution_kind.is_distinct_from(ResolutionKind.FAQ),
+                                      fix))),
+                   self._values(self._seconds_between(Ticket.opened_at, Ticket.first_response_at)))
+            .where(_closed_in(start, end), *_scope(company_id))
+            .group_by(Ticket.severity, Ticket.assignee_id)
+        )
+        return [
+            ClosedGroup(severity, agent_id, name, int(closed), int(deflected or 0),
+                        int(reopened or 0), _floats(fixes), _floats(waits))
+            for severity, agent_id, name, closed, deflected, reopened, fixes, waits in rows
+        ]
+
+    async def by_company(self, start: datetime, end: datetime) -> list[CompanyFigures]:
+        """Per company: its employees' incidents opened in [start, end), and those closed in
+        it with their staff time."""
+        company = Client.company_id
+        employees = select(company).select_from(Ticket).join(
+            Client, Client.id == Ticket.client_id).where(company.is_not(None)).group_by(company)
+        opened: dict[int, int] = dict((await self.session.execute(
+            employees.add_columns(func.count()).where(_in(Ticket.opened_at, start, end))
+        )).all())
+        staff = func.coalesce(Ticket.resolution_seconds,
+                              self._seconds_between(Ticket.opened_at, Ticket.resolved_at))
+        closed = {company_id: (int(count), float(seconds or 0))
+                  for company_id, count, seconds in await self.session.execute(
+                      employees.add_columns(func.count(), func.sum(staff))
+                      .where(_closed_in(start, end)))}
+        return [CompanyFigures(company_id, opened.get(company_id, 0),
+                               *closed.get(company_id, (0, 0.0)))
+                for company_id in sorted(opened.keys() | closed.keys())]
 
     async def open_by_severity(self, company_id: int | None = None) -> dict[Severity, int]:
         """Incidents open now, per severity."""
@@ -140,27 +168,12 @@ class Reports:
         )
         return count or 0
 
-    async def _planned(
-        self, relevant: ColumnElement[bool], start: datetime, end: datetime
-    ) -> ColumnElement[bool]:
-        """The period's condition as SQLite should run it. SQLite's planner knows no value
-        histograms, so for the opened/resolved ranges it always picks the indexes, even
-        when the period holds nearly every incident (a month with a mass outage), and then
-        reads the table in random order. Counting through the indexes alone is cheap (they
-        cover the count): with a large share the condition is wrapped so that no index
-        applies, and the table is read once, in order. PostgreSQL plans this itself."""
-        if not self.sqlite:
-            return relevant
-        total = await self._count()
-        opened = await self._count(_in(Ticket.opened_at, start, end))
-        resolved = await self._count(_in(Ticket.resolved_at, start, end))
-        if total and opened + resolved > SCAN_SHARE * total:
-            return func.coalesce(relevant, False)
-        return relevant
-
-    async def _count(self, *where: ColumnElement[bool]) -> int:
-        count = await self.session.scalar(select(func.count()).select_from(Ticket).where(*where))
-        return count or 0
+    def _values(self, value: ColumnElement[Any]) -> ColumnElement[str | None]:
+        """The group's non-null numbers as one comma-separated text (`_floats` reads it),
+        each exactly as the database computed it."""
+        if self.sqlite:  # printf() makes "0.0" of a null
+            return func.group_concat(case((value.is_not(None), func.printf("%!.20g", value))))
+        return func.string_agg(cast(value, String), literal(","))
 
     def _seconds_between(self, start: Any, end: Any) -> ColumnElement[float]:
         """`end - start` in seconds, computed by the database."""
@@ -173,6 +186,10 @@ class Reports:
         if self.sqlite:
             return func.strftime("%Y-%m-%d %H", column)
         return func.to_char(column.op("AT TIME ZONE")(literal("UTC")), "YYYY-MM-DD HH24")
+
+
+def _floats(values: str | None) -> list[float]:
+    return list(map(float, values.split(","))) if values else []
 
 
 def _in(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:

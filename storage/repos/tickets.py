@@ -185,9 +185,12 @@ class Tickets:
     async def clients_opened_since_more_than(self, since: datetime, count: int) -> bool:
         """More than `count` distinct clients opened incidents since `since` (one client's
         fifty /new are no outage; counts no further than that: asked at every
-        registration, it must stay cheap in the outage it detects)."""
-        recent = (select(Ticket.client_id).where(Ticket.opened_at >= since).distinct()
-                  .limit(count + 1).subquery())
+        registration, it must stay cheap in the outage it detects). `client_id + 0`: for a
+        DISTINCT of the bare column SQLite walks the whole client_id index (a lookup in the
+        table per incident ever: 30 ms to 2 s with 100,000 of them, at every registration);
+        so it reads the opened_at range, from the covering index, instead."""
+        recent = (select((Ticket.client_id + 0).label("client_id"))
+                  .where(Ticket.opened_at >= since).distinct().limit(count + 1).subquery())
         found = await self.session.scalar(select(func.count()).select_from(recent))
         return (found or 0) > count
 

@@ -4,6 +4,11 @@
     .venv/bin/python tests/bench/outage.py --clients 1000 --seconds 20
     .venv/bin/python tests/bench/outage.py --quick               # a smoke run
     .venv/bin/python tests/bench/outage.py --postgres --workers 3  # SQLite and PostgreSQL
+    .venv/bin/python tests/bench/outage.py --noise               # quiet, then a busy core
+
+With --noise the outage runs twice, quiet and then with a co-tenant: a process that keeps
+one core busy (a Python busy loop) from before the bot starts to the end of the run; the
+two columns are printed side by side, with the load average at the end of each run.
 
 With --postgres the same outage runs twice, first as above, then on PostgreSQL
 (FRONTDESK_TEST_POSTGRES or --postgres-url; a fresh database each time) with
@@ -40,6 +45,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +73,7 @@ MESSAGES = [
 
 @dataclass
 class Report:
+    load: str  # the load average (1, 5, 15 min) at the end of the run
     clients: int
     seconds: float
     global_limit: float
@@ -211,6 +219,20 @@ def _workers_of(pid: int) -> list[int]:
         return []
 
 
+@asynccontextmanager
+async def _co_tenant(busy: bool) -> AsyncIterator[None]:
+    """With `busy`: another process keeping one core busy meanwhile (--noise)."""
+    if not busy:
+        yield
+        return
+    burner = await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+    try:
+        yield
+    finally:
+        burner.kill()
+        await burner.wait()
+
+
 async def _wait(condition: object, timeout: float, what: str, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,10 +247,10 @@ async def _wait(condition: object, timeout: float, what: str, every: float = 0.2
 
 async def run(
     clients: int, seconds: float, global_limit: float = 25.0, *, verbose: bool = False,
-    postgres: str | None = None, workers: int = 1,
+    postgres: str | None = None, workers: int = 1, noise: bool = False,
 ) -> Report:
     folder = Path(tempfile.mkdtemp(prefix="frontdesk-outage-"))
-    async with _Store(folder, postgres) as store, FakeTelegram(TOKEN) as tg:
+    async with _Store(folder, postgres) as store, FakeTelegram(TOKEN) as tg, _co_tenant(noise):
         tg.add_group(STAFF_CHAT, "Поддержка", is_forum=True, members={STAFF: "administrator"})
         ids = [FIRST_CLIENT + i for i in range(clients)]
         for user_id in ids:
@@ -329,6 +351,7 @@ async def run(
             f"SELECT count(*) FROM outbox WHERE status = 'pending' AND chat_id = {STAFF_CHAT}"
         )
         return Report(
+            load=" ".join(f"{n:.2f}" for n in os.getloadavg()),
             clients=clients,
             seconds=seconds,
             global_limit=global_limit,
@@ -393,6 +416,7 @@ def render(report: Report) -> str:
     saturated = r.arrival_rate > r.global_limit
     lines = [
         _headline(r),
+        f"load average (1, 5, 15 min) at the end: {r.load}",
         "",
         f"{'measure':<34} {'value':>14} {'target':>12} {'ratio':>9}",
         *(f"{name:<34} {value:>14} {target:>12} {ratio:>9}  {_verdict(ok)}"
@@ -412,15 +436,24 @@ def render(report: Report) -> str:
 def render_side_by_side(runs: list[tuple[str, Report]]) -> str:
     """The same measures of several runs (SQLite, PostgreSQL with N workers) in columns."""
     tables = [_rows(report) for _, report in runs]
-    head = f"{'measure':<34}" + "".join(f" {label:>22}" for label, _ in runs) + f" {'target':>12}"
+    head = f"{'measure':<34}" + "".join(f" {label:>26}" for label, _ in runs) + f" {'target':>12}"
     lines = [_headline(runs[0][1]), "", head]
     for index, (name, _, target, _, _) in enumerate(tables[0]):
-        cells = "".join(f" {t[index][1] + ' ' + _verdict(t[index][4]):>22}" for t in tables)
+        cells = "".join(f" {_cell(t[index]):>26}" for t in tables)
         lines.append(f"{name:<34}{cells} {target:>12}")
     lines.append("")
+    lines.append("load average (1, 5, 15 min) at the end: " + "; ".join(
+        f"{label} {report.load}" for label, report in runs))
     lines.append("staff group, messages still queued: " + ", ".join(
         f"{label} {report.staff_pending}" for label, report in runs))
     return "\n".join(lines)
+
+
+def _cell(row: Row) -> str:
+    """The value, its ratio to the target (when it has one) and the verdict."""
+    _, value, _, ratio, ok = row
+    return " ".join(part for part in (value, f"({ratio})" if ratio else "", _verdict(ok))
+                    if part)
 
 
 def _good(report: Report) -> bool:
@@ -441,10 +474,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres-url", default=os.environ.get("FRONTDESK_TEST_POSTGRES", ""),
                         help="the server (default: $FRONTDESK_TEST_POSTGRES)")
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--noise", action="store_true",
+                        help="run again with a co-tenant process keeping one core busy; both "
+                             "columns side by side")
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.seconds = 300, 5.0
     report = asyncio.run(run(args.clients, args.seconds, args.global_limit, verbose=args.verbose))
+    if args.noise:
+        noisy = asyncio.run(run(args.clients, args.seconds, args.global_limit,
+                                verbose=args.verbose, noise=True))
+        print(render_side_by_side([("quiet", report), ("one core busy", noisy)]))
+        return 0 if _good(report) and _good(noisy) else 1
     if not args.postgres:
         print(render(report))
         return 0 if _good(report) else 1

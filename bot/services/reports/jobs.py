@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config
 from bot.domain.calendar import WorkingDays
 from bot.domain.errors import UserError
-from bot.domain.periods import Period, previous_month
+from bot.domain.periods import Period, parse_period, previous_month
 from bot.messaging.notify import Notifier
-from bot.messaging.outbox import PRIORITY_BROADCAST, PRIORITY_NOTICE
+from bot.messaging.outbox import PRIORITY_BROADCAST, PRIORITY_NOTICE, PRIORITY_REPLY
 from bot.messaging.texts import Texts
+from bot.services import companies as org
 from bot.services.companies import coordinators
+from bot.services.desk import Level
 from bot.services.quality import periods_under_way, quality_tick
 from bot.services.reports.act import Act, build_act
 from bot.services.reports.render import (
@@ -50,12 +52,12 @@ class ReportError(UserError):
 
 @dataclass(frozen=True)
 class ReportDesk:
-    """/stats and /report, answered after the update's commit (the handler queues them in
-    `after_commit`): nothing of this runs while the write lock is held. The figures are read
-    on a session of their own beside the writer (`Database.reading`), the chart and the
-    act's files are made in a worker thread, and the answer goes to the outbox in a short
-    transaction of its own. A failure is told to the chat asked (`report_reply` "failed")
-    and logged, never dropped."""
+    """/stats, /report and the card of `/org <name>`, answered after the update's commit (the
+    handler queues them in `after_commit`): nothing of this runs while the write lock is
+    held. The figures are read on a session of their own beside the writer
+    (`Database.reading`), the chart and the act's files are made in a worker thread, and the
+    answer goes to the outbox in a short transaction of its own. A failure is told to the
+    chat asked (`report_reply` "failed") and logged, never dropped."""
 
     db: Database
     notifier_for: Callable[[AsyncSession], Notifier]
@@ -88,6 +90,29 @@ class ReportDesk:
             )
             await out.send_text(chat_id, texts.staff("stats", stats=stats), priority=priority,
                                 thread_id=thread_id)
+        self.wake()
+        return stats
+
+    async def send_org_card(
+        self, company: Company, now: datetime, *, link: str, level: Level | None,
+        chat_id: int, thread_id: int | None,
+    ) -> Stats | None:
+        """`/org <name>`: the company's card, its open incidents and this month's figures."""
+        period = parse_period("month", now, self.texts.zone)
+        try:
+            async with self.db.reading() as session:
+                open_rows = await org.open_incidents(session, company)
+                people = await org.employee_count(session, company)
+                stats = await compute_stats(session, period, now, company=company)
+        except Exception:
+            log.exception("/org %s failed", company.name)
+            await self._failed(period, chat_id=chat_id, thread_id=thread_id,
+                               priority=PRIORITY_REPLY)
+            return None
+        card = self.texts.staff("org_card", company=company, link=link, stats=stats,
+                                open_rows=open_rows, people=people, level=level)
+        async with self.db.transaction() as session:
+            await self.notifier_for(session).reply_staff(chat_id, thread_id, card)
         self.wake()
         return stats
 

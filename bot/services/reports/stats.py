@@ -24,13 +24,12 @@ Everything is computed over a period [start, end) in the desk's time zone
 - per agent (the assignee): closed incidents, their median first response, the ratings
   attributed to the agent.
 
-Two passes over the period's incidents (SQLite answers `/stats month` over 100,000 of them
-well within 2 s: tests/bench/stats.py; the queries: storage.repos.reports): SQL aggregates
-by severity and UTC hour of opening (the counts, the SLA verdicts, and the chart's days:
-the hours become local days, exact for time zones of whole hours), then one narrow row
-per incident with its durations, computed by the database, which the percentiles need
-anyway; the per-agent and per-company figures are summed from those rows rather than
-scanning again for each.
+Aggregates in the database, no row per incident in Python (`/stats month` over 100,000
+incidents: tests/bench/stats.py; the queries: storage.repos.reports): the incidents opened
+in the period by severity and UTC hour of opening (the counts, the SLA verdicts, and the
+chart's days: the hours become local days, exact for time zones of whole hours), those
+closed by severity and assignee, and per company; each group brings its durations, which
+the percentiles need, as one list.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.enums import ResolutionKind, Severity, TicketStatus
+from bot.domain.enums import Severity, TicketStatus
 from bot.domain.periods import Period
 from bot.domain.sla import waited
 from bot.services.bell import Followups, followups
@@ -60,7 +59,7 @@ from storage.repos.companies import Companies
 from storage.repos.contracts import Contracts, Reopened, ReopenedIncident
 from storage.repos.events import TicketEvents
 from storage.repos.quality import Quality
-from storage.repos.reports import HourFigures, IncidentTimes, Reports
+from storage.repos.reports import ClosedGroup, CompanyFigures, OpenedHour, Reports
 
 SEVERITIES = tuple(Severity)
 
@@ -224,12 +223,15 @@ async def compute_stats(
     stats = Stats(period=period, now=now, company=company)
     company_id = company.id if company is not None else None
     reports = Reports(session)
-    figures = await reports.period_incidents(period.start, period.end, company_id)
-    _aggregates(stats, figures.by_hour)
+    opened = await reports.opened_by_hour(period.start, period.end, company_id)
+    closed = await reports.closed_by_agent(period.start, period.end, company_id)
+    _aggregates(stats, opened, closed)
+    _durations(stats, opened, closed)
     stats.open_now = zero_by_severity() | await reports.open_by_severity(company_id)
-    companies = _durations(stats, figures.incidents)
-    if company is None and companies:
-        await _top_companies(session, stats, companies, top)
+    if company is None:
+        companies = await reports.by_company(period.start, period.end)
+        if companies:
+            await _top_companies(session, stats, companies, top)
     stats.ratings = await _ratings(session, period, company)
     if company is not None:
         stats.trend = await company_trend(session, company.id)
@@ -284,82 +286,64 @@ async def _vendor_waits(session: AsyncSession, stats: Stats) -> None:
             stats.vendor_wait += wait
 
 
-def _aggregates(stats: Stats, rows: Sequence[HourFigures]) -> None:
+def _aggregates(stats: Stats, opened: Sequence[OpenedHour],
+                closed: Sequence[ClosedGroup]) -> None:
     """Counts and SLA verdicts by severity, and the chart's incidents per local day."""
     zone = stats.period.zone
     days = {day: zero_by_severity()
             for day in stats.period.days(until=stats.now.astimezone(zone).date())}
     response: dict[Severity, list[int]] = {s: [0, 0] for s in SEVERITIES}
     resolution: dict[Severity, list[int]] = {s: [0, 0] for s in SEVERITIES}
-    for row in rows:
-        severity = row.severity
-        stats.opened[severity] += row.opened
-        stats.closed[severity] += row.closed
-        stats.deflected += row.deflected
-        stats.reopened += row.reopened
-        for table, met, judged in ((response, row.response_met, row.response_judged),
-                                   (resolution, row.resolution_met, row.resolution_judged)):
+    for hour in opened:
+        severity = hour.severity
+        stats.opened[severity] += hour.opened
+        for table, met, judged in ((response, hour.response_met, hour.response_judged),
+                                   (resolution, hour.resolution_met, hour.resolution_judged)):
             table[severity][0] += met
             table[severity][1] += judged
-        if row.opened:
-            day = days.setdefault(row.hour.astimezone(zone).date(), zero_by_severity())
-            day[severity] += row.opened
+        day = days.setdefault(hour.hour.astimezone(zone).date(), zero_by_severity())
+        day[severity] += hour.opened
+    for group in closed:
+        stats.closed[group.severity] += group.closed
+        stats.deflected += group.deflected
+        stats.reopened += group.reopened
     stats.sla_response = {s: Compliance(*pair) for s, pair in response.items()}
     stats.sla_resolution = {s: Compliance(*pair) for s, pair in resolution.items()}
     stats.per_day = sorted(days.items())
 
 
-def _durations(stats: Stats, rows: Sequence[IncidentTimes]) -> dict[int, CompanyRow]:
-    """Percentiles of the durations, the agents' figures and, per company, incidents and
-    staff time, in one pass over the period's incidents; returns the companies' rows."""
-    waits: list[float] = []
-    fixes: list[float] = []
+def _durations(stats: Stats, opened: Sequence[OpenedHour],
+               closed: Sequence[ClosedGroup]) -> None:
+    """Percentiles of the durations and the agents' figures (the assignee of the closed
+    ones)."""
     agents: dict[int, AgentRow] = {}
     agent_waits: dict[int, list[float]] = {}
-    companies: dict[int, CompanyRow] = {}
-    for opened, closed, kind, wait, fix, staff, agent_id, agent_name, company_id in rows:
-        if opened and wait is not None:
-            waits.append(wait)
-        company = companies.get(company_id) if company_id is not None else None
-        if company is None and company_id is not None:
-            company = companies[company_id] = CompanyRow(company_id, "")
-        if company is not None and opened:
-            company.incidents += 1
-        if not closed:
+    for group in closed:
+        if group.agent_id is None:
             continue
-        if kind != ResolutionKind.FAQ and fix is not None:
-            fixes.append(fix)
-        if agent_id is not None:
-            agent = agents.get(agent_id)
-            if agent is None:
-                agent = agents[agent_id] = AgentRow(agent_id, agent_name or f"id{agent_id}")
-                agent_waits[agent_id] = []
-            agent.handled += 1
-            if wait is not None:
-                agent_waits[agent_id].append(wait)
-        if company is not None:
-            # Staff time: the SLA resolution time when tracked, else wall clock.
-            company.closed += 1
-            company.staff_seconds += staff if staff is not None else (fix or 0.0)
-    stats.first_response = Durations.of(waits)
-    stats.resolution = Durations.of(fixes)
+        agent = agents.get(group.agent_id)
+        if agent is None:
+            agent = agents[group.agent_id] = AgentRow(
+                group.agent_id, group.agent_name or f"id{group.agent_id}")
+            agent_waits[group.agent_id] = []
+        agent.handled += group.closed
+        agent_waits[group.agent_id] += group.waits
+    stats.first_response = Durations.of([wait for hour in opened for wait in hour.waits])
+    stats.resolution = Durations.of([fix for group in closed for fix in group.fixes])
     for agent_id, values in agent_waits.items():
-        if values:
-            agents[agent_id].response = Durations.of(values)
+        agents[agent_id].response = Durations.of(values)
     stats.agents = list(agents.values())
-    return companies
 
 
 async def _top_companies(
-    session: AsyncSession, stats: Stats, companies: dict[int, CompanyRow], top: int
+    session: AsyncSession, stats: Stats, companies: Sequence[CompanyFigures], top: int
 ) -> None:
-    names = await Companies(session).names(companies)
-    for row in companies.values():
-        row.name = names.get(row.company_id, f"#{row.company_id}")
-        row.staff_seconds = round(row.staff_seconds, 3)
-    by_count = [r for r in companies.values() if r.incidents]
+    names = await Companies(session).names([c.company_id for c in companies])
+    rows = [CompanyRow(c.company_id, names.get(c.company_id, f"#{c.company_id}"), c.opened,
+                       c.closed, round(c.staff_seconds, 3)) for c in companies]
+    by_count = [r for r in rows if r.incidents]
     stats.top_by_incidents = sorted(by_count, key=lambda r: (-r.incidents, r.name))[:top]
-    by_time = [r for r in companies.values() if r.closed]
+    by_time = [r for r in rows if r.closed]
     stats.top_by_time = sorted(by_time, key=lambda r: (-r.staff_seconds, r.name))[:top]
 
 
