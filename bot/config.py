@@ -525,6 +525,16 @@ class LimitsConfig(_Section):
     open_incidents: Annotated[int, Field(ge=1)] = 5
 
 
+class GroupsConfig(_Section):
+    """Client groups (bot/services/groups.py): a company's own group chat with the bot in it.
+
+    `listen`: "mentions" registers what mentions the bot, replies to it or starts with /new
+    (all a bot sees with BotFather's privacy mode on); "all" (privacy mode off) takes every
+    message as a candidate and lets the request-or-chatter model decide."""
+
+    listen: Literal["mentions", "all"] = "mentions"
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
@@ -533,6 +543,7 @@ class Config(_Section):
     retention: RetentionConfig = RetentionConfig()
     desk: DeskConfig = DeskConfig()
     limits: LimitsConfig = LimitsConfig()
+    groups: GroupsConfig = GroupsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()
     severity: SeverityConfig = SeverityConfig()

@@ -61,6 +61,7 @@ from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
 from storage.repos.clients import Clients
 from storage.repos.fleet import GroupSends
+from storage.repos.groups import ClientGroups
 from storage.repos.outbox import Outbox, record_rate_limited
 from storage.repos.tickets import TicketMessages, Tickets
 
@@ -303,12 +304,17 @@ class DeliveryWorker:
 
     async def _migrated(self, row: _Row, new_chat_id: int) -> None:
         """The group became a supergroup with a new id: this row and every other one
-        waiting for the chat go there, at once."""
+        waiting for the chat go there, at once; a client group's link follows it."""
         async with self.db.transaction() as session:
             moved = await Outbox(session).move_chat(row.chat_id, new_chat_id)
-        log.error("chat %s became supergroup %s: %d queued messages moved there; if it is "
-                  "the staff group, set [telegram] staff_chat_id = %s", row.chat_id,
-                  new_chat_id, moved, new_chat_id)
+            client_group = await ClientGroups(session).move_chat(row.chat_id, new_chat_id)
+        if client_group:
+            log.warning("client group %s became supergroup %s: %d queued messages and its "
+                        "link moved there", row.chat_id, new_chat_id, moved)
+        else:
+            log.error("chat %s became supergroup %s: %d queued messages moved there; if it "
+                      "is the staff group, set [telegram] staff_chat_id = %s", row.chat_id,
+                      new_chat_id, moved, new_chat_id)
         self.wake()
 
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:

@@ -40,16 +40,11 @@ from bot.services import companies as org
 from bot.services.desk import Desk, DeskError
 from bot.services.records import Company, Session
 from bot.services.reports.stats import compute_stats
-from handlers._common import reply, thread_ticket
+from handlers._common import bot_username, reply, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
                "sla", "contact", "manager", "notify", "fee", "help")
-
-
-async def bot_username(bot: Bot) -> str | None:
-    """The bot's @username (aiogram caches getMe; the app asks once at start-up)."""
-    return (await bot.me()).username
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -79,7 +74,7 @@ async def org_command(
             company = await org.find(session, rest[:-len(" rotate")])
             link = org.invite_link(await bot_username(bot), org.rotate_invite(company))
             await reply(message, notifier, texts.staff(
-                "org_reply", code="invite_rotated", company=company, text=link))
+                "org_reply", code="invite_rotated", company=company, link=link))
         elif word == "sla":
             change = org.parse_level(rest)
             company = await org.find(session, change.name)
