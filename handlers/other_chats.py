@@ -173,8 +173,10 @@ async def staff_or_service(message: Message) -> None:
 
 
 async def foreign(message: Message, groups: GroupDesk) -> None:
-    """Anything said in a group that is no client group: the bot leaves."""
-    await groups.leave(message.chat.id)
+    """Anything said in a group that is no client group: the bot leaves (a service message,
+    "the bot was added", waits: the invite code's /start follows it)."""
+    if content_of(message).kind != "other":
+        await groups.leave(message.chat.id)
 
 
 async def _other_chat(event: ChatMemberUpdated | Message, config: Config) -> bool:

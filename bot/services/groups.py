@@ -18,8 +18,9 @@
   nothing written, nothing sent.
 - **The group's life.** A migration to a supergroup moves the link (and its incidents'
   answers) to the new id, the bot removed makes the link inactive (nothing more is sent
-  there), a new title is stored. Members of the staff group writing in a client group are
-  staff there: what they write is no client's incident.
+  there: its incidents' answers go to each client's private chat), a new title is
+  stored. Members of the staff group writing in a client group are staff there: what they
+  write is no client's incident.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class GroupDesk:
         if group is None or not group.active:
             return
         group.active = False
+        await self._groups.detach_tickets(chat_id)
         await self._notify.reply_staff(self._notify.staff_chat_id, None, self._notify.texts.staff(
             "group_removed_line", company=await self.company_of(group), title=group.title))
 
@@ -161,7 +163,8 @@ class GroupDesk:
         ticket = await self._thread_ticket(group.chat_id, message.reply_to)
         follow_up = ticket is not None and ticket.status.is_open
         if not follow_up and not message.addressed and not (
-                self._config.listen == "all" and self._is_request(message.said)):
+                self._config.listen == "all" and message.said.strip()
+                and self._is_request(message.said)):
             return None  # chatter: nothing written, nothing sent
         client = await self._desk.client_for(message.person)
         if client.company_id is None:

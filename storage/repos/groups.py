@@ -32,6 +32,12 @@ class ClientGroups:
             .values(group_chat_id=new_chat_id, group_message_id=None))
         return bool(getattr(moved, "rowcount", 0))
 
+    async def detach_tickets(self, chat_id: int) -> None:
+        """The bot is out of the group: its incidents' answers go to each client's own chat."""
+        await self.session.execute(
+            update(Ticket).where(Ticket.group_chat_id == chat_id)
+            .values(group_chat_id=None, group_message_id=None))
+
     async def cancel_pending(self, chat_id: int, method: str) -> int:
         """Pending outbox rows of this Bot API method to the chat, dropped (the leave the
         bot had scheduled for a group that is linked after all); returns how many."""
