@@ -42,12 +42,17 @@ REQUEST_CUES = (
     "помоги", "помогите", "подскаж", "как мне", "как сделать", "как настро", "как поменя",
     "как подключ", "почему", "можно ли", "можете", "нужно", "нужен", "нужна", "надо",
     "настро", "установ", "сбросить", "сбросьте", "восстанов", "заблокир", "пароль",
-    "доступ", "вирус", "проблем", "срочно",
+    "доступ", "вирус", "проблем", "срочно", "не ", "перестал", "вылета", "мигает",
+    "гаснет", "отвалил", "закончил", "спам", "принтер", "сервер", "роутер", "монитор",
+    "ноутбук", "компьютер", "почт", "бэкап", "сеть", "интернет", "камер", "телефон", "1с",
+    "wi-fi", "vpn", "excel", "outlook", "teams",
     "not working", "doesn't work", "does not work", "isn't working", "won't", "can't",
     "cannot", "unable", "error", "broken", "crash", "stuck", "fails", "failed", "down",
     "help", "how do", "how can", "how to", "why ", "is it possible", "could you",
     "can you", "please", "need ", "issue", "problem", "reset", "install", "access",
-    "password", "locked", "urgent", "slow", "missing", "virus",
+    "password", "locked", "urgent", "slow", "missing", "virus", "doesn't", "don't", "not ",
+    "stopped", "keeps", "wrong", "out of", "no sound", "printer", "server", "router",
+    "monitor", "laptop", "network", "backup", "scanner", "projector", "keyboard", "email",
 )
 # What makes a message chatter when nothing asks for anything.
 CHATTER_CUES = (
@@ -56,8 +61,12 @@ CHATTER_CUES = (
     "до завтра", "с днём", "с днем", "поздрав", "отлично", "супер", "класс", "круто",
     "thanks", "thank you", "thx", "ok", "okay", "got it", "sure", "lol", "haha", "lunch",
     "coffee", "pizza", "hello", "hi ", "good morning", "bye", "see you", "congrat",
-    "great", "cool", "nice", "awesome", "happy birthday",
+    "great", "cool", "nice", "awesome", "happy birthday", "футбол", "game", "не надо",
+    "не нужно", "не забуд", "не за что", "само прошло", "never mind", "шучу",
 )
+# A message that starts so is a thanks or a goodbye, whatever words follow.
+CLOSING_STARTS = ("спасибо", "благодар", "thanks", "thank you", "never mind", "уже не надо",
+                  "нет, не надо")
 CUE_NAMES = ("question_mark", "request_cue", "chatter_cue", "short")
 _WORDS = re.compile(r"\w+")
 
@@ -92,12 +101,15 @@ def cues(text: str) -> list[float]:
 
 
 def lexical_is_request(text: str) -> bool:
-    """Without the sentence model: a question mark or a request cue makes a request, unless
-    the message is a short thanks-or-ok (\"спасибо, помогло!\")."""
+    """Without the sentence model: a request cue makes a request, and so does a question
+    mark with no chatter cue ("кто идёт на обед?"), unless the message is a thanks or a
+    short ok ("спасибо, помогло!")."""
     question, request, chatter, short = cues(text)
-    if not (question or request):
+    if _normal(text).lstrip().startswith(CLOSING_STARTS) and not question:
         return False
-    return not (chatter and short and not question)
+    if request:
+        return not (chatter and short and not question)
+    return bool(question) and not chatter
 
 
 def features(vectors: Vectors, texts: Sequence[str]) -> np.ndarray:

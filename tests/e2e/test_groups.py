@@ -5,6 +5,7 @@ the bot removed."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -191,9 +192,10 @@ async def test_incidents_from_a_mention_a_reply_and_new_answered_in_the_group(
 
 
 async def test_chatter_is_ignored_when_listening_to_all(
-    listening_app: App, tg: FakeTelegram
+    listening_app: App, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = listening_app
+    caplog.set_level(logging.DEBUG, "bot.services.semantic")
     await linked_group(app, tg)
     clients, sent = await count(app, Client), len(tg.sent(GROUP))
     for chatter in ("Всем приятного аппетита!", "ок, спасибо", "Кто идёт на обед?",
@@ -208,6 +210,11 @@ async def test_chatter_is_ignored_when_listening_to_all(
     ticket = await one(app, Ticket, Ticket.number == 1)
     assert ticket is not None and ticket.group_chat_id == GROUP
     assert replied_to(in_group(tg)[-1]) == request["message_id"]
+    # The sentence model decided, on vectors made before the transaction (in the
+    # encoder's thread), none on the event loop.
+    if app.container.semantic.available:
+        assert app.container.chatter.model is not None
+        assert "outside the worker" not in caplog.text
 
 
 async def test_the_group_becomes_a_supergroup(app: App, tg: FakeTelegram) -> None:
