@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 
 from bot.app.runtime import App
 from bot.config import Config
-from bot.sandbox.emulator import FakeTelegram
+from bot.sandbox.emulator import FakeTelegram, violations
 from storage.models import Client, ClientGroup, OutboxMessage, Ticket, TicketMessage
+from tests.e2e.clock import SharedClock
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, STRANGER, due_outbox, settle
 
@@ -268,3 +269,35 @@ async def test_the_bot_removed_from_the_group(app: App, tg: FakeTelegram) -> Non
     assert not [c for c in tg.calls if c.chat_id == GROUP and c.method == "sendMessage"
                 and not c.ok]
     assert "Роутер перезагружен" in tg.sent(CLIENT)[-1]["plain"]  # the client's own chat
+
+
+TELEGRAM_LIMITS: dict[str, Any] = {
+    "global_per_second": 30, "per_chat_per_second": 1, "per_group_per_minute": 20,
+}
+
+
+@pytest.mark.parametrize("speed", [30.0])
+async def test_a_client_group_gets_at_most_20_messages_a_minute(
+    make_config: Callable[..., Config], tg: FakeTelegram, telegram_time: SharedClock
+) -> None:
+    """Telegram's own limits (the emulator answers 429 beyond them): 25 staff answers to a
+    group's incident all arrive, none beyond 20 in a minute, and no 429 is provoked."""
+    tg.enforce_limits(**TELEGRAM_LIMITS)
+    shared = telegram_time
+    app = new_app(make_config(delivery=dict(TELEGRAM_LIMITS)), clock=shared.now,
+                  monotonic=shared.monotonic, sleep=shared.sleep)
+    await app.start()
+    try:
+        await linked_group(app, tg)
+        tg.write_in_group(CLIENT, GROUP, "не работает сканер", mention=True)
+        await settle(app, tg, timeout=30)
+        topic = topic_of(tg, 1)
+        for i in range(25):
+            tg.send_message(STAFF, f"ответ {i}", chat_id=STAFF_CHAT, thread_id=topic)
+        await settle(app, tg, timeout=60)
+        answers = [m["plain"] for m in in_group(tg) if "ответ " in m.get("plain", "")]
+        assert len(answers) == 25 and "ответ 24" in answers[-1]
+        assert tg.limit_violations == 0, tg.limit_violation_log[:5]
+        assert violations(tg.calls, **TELEGRAM_LIMITS) == []
+    finally:
+        await app.stop()
