@@ -566,6 +566,16 @@ class MonitoringConfig(_Section):
         return host.strip("[]"), int(port)
 
 
+class GroupsConfig(_Section):
+    """Client groups (bot/services/groups.py): a company's own group chat with the bot in it.
+
+    `listen`: "mentions" registers what mentions the bot, replies to it or starts with /new
+    (all a bot sees with BotFather's privacy mode on); "all" (privacy mode off) takes every
+    message as a candidate and lets the request-or-chatter model decide."""
+
+    listen: Literal["mentions", "all"] = "mentions"
+
+
 class Config(_Section):
     telegram: TelegramConfig
     database: DatabaseConfig = DatabaseConfig()
@@ -574,6 +584,7 @@ class Config(_Section):
     retention: RetentionConfig = RetentionConfig()
     desk: DeskConfig = DeskConfig()
     limits: LimitsConfig = LimitsConfig()
+    groups: GroupsConfig = GroupsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kb: KBConfig = KBConfig()
     severity: SeverityConfig = SeverityConfig()

@@ -25,7 +25,9 @@ order, which matters because the first matching handler wins:
   3c. client.buttons   the buttons of the bot's other messages to a client
   4. client.commands   a client's commands in the private chat
   5. client.messages   everything else a client sends in private: lands in an incident
-  6. other_chats       the bot added to a group that is not the staff group: it leaves
+  6. other_chats       groups that are not the staff group: client groups (linked by the
+                       invite's startgroup form or /org group; what is addressed to the
+                       bot becomes an incident), any other group or channel is left
   7. unknown           any other button: forged or outdated data, refused
 Chat filters sit on the routers (see each module), never inside handlers. A handler that
 needs to know whether its sender is staff carries `flags=STAFF` (handlers/_common.py); one

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram import Bot
 from aiogram.types import CallbackQuery, Message
 
 from bot.domain.errors import UserError
@@ -36,6 +37,11 @@ def alert_error(callback: CallbackQuery, texts: Texts, after_commit: AfterCommit
     """A staff button whose action was refused: the reason as an alert."""
     after_commit(callback.answer(
         texts.staff_plain("error", code=error.code, **error.context), show_alert=True))
+
+
+async def bot_username(bot: Bot) -> str | None:
+    """The bot's @username (aiogram caches getMe; the app asks once at start-up)."""
+    return (await bot.me()).username
 
 
 def thread_of(message: Message) -> int | None:

@@ -219,6 +219,10 @@ class Ticket(Base):
     # The problem this incident is one report of (problems.number); None: on its own.
     problem_number: Mapped[int | None] = mapped_column(
         ForeignKey("problems.number", use_alter=True), index=True)
+    # A client group's incident (bot/services/groups.py): the group where answers go, as
+    # replies to the reporting message. None: answers go to the client's private chat.
+    group_chat_id: Mapped[int | None] = mapped_column(index=True)
+    group_message_id: Mapped[int | None]
 
     __table_args__ = (
         Index("ix_tickets_client_status", "client_id", "status"),
@@ -539,6 +543,22 @@ class Company(Base):
     hours_included: Mapped[float | None] = mapped_column(Float)
     # The company's own act template (a path; relative: to the config file's folder).
     act_template: Mapped[str | None] = mapped_column(String(500))
+
+
+class ClientGroup(Base):
+    """A client company's own group chat with the bot in it (bot/services/groups.py).
+
+    Linked through the company's group invite (`?startgroup=<code>`) or by staff
+    (`/org group <name>` typed in the group); `active` is False once the bot was removed."""
+
+    __tablename__ = "client_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    linked_by: Mapped[int | None]
+    linked_at: Mapped[datetime]
+    active: Mapped[bool] = mapped_column(default=True)
 
 
 class MaintenanceDone(Base):

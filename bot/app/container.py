@@ -26,6 +26,8 @@ from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Config, ConfigError, beside
+from bot.domain.chatter import MODEL_FILE as CHATTER_MODEL
+from bot.domain.chatter import ChatterModel, RequestClassifier
 from bot.domain.clock import Clock, Monotonic, utc_now
 from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
@@ -40,6 +42,7 @@ from bot.services.desk import Classifier, Desk
 from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.flood import FloodDesk
+from bot.services.groups import GroupDesk
 from bot.services.problems import OpenTitles, ProblemDesk, ProblemMatcher
 from bot.services.ratings import RatingDesk
 from bot.services.reports.jobs import ReportDesk
@@ -95,6 +98,14 @@ def desk_model(config: Config) -> SeverityModel:
                           "`python -m bot classify --retrain --config ...` or remove it") from None
 
 
+def request_classifier(semantic: Semantic) -> RequestClassifier:
+    """A client group's request-or-chatter model (bot/domain/chatter.py) on the message's
+    vector; the words alone without the sentence model."""
+    if not semantic.available or not CHATTER_MODEL.exists():
+        return RequestClassifier(None, None)
+    return RequestClassifier(ChatterModel.load(), semantic.vectors)
+
+
 @dataclass(frozen=True)
 class Container:
     config: Config
@@ -105,6 +116,7 @@ class Container:
     sla: SlaPolicy
     faq: FaqService
     semantic: Semantic
+    chatter: RequestClassifier
     bot: Bot
     staff: StaffDirectory
     delivery: DeliveryWorker
@@ -146,8 +158,8 @@ class Container:
             config=config, clock=clock, db=db,
             texts=Texts(config.desk.language, config.desk.timezone),
             classify=classify or configured_classifier(config, shared),
-            sla=SlaPolicy(config.desk, config.sla), faq=faq, semantic=shared, bot=bot,
-            staff=staff,
+            sla=SlaPolicy(config.desk, config.sla), faq=faq, semantic=shared,
+            chatter=request_classifier(shared), bot=bot, staff=staff,
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
                                     on_migrated=staff.chat_migrated,
                                     max_backoff=d.max_backoff_seconds,
@@ -264,6 +276,12 @@ class Scope:
         return ProblemDesk(self.session, self.notifier, self.desk, self.clock)
 
     @cached_property
+    def groups(self) -> GroupDesk:
+        c = self.container
+        return GroupDesk(self.session, self.desk, self.notifier, self.clock, c.config.groups,
+                         c.chatter.is_request)
+
+    @cached_property
     def reports(self) -> ReportDesk:
         """/stats and /report: queued in `after_commit`, run after the commit."""
         c = self.container
@@ -279,6 +297,7 @@ class Scope:
                 "notifier": self.notifier, "desk": self.desk, "faq": self.faq,
                 "ratings": self.ratings, "bell": self.bell, "flood": self.flood,
                 "problems": self.problems,
+                "groups": self.groups,
                 "semantic": self.container.semantic, "after_commit": self.after_commit,
                 "reports": self.reports}
 

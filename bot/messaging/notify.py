@@ -82,6 +82,15 @@ class Content:
         return self.kind == "text"
 
 
+def answers_to(ticket: Ticket | None, client: Client) -> tuple[int, bool]:
+    """Where the client hears of the incident: its client group (as replies to the
+    reporting message) when it was reported there, else their private chat; and whether
+    that is the group."""
+    if ticket is not None and ticket.group_chat_id is not None:
+        return ticket.group_chat_id, True
+    return client.chat_id, False
+
+
 class Notifier:
     def __init__(
         self,
@@ -334,10 +343,21 @@ class Notifier:
         **context: Any,
     ) -> None:
         html = self.texts.client(client.language, message, ticket=ticket, **context)
+        chat_id, in_group = answers_to(ticket, client)
+        if in_group:  # buttons are the reporter's own: they stay out of the client group
+            keyboard = None
+            reply_to = reply_to or ticket.group_message_id if ticket else reply_to
         await self.out.send_text(
-            client.chat_id, html, priority=priority, ticket_id=ticket.id if ticket else None,
+            chat_id, html, priority=priority, ticket_id=ticket.id if ticket else None,
             reply_to=reply_to, keyboard=keyboard,
         )
+
+    async def to_group(
+        self, chat_id: int, message: str, *, reply_to: int | None = None, **context: Any
+    ) -> None:
+        """A message to a client group as a whole (in the desk's language)."""
+        html = self.texts.client(self.texts.default_language, message, ticket=None, **context)
+        await self.out.send_text(chat_id, html, priority=PRIORITY_REPLY, reply_to=reply_to)
 
     async def _ack_registered(
         self, ticket: Ticket, client: Client, content: Content, promise: Promise | None = None
@@ -376,9 +396,11 @@ class Notifier:
         else:
             caption = self.texts.client(client.language, "staff_answer", text=content.text,
                                         **context)
+            chat_id, in_group = answers_to(ticket, client)
             await self.out.copy(
-                client.chat_id, content.chat_id, content.message_id, priority=PRIORITY_NOTICE,
+                chat_id, content.chat_id, content.message_id, priority=PRIORITY_NOTICE,
                 ticket_id=ticket.id, caption_html=caption,
+                reply_to=ticket.group_message_id if in_group else None,
             )
 
     async def status_changed(

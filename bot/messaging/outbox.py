@@ -121,6 +121,7 @@ class OutboxWriter:
         priority: int,
         ticket_id: int | None = None,
         purpose: str | None = None,
+        not_before: datetime | None = None,
     ) -> OutboxMessage:
         self.wrote += 1
         return await self.repo.add(
@@ -134,6 +135,7 @@ class OutboxWriter:
                 status="pending",
                 attempts=0,
                 created_at=self.now,
+                not_before=not_before,
             )
         )
 
@@ -256,10 +258,13 @@ class OutboxWriter:
         return row
 
     async def call(
-        self, chat_id: int, method: str, payload: dict[str, Any], *, priority: int
+        self, chat_id: int, method: str, payload: dict[str, Any], *, priority: int,
+        not_before: datetime | None = None,
     ) -> OutboxMessage:
-        """Any other Bot API call (e.g. a reply keyboard asking for the phone number)."""
-        return await self._add(chat_id, method, payload, priority=priority)
+        """Any other Bot API call (e.g. a reply keyboard asking for the phone number);
+        `not_before`: not made before then."""
+        return await self._add(chat_id, method, payload, priority=priority,
+                               not_before=not_before)
 
 
 def _caption(payload: dict[str, Any], caption_html: str | None) -> str:

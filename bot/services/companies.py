@@ -1,8 +1,10 @@
 """Companies: the client organisations of the desk, their employees and contract notes.
 
 - A company has a unique name and an invite code: an employee who starts the bot through
-  `https://t.me/<bot>?start=<code>` is linked to it. Staff link anyone else by hand
-  (`/org link 42 <company>`, or `/org link <company>` inside the incident's topic).
+  `https://t.me/<bot>?start=<code>` is linked to it; the same code in
+  `https://t.me/<bot>?startgroup=<code>` links the company's group chat. Staff link
+  anyone else by hand (`/org link 42 <company>`, or `/org link <company>` inside the
+  incident's topic).
 - `clients.company_id` is the link; `clients.company` keeps the company's name in step
   with it (this module is its only writer), so every staff template that shows a client
   shows the company too, without a join.
@@ -64,8 +66,18 @@ def new_invite_code() -> str:
     return INVITE_PREFIX + secrets.token_urlsafe(INVITE_BYTES)
 
 
-def invite_link(bot_username: str | None, code: str) -> str:
-    return f"https://t.me/{bot_username or '<bot>'}?start={code}"
+class Invite(NamedTuple):
+    """A company's invite: for an employee (`?start=`: their private chat with the bot) and
+    for the company's group chat (`?startgroup=`: Telegram offers to add the bot to a group
+    and then sends `/start@<bot> <code>` there, which links the group: bot/services/groups.py)."""
+
+    private: str
+    group: str
+
+
+def invite_link(bot_username: str | None, code: str) -> Invite:
+    bot = bot_username or "<bot>"
+    return Invite(f"https://t.me/{bot}?start={code}", f"https://t.me/{bot}?startgroup={code}")
 
 
 _EVERY_N_MONTHS = re.compile(

@@ -340,10 +340,11 @@ class Desk:
 
     async def open_ticket(
         self, client: Client, content: Content, *, severity: Severity | None = None,
-        origin: str | None = None,
+        origin: str | None = None, group_chat_id: int | None = None,
     ) -> Ticket:
         """Register an incident; `severity` overrides the classifier and `origin` marks one
-        the desk opened on the client's behalf (e.g. "quality_callback")."""
+        the desk opened on the client's behalf (e.g. "quality_callback"); `group_chat_id`:
+        reported in that client group, where its answers go (bot/services/groups.py)."""
         now = self._clock()
         if severity is None:
             severity = self._classify(content.text) if content.text else Severity.NORMAL
@@ -353,7 +354,8 @@ class Desk:
             number=await self._tickets.next_number(), client_id=client.id,
             status=TicketStatus.NEW, severity=severity,
             subject=subject_of(content, fallback), reopen_count=0,
-            opened_at=now, updated_at=now, origin=origin,
+            opened_at=now, updated_at=now, origin=origin, group_chat_id=group_chat_id,
+            group_message_id=content.message_id if group_chat_id is not None else None,
         )
         promise = None
         if self._sla is not None:  # before the insert: one statement writes it all
@@ -382,7 +384,8 @@ class Desk:
                                             links=None if surge else await self.card_links(ticket))
         if company is not None and company.notify_contacts:
             await self._tell_contacts(ticket, client, company)
-        if self._on_opened is not None and known is None:
+        # Its buttons go to a private chat, and a known problem's report has its own.
+        if self._on_opened is not None and known is None and group_chat_id is None:
             await self._on_opened(ticket, client, content)
         return ticket
 

@@ -95,6 +95,8 @@ class RatingDesk:
         closure, the scores, "Not fixed"): True then; False when the client was not told."""
         if not self.config.enabled or (ticket.resolution_kind or "") in self.config.exclude:
             return False
+        if ticket.group_chat_id is not None:  # the scores are buttons: not for a whole group
+            return False
         now = self.clock()
         rating = await self.of_ticket(ticket.id)
         if rating is None:

@@ -11,6 +11,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession as Session
 
 from kb.articles import Article
-from storage.models import Client, Company, Ticket
+from storage.models import Client, ClientGroup, Company, Ticket
 
-__all__ = ["Article", "Client", "Company", "Session", "Ticket"]
+__all__ = ["Article", "Client", "ClientGroup", "Company", "Session", "Ticket"]

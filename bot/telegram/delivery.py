@@ -61,6 +61,7 @@ from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
 from storage.repos.clients import Clients
 from storage.repos.fleet import GroupSends
+from storage.repos.groups import ClientGroups
 from storage.repos.outbox import Outbox, record_rate_limited
 from storage.repos.tickets import TicketMessages, Tickets
 
@@ -308,14 +309,17 @@ class DeliveryWorker:
     async def _migrated(self, row: _Row, new_chat_id: int) -> None:
         """The group became a supergroup with a new id: this row and every other one
         waiting for the chat go there, at once (`on_migrated`: the staff directory, which
-        also records the move and, for the staff group, goes on with the new id)."""
+        also records the move and, for the staff group, goes on with the new id); a client
+        group's link follows it."""
         async with self.db.transaction() as session:
             if self.on_migrated is not None:
                 moved = await self.on_migrated(session, row.chat_id, new_chat_id)
             else:
                 moved = await Outbox(session).move_chat(row.chat_id, new_chat_id)
-        log.warning("chat %s became supergroup %s: %d queued messages moved there",
-                    row.chat_id, new_chat_id, moved)
+            client_group = await ClientGroups(session).move_chat(row.chat_id, new_chat_id)
+        log.warning("chat %s became supergroup %s: %d queued messages%s moved there",
+                    row.chat_id, new_chat_id, moved,
+                    " and its client group's link" if client_group else "")
         self.wake()
 
     async def _call(self, method: str, payload: dict[str, Any]) -> Any:

@@ -3,7 +3,8 @@ the client record for handlers that take one.
 
 `UnitOfWork` (outer, on updates) opens the transaction and the update's scope
 (bot/app/container.py); handlers receive what the scope offers (`desk`, `notifier`,
-`faq`, `ratings`, `session`, `now`, `texts`, `after_commit`), `is_staff` and
+`faq`, `ratings`, `groups`, `session`, `now`, `texts`, `after_commit`), `is_staff`,
+`staff_in_group` (a staff member writing in a client group) and
 `staff_chat_id` (the staff group's id now: the supergroup it became, once it did; Telegram's
 service message about that upgrade is handled here, before any handler). The Bot API
 calls a handler queues in `after_commit` (a button's answer) are made after the commit,
@@ -181,6 +182,7 @@ class UnitOfWork(BaseMiddleware):
         else:
             is_staff = await self.staff.is_staff(sender[1])
         staff_now = await self._in_staff_dialog(event, data)
+        staff_in_group = await self._staff_in_group(event)
         if self.prepare is not None:
             await self.prepare(event)
         async with self.db.transaction() as session:
@@ -200,7 +202,7 @@ class UnitOfWork(BaseMiddleware):
                 await self.staff.chat_migrated(session, *migration)
             scope = await self.open_scope(session)
             data.update(scope.handler_data(), is_staff=is_staff, staff_now=staff_now,
-                        staff_group_public=self.staff.public,
+                        staff_in_group=staff_in_group, staff_group_public=self.staff.public,
                         staff_chat_id=self.staff.staff_chat_id)
             result = await handler(event, data)
             await inbox.mark_handled(event.update_id, self.clock())
@@ -208,6 +210,18 @@ class UnitOfWork(BaseMiddleware):
             self.wake_delivery()
         await scope.after_commit.flush()  # the button's answer: a round trip, not under the lock
         return result
+
+    async def _staff_in_group(self, event: Update) -> bool:
+        """`staff_in_group`: whether who writes in a group other than the staff group (a
+        client group, bot/services/groups.py), or added the bot to one, is a member of the
+        staff group: staff there, not a client. Cached a while, asked before the
+        transaction (a getChatMember round trip at worst)."""
+        source = event.message or event.my_chat_member
+        if (source is None or source.from_user is None or source.from_user.is_bot
+                or source.chat.type not in ("group", "supergroup")
+                or source.chat.id == self.staff.staff_chat_id):
+            return False
+        return await self.staff.is_staff(source.from_user.id)
 
     async def _in_staff_dialog(self, event: Update, data: dict[str, Any]) -> bool:
         """`staff_now`, for the filters that ask about a message that is no command (the

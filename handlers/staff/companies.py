@@ -44,16 +44,11 @@ from bot.services import companies as org
 from bot.services.desk import Desk, DeskError
 from bot.services.records import Company, Session
 from bot.services.reports.jobs import ReportDesk
-from handlers._common import STAFF, refuse_non_staff, reply, thread_of, thread_ticket
+from handlers._common import STAFF, bot_username, refuse_non_staff, reply, thread_of, thread_ticket
 from handlers._filters import in_staff_chat
 
 SUBCOMMANDS = ("add", "link", "unlink", "services", "works", "done", "rename", "invite",
                "sla", "contact", "manager", "notify", "fee", "help")
-
-
-async def bot_username(bot: Bot) -> str | None:
-    """The bot's @username (aiogram caches getMe; the app asks once at start-up)."""
-    return (await bot.me()).username
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -93,7 +88,7 @@ async def org_command(
                 code = "invite"
             link = org.invite_link(await bot_username(bot), company.invite_code)
             await reply(message, notifier, texts.staff(
-                "org_reply", code=code, company=company, text=link, now=now))
+                "org_reply", code=code, company=company, link=link, now=now))
         elif word == "sla":
             change = org.parse_level(rest)
             company = await org.find(session, change.name)

@@ -161,6 +161,18 @@ async def pending_outbox(app: App) -> int:
     return count or 0
 
 
+async def due_outbox(app: App) -> int:
+    """Pending rows due now: a row the bot scheduled for later (the leave of a group that
+    may still be linked: bot/services/groups.py) is not waited for."""
+    now = app.container.clock()
+    async with app.db.transaction() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.status == "pending",
+                   OutboxMessage.not_before.is_(None) | (OutboxMessage.not_before <= now)))
+    return count or 0
+
+
 async def pending_to_reachable(app: App) -> int:
     """Pending rows, less those held for clients who blocked the bot (pending for good)."""
     async with app.db.transaction() as session:

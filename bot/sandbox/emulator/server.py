@@ -39,17 +39,17 @@ from bot.sandbox.emulator.chats import Chats
 from bot.sandbox.emulator.commands import Commands
 from bot.sandbox.emulator.editing import Editing
 from bot.sandbox.emulator.faults import Fault
+from bot.sandbox.emulator.groups import GroupActions
 from bot.sandbox.emulator.limits import RateLimits
 from bot.sandbox.emulator.messages import MEDIA_METHODS
 from bot.sandbox.emulator.protocol import ApiError, Json, json_response, public_result, read_params
 from bot.sandbox.emulator.state import CallRecord
 from bot.sandbox.emulator.updates import Updates
-from bot.sandbox.emulator.users import UserActions
 
 DEFAULT_BOT_ID = 7_000_000_001
 
 
-class FakeTelegram(UserActions, Editing, Chats, Commands, Updates, RateLimits):
+class FakeTelegram(GroupActions, Editing, Chats, Commands, Updates, RateLimits):
     """The emulated Bot API server plus the test-side API to drive and inspect it."""
 
     def __init__(

@@ -48,6 +48,7 @@ class ChatState:
     messages: dict[int, Json] = field(default_factory=dict)
     topics: dict[int, Json] = field(default_factory=dict)  # thread id → ForumTopic (+closed)
     next_id: int = 1
+    migrated_to: int | None = None  # a group upgraded to this supergroup (sends refused)
 
     @property
     def id(self) -> int:
@@ -168,6 +169,9 @@ class EmulatorState:
 
     def _writable_chat(self, params: Json) -> ChatState:
         chat = self._resolve_chat(params.get("chat_id"))
+        if chat.migrated_to is not None:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           {"migrate_to_chat_id": chat.migrated_to})
         if chat.info["type"] != "private":
             status = chat.members.get(self.bot_id, "left")
             if status == "kicked":

@@ -94,7 +94,7 @@ class ReportDesk:
         return stats
 
     async def send_org_card(
-        self, company: Company, now: datetime, *, link: str, level: Level | None,
+        self, company: Company, now: datetime, *, link: org.Invite, level: Level | None,
         chat_id: int, thread_id: int | None,
     ) -> Stats | None:
         """`/org <name>`: the company's card, its open incidents and this month's figures."""

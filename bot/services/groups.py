@@ -1,0 +1,196 @@
+"""Client groups: the bot in a client company's own group chat (issue 18).
+
+- **Linking.** A company's invite has a group form, `https://t.me/<bot>?startgroup=<code>`
+  (bot/services/companies.py `invite_link`): Telegram offers to add the bot to a group,
+  then sends `/start@<bot> <code>` there, and `link_by_code` links the group to the
+  company. Staff may also type `/org group <name>` in a group. The bot added to a group
+  that is not linked (and not by staff) leaves it: at once when anything but a link is
+  said there, otherwise after `LEAVE_GRACE` (the code's message follows the membership
+  update; linking drops the scheduled leave).
+- **Incidents.** In a linked group a message that mentions the bot, replies to it, or is
+  `/new ...` registers an incident for its author (a client record, linked to the group's
+  company when it has none) with the group as where answers go: `tickets.group_chat_id`
+  and the reporting message (bot/messaging/notify.py `answers_to`), so every client
+  message of the incident goes to the group as a reply to it. A reply to a message of an
+  incident (the bot's, or the reporting one) is a follow-up of that incident. With
+  `[groups] listen = "all"` every message is a candidate and `is_request` (the chatter
+  model: bot/domain/chatter.py) tells a request from chatter; chatter is left alone:
+  nothing written, nothing sent.
+- **The group's life.** A migration to a supergroup moves the link (and its incidents'
+  answers) to the new id, the bot removed makes the link inactive (nothing more is sent
+  there: its incidents' answers go to each client's private chat), a new title is
+  stored. Members of the staff group writing in a client group are staff there: what they
+  write is no client's incident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import GroupsConfig
+from bot.domain.clock import Clock
+from bot.messaging.notify import Content, Notifier
+from bot.messaging.outbox import PRIORITY_BROADCAST, PRIORITY_REPLY
+from bot.services.companies import by_invite, link, open_incidents
+from bot.services.desk import Desk, Person, Registration
+from storage.models import ClientGroup, Company, Ticket
+from storage.repos.companies import Companies
+from storage.repos.groups import ClientGroups
+from storage.repos.tickets import Tickets
+
+GROUP_TYPES = ("group", "supergroup")
+TITLE_LIMIT = 255
+# How long an unlinked group keeps the bot, waiting for the invite code's `/start`.
+LEAVE_GRACE = timedelta(seconds=60)
+LEAVE = "leaveChat"
+
+RequestCheck = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    """A message in a client group, as the handler parsed it."""
+
+    person: Person
+    content: Content  # its text without the bot's @username and the /new command
+    said: str  # its text as written (what the chatter model reads: its vector is cached)
+    reply_to: int | None
+    addressed: bool  # mentions the bot, replies to it, or is /new
+
+
+class GroupDesk:
+    """Client groups within one transaction."""
+
+    def __init__(self, session: AsyncSession, desk: Desk, notifier: Notifier, clock: Clock,
+                 config: GroupsConfig, is_request: RequestCheck) -> None:
+        self._session = session
+        self._desk = desk
+        self._notify = notifier
+        self._clock = clock
+        self._config = config
+        self._is_request = is_request
+        self._groups = ClientGroups(session)
+        self._companies = Companies(session)
+        self._tickets = Tickets(session)
+
+    async def linked(self, chat_id: int) -> ClientGroup | None:
+        """The active link of a group, if it is a client group the bot is in."""
+        group = await self._groups.by_chat(chat_id)
+        return group if group is not None and group.active else None
+
+    async def company_of(self, group: ClientGroup) -> Company:
+        company = await self._companies.by_id(group.company_id)
+        assert company is not None  # a foreign key
+        return company
+
+    # -- linking -------------------------------------------------------------------------
+
+    async def link(self, chat_id: int, title: str, company: Company, by: Person | None,
+                   bot: str) -> ClientGroup:
+        """Link (or link again, or to another company) a group; the group is greeted and
+        the staff group told."""
+        group = await self._groups.by_chat(chat_id)
+        if group is None:
+            group = await self._groups.add(ClientGroup(
+                chat_id=chat_id, company_id=company.id, title=title[:TITLE_LIMIT],
+                linked_by=by.user_id if by else None, linked_at=self._clock(), active=True))
+        else:
+            group.company_id, group.active = company.id, True
+            group.title = title[:TITLE_LIMIT]
+            group.linked_by, group.linked_at = (by.user_id if by else None), self._clock()
+        await self._groups.cancel_pending(chat_id, LEAVE)
+        await self._notify.to_group(chat_id, "group_linked", company=company, bot=bot)
+        await self._notify.reply_staff(self._notify.staff_chat_id, None, self._notify.texts.staff(
+            "group_linked_line", company=company, title=group.title,
+            by=by.first_name if by else None))
+        return group
+
+    async def link_by_code(self, chat_id: int, title: str, code: str, by: Person | None,
+                           bot: str) -> ClientGroup | None:
+        """`/start <code>` in a group: linked to the company of a valid invite code."""
+        company = await by_invite(self._session, code) if code else None
+        if company is None:
+            return None
+        return await self.link(chat_id, title, company, by, bot)
+
+    async def bot_added(self, chat_id: int, title: str, *, by_staff: bool) -> None:
+        """The bot became a member of a group: a linked one is active again; one that staff
+        added waits for `/org group`; any other is left unless its code follows soon."""
+        group = await self._groups.by_chat(chat_id)
+        if group is not None:
+            group.active, group.title = True, title[:TITLE_LIMIT]
+            return
+        if not by_staff:
+            await self._notify.out.call(chat_id, LEAVE, {}, priority=PRIORITY_BROADCAST,
+                                        not_before=self._clock() + LEAVE_GRACE)
+
+    async def leave(self, chat_id: int) -> None:
+        """A group that is no client group: the bot leaves it now."""
+        await self._groups.cancel_pending(chat_id, LEAVE)
+        await self._notify.out.call(chat_id, LEAVE, {}, priority=PRIORITY_REPLY)
+
+    async def bot_removed(self, chat_id: int) -> None:
+        """The bot was removed from (or left) the group: nothing more is sent there."""
+        group = await self._groups.by_chat(chat_id)
+        if group is None or not group.active:
+            return
+        group.active = False
+        await self._groups.detach_tickets(chat_id)
+        await self._notify.reply_staff(self._notify.staff_chat_id, None, self._notify.texts.staff(
+            "group_removed_line", company=await self.company_of(group), title=group.title))
+
+    async def migrated(self, old_chat_id: int, new_chat_id: int) -> None:
+        """The group became a supergroup (a new chat id): its link and incidents follow."""
+        if old_chat_id != new_chat_id and await self._groups.move_chat(old_chat_id,
+                                                                       new_chat_id):
+            await self._groups.cancel_pending(new_chat_id, LEAVE)  # it is no stranger
+
+    async def retitled(self, chat_id: int, title: str) -> None:
+        group = await self._groups.by_chat(chat_id)
+        if group is not None:
+            group.title = title[:TITLE_LIMIT]
+
+    # -- messages ------------------------------------------------------------------------
+
+    async def message(self, group: ClientGroup, message: GroupMessage) -> Registration | None:
+        """A client's message in a linked group: a follow-up of the incident it replies to,
+        a new incident when addressed to the bot (or, listening to all, a request), else
+        nothing at all (None)."""
+        ticket = await self._thread_ticket(group.chat_id, message.reply_to)
+        follow_up = ticket is not None and ticket.status.is_open
+        if not follow_up and not message.addressed and not (
+                self._config.listen == "all" and message.said.strip()
+                and self._is_request(message.said)):
+            return None  # chatter: nothing written, nothing sent
+        client = await self._desk.client_for(message.person)
+        if client.company_id is None:
+            await link(self._session, client, await self.company_of(group))
+        if follow_up:
+            assert ticket is not None
+            await self._desk.append_from_client(ticket, client, message.content)
+            return Registration("appended", ticket)
+        if message.content.is_text and not message.content.text.strip():
+            await self._notify.to_group(group.chat_id, "group_prompt",
+                                        reply_to=message.content.message_id)
+            return Registration("asked")
+        opened = await self._desk.open_ticket(client, message.content,
+                                              group_chat_id=group.chat_id)
+        return Registration("opened", opened)
+
+    async def _thread_ticket(self, chat_id: int, reply_to: int | None) -> Ticket | None:
+        """The group incident a message replying to `reply_to` is about."""
+        if reply_to is None:
+            return None
+        ticket = await self._tickets.by_message(chat_id, reply_to)
+        return ticket if ticket is not None and ticket.group_chat_id == chat_id else None
+
+    async def open_list(self, group: ClientGroup, reply_to: int) -> None:
+        """`/my` in a group: the company's open incidents."""
+        company = await self.company_of(group)
+        rows = await open_incidents(self._session, company)
+        await self._notify.to_group(group.chat_id, "group_list", reply_to=reply_to,
+                                    company=company, rows=rows)
