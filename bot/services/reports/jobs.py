@@ -110,7 +110,7 @@ class ReportDesk:
                                priority=PRIORITY_REPLY)
             return None
         card = self.texts.staff("org_card", company=company, link=link, stats=stats,
-                                open_rows=open_rows, people=people, level=level)
+                                open_rows=open_rows, people=people, level=level, now=now)
         async with self.db.transaction() as session:
             await self.notifier_for(session).reply_staff(chat_id, thread_id, card)
         self.wake()
