@@ -211,6 +211,16 @@ def _workers_of(pid: int) -> list[int]:
         return []
 
 
+async def stop_bot(process: asyncio.subprocess.Process) -> None:
+    """The bot stopped as an operator would (SIGTERM), killed if it takes over 30 s."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+
+
 async def _wait(condition: object, timeout: float, what: str, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -290,12 +300,7 @@ async def run(
             await _wait(confirmed, 120 + clients / global_limit * 1.5, "confirmations missing", 1.0)
             rss = max(rss, peak_rss())
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
+            await stop_bot(process)
             log.close()
 
         if verbose:
