@@ -233,6 +233,16 @@ async def _co_tenant(busy: bool) -> AsyncIterator[None]:
         await burner.wait()
 
 
+async def stop_bot(process: asyncio.subprocess.Process) -> None:
+    """The bot stopped as an operator would (SIGTERM), killed if it takes over 30 s."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+
+
 async def _wait(condition: object, timeout: float, what: str, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -312,12 +322,7 @@ async def run(
             await _wait(confirmed, 120 + clients / global_limit * 1.5, "confirmations missing", 1.0)
             rss = max(rss, peak_rss())
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
+            await stop_bot(process)
             log.close()
 
         if verbose:

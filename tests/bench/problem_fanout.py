@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -30,7 +29,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bot.sandbox.emulator import SEND_METHODS, FakeTelegram  # noqa: E402
-from tests.bench.outage import STAFF, STAFF_CHAT, TELEGRAM, TOKEN, _config, _query, _wait  # noqa: E402
+from tests.bench.outage import (  # noqa: E402
+    STAFF,
+    STAFF_CHAT,
+    TELEGRAM,
+    TOKEN,
+    _config,
+    _query,
+    _wait,
+    stop_bot,
+)
 
 FIRST_CLIENT = 2_000_000
 UPDATE = "Авария у провайдера: чиним магистраль, ориентир — 15:00"
@@ -94,12 +102,7 @@ async def run(clients: int, global_limit: float) -> Report:
             await _wait(lambda: told(UPDATE, scanned, waiting), 120 + clients / global_limit * 2,
                         "the update did not reach everyone", 0.5)
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
+            await stop_bot(process)
             log.close()
         client_ids = set(ids)
         copies = sorted(c.time for c in tg.calls[start:]
