@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import sqlite3
 import statistics
 import sys
@@ -197,11 +196,7 @@ async def live(folder: Path, incidents: int, rate: float) -> dict[str, float]:
             try:
                 return await _registrations_during_stats(tg, database, users, rate)
             finally:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
+                await outage.stop_bot(process)
 
 
 async def _registrations_during_stats(
