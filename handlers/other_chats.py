@@ -135,7 +135,7 @@ async def open_list(message: Message, group: ClientGroup, groups: GroupDesk) -> 
 
 def _mentions(message: Message, username: str, bot_id: int) -> bool:
     text = message.text or message.caption or ""
-    if username and f"@{username}".casefold() in text.casefold():
+    if username and re.search(re.escape("@" + username) + r"\b", text, re.IGNORECASE):
         return True  # the @username as an entity or as plain text alike
     entities = message.entities or message.caption_entities or []
     return any(e.type == "text_mention" and e.user is not None and e.user.id == bot_id

@@ -192,6 +192,23 @@ async def test_incidents_from_a_mention_a_reply_and_new_answered_in_the_group(
     assert "#2" in listing and "#3" in listing and "#1" not in listing
 
 
+async def test_new_alone_asks_and_the_answer_to_the_question_is_the_incident(
+    app: App, tg: FakeTelegram
+) -> None:
+    await linked_group(app, tg)
+    tg.write_in_group(COLLEAGUE, GROUP, f"/new@{tg.bot_username}")
+    await settle(app, tg)
+    assert await count(app, Ticket) == 0
+    question = in_group(tg)[-1]
+    assert "ответом на это сообщение" in question["plain"]
+    answer = tg.write_in_group(COLLEAGUE, GROUP, "не работает телефон на ресепшене",
+                               reply_to=question["message_id"])
+    await settle(app, tg)
+    ticket = await one(app, Ticket, Ticket.number == 1)
+    assert ticket.subject == "не работает телефон на ресепшене"
+    assert replied_to(in_group(tg)[-1]) == answer["message_id"]
+
+
 async def test_chatter_is_ignored_when_listening_to_all(
     listening_app: App, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -2,7 +2,9 @@
 
 The package is split by concern: ``server`` (the aiohttp app, routing, the ``FakeTelegram``
 class that puts the parts together), ``state`` (what it remembers), ``protocol`` (the wire
-format), ``users`` (what the test makes users do), ``observing`` (what a test waits for
+format), ``users`` (what the test makes users do), ``groups`` (what users do in the
+client groups the bot serves: adding it through `?startgroup=`, mentions, a rename, the
+upgrade to a supergroup, removing it), ``observing`` (what a test waits for
 and reads), one module per group of Bot API methods (``messages``, ``editing``,
 ``chats``, ``commands``, ``updates``, ``files``), ``faults`` and ``limits``.
 """
