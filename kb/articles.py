@@ -62,6 +62,23 @@ def image_file(image: str, roots: Sequence[Path]) -> Path | None:
     return None
 
 
+def image_roots(path: Path | None, media: Path | None) -> list[Path]:
+    """The folders article images may be in: the KB folder (`path` itself, or the folder of
+    a single file) and `media`."""
+    roots = [None if path is None else path if path.is_dir() else path.parent, media]
+    return [root for root in roots if root is not None]
+
+
+def read_kb(path: Path | None, media: Path | None) -> list[Article]:
+    """The articles of the `[kb] path` files (none without one), images checked against
+    `image_roots`; a missing path or a broken file raises KBError."""
+    if path is None:
+        return []
+    if not path.exists():
+        raise KBError(f"{path}: no such file or folder (the [kb] path setting)")
+    return load_articles(path, image_roots(path, media))
+
+
 def load_articles(path: Path, image_roots: Sequence[Path] | None = None) -> list[Article]:
     """Load one YAML file, or every ``*.yaml``/``*.yml`` file in a folder (in
     name order). Raises ``KBError`` on any problem, ids duplicated across files

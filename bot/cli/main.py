@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
-from kb.articles import KBError
+from kb.articles import KBError, read_kb
 
 EXIT_BAD_INPUT = 2
 
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             from bot.app.logs import setup_logging
 
             config = load_config(args.config)  # fail fast, before anything starts
+            # A broken KB file exits 2 here, in a fraction of a second, instead of after the
+            # runtime (aiogram, SQLAlchemy, the models) has been imported.
+            read_kb(config.kb.path, config.kb.media)
             setup_logging(config.token, level)
             if args.workers != 1:
                 from bot.app.workers import supervise

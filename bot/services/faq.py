@@ -42,7 +42,7 @@ from bot.config import KBConfig
 from bot.domain.clock import Clock
 from bot.domain.errors import UserError
 from bot.services.semantic import Semantic
-from kb.articles import Article, KBError, load_articles
+from kb.articles import Article, KBError, image_roots, read_kb
 from kb.index import Hit, SearchIndex
 from kb.semantic import Gate, HybridSearch, SemanticIndex
 from kb.text import normalize
@@ -133,27 +133,14 @@ class FaqService:
     # -- loading ------------------------------------------------------------------------
 
     @property
-    def image_dir(self) -> Path | None:
-        path = self.config.path
-        if path is None:
-            return None
-        return path if path.is_dir() else path.parent
-
-    @property
     def image_roots(self) -> list[Path]:
         """The folders article images may be in: the KB folder and `[kb] media`."""
-        roots = [self.image_dir, self.config.media]
-        return [root for root in roots if root is not None]
+        return image_roots(self.config.path, self.config.media)
 
     def load_files(self) -> None:
         """Read the KB files named by `[kb] path`; a broken file raises KBError (file, article,
         field) so that start-up stops with a message the editor can act on."""
-        path = self.config.path
-        if path is None:
-            return
-        if not path.exists():
-            raise KBError(f"{path}: no such file or folder (the [kb] path setting)")
-        self.file_articles = {a.id: a for a in load_articles(path, self.image_roots)}
+        self.file_articles = {a.id: a for a in read_kb(self.config.path, self.config.media)}
 
     async def load(self, db: Database) -> None:
         """Read the database's articles and counters, notice changed file articles, build the
