@@ -289,12 +289,9 @@ class Desk:
             if replied.status.is_open:
                 await self.append_from_client(replied, client, content)
                 return Registration("appended", replied)
-            if self._may_reopen(replied):
-                actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
-                await self._reopen(replied, client, actor, content.text)
-                await self._record_client_message(replied, client, content)
-                await self._notify.client_followup(replied, client, content)
-                return Registration("reopened", replied)
+            reopened = await self.reopen_by_reply(replied, client, content)
+            if reopened is not None:
+                return reopened
         open_tickets = list(await self._tickets.open_for_client(client.id))
         if not open_tickets:
             return Registration("opened", await self.open_ticket(client, content))
@@ -303,6 +300,22 @@ class Desk:
             return Registration("appended", open_tickets[0])
         await self._ask_which(client, content, open_tickets)
         return Registration("asked", choices=open_tickets)
+
+    async def reopen_by_reply(
+        self, ticket: Ticket, client: Client, content: Content
+    ) -> Registration | None:
+        """A client's reply to a message about a closed (or resolved) incident: it opens
+        again, with the reply added, while it ended `reopen_days` ago at most; None when it
+        is older (the reply is then a report of its own, by the caller's usual rule). In a
+        client group `client` may be a colleague of the reporter's."""
+        if not self._may_reopen(ticket):
+            return None
+        owner = client if client.id == ticket.client_id else await self.client_of(ticket)
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
+        await self._reopen(ticket, owner, actor, content.text)
+        await self._record_client_message(ticket, client, content)
+        await self._notify.client_followup(ticket, client, content)
+        return Registration("reopened", ticket)
 
     async def replied_ticket(self, client: Client, reply_to: int | None) -> Ticket | None:
         """The client's incident that the message they reply to is about, if any."""
@@ -605,9 +618,14 @@ class Desk:
 
     # -- staff act ----------------------------------------------------------------------
 
-    async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
+    async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content, *,
+                           in_group: bool = False) -> None:
+        """`in_group`: written in the incident's client group itself (bot/services/groups.py):
+        recorded and shown in the staff thread, not sent to the group again."""
         client = await self.client_of(ticket)
-        await self.answer_only(ticket, client, actor, content)
+        if in_group:
+            await self.ensure_card(ticket, client)
+        await self.answer_only(ticket, client, actor, content, in_group=in_group)
         if ticket.assignee_id is None:
             # Whoever answers an unassigned incident first has taken it.
             await self._event(ticket, actor, EventKind.ASSIGNED, None, actor.name)
@@ -617,7 +635,8 @@ class Desk:
                                       announce=False)
 
     async def answer_only(
-        self, ticket: Ticket, client: Client, actor: Actor, content: Content
+        self, ticket: Ticket, client: Client, actor: Actor, content: Content, *,
+        in_group: bool = False,
     ) -> None:
         """A staff answer recorded with the incident and sent to its client, nothing else
         changed (a problem's update reaches each linked incident so)."""
@@ -632,7 +651,10 @@ class Desk:
             await self._sla_record(ticket, "first_response")
         ticket.updated_at = now
         ticket.client_updated_at = now
-        await self._notify.staff_answer(ticket, client, actor, content)
+        if in_group:
+            await self._notify.staff_said_in_group(ticket, actor, content)
+        else:
+            await self._notify.staff_answer(ticket, client, actor, content)
 
     async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
         await self._messages.add(TicketMessage(
