@@ -18,6 +18,10 @@
   `[groups] listen = "all"` every message is a candidate and `is_request` (the chatter
   model: bot/domain/chatter.py) tells a request from chatter; chatter is left alone:
   nothing written, nothing sent.
+- **Limits.** The author's flood bucket (`Desk.admit`, `[limits]`) and their cap of open
+  incidents hold in a group as in private, counting that group's incidents: a message
+  over the limit joins their incident there (`Desk.hold`), one past the cap joins the
+  latest and they are told so in the group.
 - **Buttons.** The incident's messages in the group carry their buttons ("This is
   urgent", the rating, "Not fixed"); only the reporter's press acts (`reporter`), anyone
   else is told so in an alert.
@@ -177,6 +181,10 @@ class GroupDesk:
         client = await self._desk.client_for(message.person)
         if client.company_id is None:
             await link(self._session, client, await self.company_of(group))
+        if not self._desk.admit(client):  # the author's flood bucket, as in private
+            return await self._desk.hold(client, message.content, None,
+                                         thread=ticket if follow_up else None,
+                                         group_chat_id=group.chat_id)
         if follow_up:
             assert ticket is not None
             await self._desk.append_from_client(ticket, client, message.content)
@@ -189,9 +197,7 @@ class GroupDesk:
             await self._notify.to_group(group.chat_id, "group_prompt",
                                         reply_to=message.content.message_id)
             return Registration("asked")
-        opened = await self._desk.open_ticket(client, message.content,
-                                              group_chat_id=group.chat_id)
-        return Registration("opened", opened)
+        return await self._desk.open_for(client, message.content, group_chat_id=group.chat_id)
 
     async def _thread_ticket(self, chat_id: int, reply_to: int | None) -> Ticket | None:
         """The group incident a message replying to `reply_to` is about."""

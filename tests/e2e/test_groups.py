@@ -327,6 +327,36 @@ async def test_staff_answering_in_the_group_is_recorded_and_not_sent_again(
                        TicketEvent.kind == "assigned") == 1
 
 
+async def test_one_author_cannot_open_unlimited_incidents_from_a_group(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    """The private chat's limits, per author, counting the group's incidents: at most
+    `open_incidents` open, and a burst over the flood bucket is collected, not dropped."""
+    app = new_app(make_config(limits={"open_incidents": 2, "burst": 3,
+                                      "messages_per_minute": 1}))
+    await app.start()
+    try:
+        await linked_group(app, tg)
+        for text in ("не печатает принтер", "не открывается 1С", "пропал интернет",
+                     "и телефон не звонит"):
+            tg.write_in_group(CLIENT, GROUP, text, mention=True)
+            await settle(app, tg)
+        assert await count(app, Ticket) == 2
+        second = await one(app, Ticket, Ticket.number == 2)
+        told = [m["plain"] for m in in_group(tg)]
+        assert any("уже 2 открытых обращений" in t for t in told)  # the third report
+        assert any("собираем ваши сообщения в обращение #2" in t for t in told)  # the fourth
+        assert await count(app, TicketMessage, TicketMessage.ticket_id == second.id) == 3
+        assert second.held_messages == 1
+        # A colleague is a person of their own: their report opens an incident.
+        tg.write_in_group(COLLEAGUE, GROUP, "сломался сканер", mention=True)
+        await settle(app, tg)
+        assert (await one(app, Ticket, Ticket.number == 3)).group_chat_id == GROUP
+        assert tg.sent(CLIENT) == []  # every answer in the group
+    finally:
+        await app.stop()
+
+
 async def test_new_alone_asks_and_the_answer_to_the_question_is_the_incident(
     app: App, tg: FakeTelegram
 ) -> None:
