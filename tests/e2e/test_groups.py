@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,17 @@ async def listening_app(make_config: Callable[..., Config]) -> AsyncIterator[App
     await bot_app.start()
     yield bot_app
     await bot_app.stop()
+
+
+@asynccontextmanager
+async def running(config: Config, **options: Any) -> AsyncIterator[App]:
+    """The bot of `config` (with a test's clock) for the `async with` block."""
+    bot_app = new_app(config, **options)
+    await bot_app.start()
+    try:
+        yield bot_app
+    finally:
+        await bot_app.stop()
 
 
 async def group_code(app: App, tg: FakeTelegram, name: str = "Ромашка") -> str:
@@ -267,9 +279,7 @@ async def test_a_reply_to_a_closed_incident_reopens_it_or_opens_a_new_one(
     make_config: Callable[..., Config], tg: FakeTelegram
 ) -> None:
     clock = MovableClock()
-    app = new_app(make_config(ratings={"enabled": False}), clock=clock)
-    await app.start()
-    try:
+    async with running(make_config(ratings={"enabled": False}), clock=clock) as app:
         await linked_group(app, tg)
         tg.write_in_group(CLIENT, GROUP, "не работает сканер", mention=True)
         await settle(app, tg)
@@ -298,8 +308,6 @@ async def test_a_reply_to_a_closed_incident_reopens_it_or_opens_a_new_one(
         assert (await one(app, Ticket, Ticket.number == 1)).status == TicketStatus.CLOSED
         second = await one(app, Ticket, Ticket.number == 2)
         assert second.group_chat_id == GROUP and second.group_message_id == late["message_id"]
-    finally:
-        await app.stop()
 
 
 async def test_staff_answering_in_the_group_is_recorded_and_not_sent_again(
@@ -332,10 +340,8 @@ async def test_one_author_cannot_open_unlimited_incidents_from_a_group(
 ) -> None:
     """The private chat's limits, per author, counting the group's incidents: at most
     `open_incidents` open, and a burst over the flood bucket is collected, not dropped."""
-    app = new_app(make_config(limits={"open_incidents": 2, "burst": 3,
-                                      "messages_per_minute": 1}))
-    await app.start()
-    try:
+    async with running(make_config(limits={"open_incidents": 2, "burst": 3,
+                                           "messages_per_minute": 1})) as app:
         await linked_group(app, tg)
         for text in ("не печатает принтер", "не открывается 1С", "пропал интернет",
                      "и телефон не звонит"):
@@ -353,8 +359,6 @@ async def test_one_author_cannot_open_unlimited_incidents_from_a_group(
         await settle(app, tg)
         assert (await one(app, Ticket, Ticket.number == 3)).group_chat_id == GROUP
         assert tg.sent(CLIENT) == []  # every answer in the group
-    finally:
-        await app.stop()
 
 
 async def test_new_alone_asks_and_the_answer_to_the_question_is_the_incident(
@@ -466,10 +470,8 @@ async def test_a_client_group_gets_at_most_20_messages_a_minute(
     group's incident all arrive, none beyond 20 in a minute, and no 429 is provoked."""
     tg.enforce_limits(**TELEGRAM_LIMITS)
     shared = telegram_time
-    app = new_app(make_config(delivery=dict(TELEGRAM_LIMITS)), clock=shared.now,
-                  monotonic=shared.monotonic, sleep=shared.sleep)
-    await app.start()
-    try:
+    async with running(make_config(delivery=dict(TELEGRAM_LIMITS)), clock=shared.now,
+                       monotonic=shared.monotonic, sleep=shared.sleep) as app:
         await linked_group(app, tg)
         tg.write_in_group(CLIENT, GROUP, "не работает сканер", mention=True)
         await settle(app, tg, timeout=30)
@@ -481,5 +483,3 @@ async def test_a_client_group_gets_at_most_20_messages_a_minute(
         assert len(answers) == 25 and "ответ 24" in answers[-1]
         assert tg.limit_violations == 0, tg.limit_violation_log[:5]
         assert violations(tg.calls, **TELEGRAM_LIMITS) == []
-    finally:
-        await app.stop()
