@@ -27,7 +27,8 @@ order, which matters because the first matching handler wins:
   5. client.messages   everything else a client sends in private: lands in an incident
   6. other_chats       groups that are not the staff group: client groups (linked by the
                        invite's startgroup form or /org group; what is addressed to the
-                       bot becomes an incident), any other group or channel is left
+                       bot becomes an incident; the incidents' buttons there, for their
+                       reporter; staff replies there), any other group or channel is left
   7. unknown           any other button: forged or outdated data, refused
 Chat filters sit on the routers (see each module), never inside handlers. A handler that
 needs to know whether its sender is staff carries `flags=STAFF` (handlers/_common.py); one

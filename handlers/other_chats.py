@@ -4,7 +4,9 @@ leaves (bot/services/groups.py).
 A group linked to a company (through the invite's `?startgroup=<code>`, which makes
 Telegram send `/start@<bot> <code>` there, or by staff typing `/org group <name>` in it)
 keeps the bot: what its people address to the bot becomes their incident, `/my` lists
-the company's open ones. Any other group or channel is left: at once when something else
+the company's open ones, the buttons of an incident's messages act for its reporter only
+(by the private chat's handlers), and a staff member's reply there to a message about #N
+is #N's answer. Any other group or channel is left: at once when something else
 is said there, else shortly after the bot was added (the code's message follows the
 membership update), or not at all when a member of the staff group added it (to type
 `/org group`). A staff command typed in a foreign group is answered nowhere: someone
@@ -17,18 +19,22 @@ import logging
 import re
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import ChatMemberUpdated, Message, User
+from aiogram.filters import Command, CommandObject, CommandStart, or_f
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, User
 
-from bot.messaging.notify import Content, Notifier
+from bot.messaging.after_commit import AfterCommit
+from bot.messaging.callbacks import ClientAction, RateAction, UrgentAction
+from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.texts import Texts
 from bot.services import companies as org
 from bot.services.desk import Person
 from bot.services.groups import GROUP_TYPES, GroupDesk, GroupMessage
-from bot.services.records import ClientGroup, Session
-from handlers._common import bot_username
+from bot.services.records import Client, ClientGroup, Session
+from handlers._common import STAFF, bot_username
 from handlers._filters import at_once
-from handlers._parse import content_of, reply_to_id
+from handlers._parse import content_of, reply_to_id, staff_actor
+from handlers.client.buttons import client_button, urgent_button
+from handlers.client.ratings import rate
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +173,57 @@ async def group_message(message: Message, group: ClientGroup, groups: GroupDesk,
         addressed=is_new or to_bot or _mentions(message, username, bot.id)))
 
 
+async def staff_writes(message: Message, staff_in_group: bool) -> bool | dict[str, Actor]:
+    """A staff member's reply in a client group: the handler gets them as `actor`."""
+    user = message.from_user
+    if user is None or not staff_in_group or message.reply_to_message is None:
+        return False
+    return {"actor": staff_actor(user)}
+
+
+async def staff_reply(message: Message, group: ClientGroup, actor: Actor,
+                      groups: GroupDesk) -> None:
+    """Staff answering in the group a message about #N (see bot/services/groups.py)."""
+    await groups.staff_reply(group, actor, content_of(message), reply_to_id(message))
+
+
+# -- the buttons of the incidents' messages in a client group ------------------------------
+
+INCIDENT_BUTTONS = (ClientAction, UrgentAction, RateAction)
+
+
+async def pressed_in_linked_group(
+    callback: CallbackQuery, groups: GroupDesk
+) -> bool | dict[str, ClientGroup]:
+    """A button on a message in a linked client group: the handler gets it as `group`."""
+    message = callback.message
+    if message is None or message.chat.type not in GROUP_TYPES:
+        return False
+    group = await groups.linked(message.chat.id)
+    return {"group": group} if group is not None else False
+
+
+async def by_reporter(
+    callback: CallbackQuery, callback_data: ClientAction | UrgentAction | RateAction,
+    group: ClientGroup, groups: GroupDesk,
+) -> bool | dict[str, Client]:
+    """Pressed by the incident's reporter: the handler gets them as `client` (the private
+    chat's handlers then act as for a press there, every check made again)."""
+    client = await groups.reporter(group, callback_data.number, callback.from_user.id)
+    return {"client": client} if client is not None else False
+
+
+async def not_the_reporter(
+    callback: CallbackQuery, callback_data: ClientAction | UrgentAction | RateAction,
+    texts: Texts, after_commit: AfterCommit,
+) -> None:
+    """Someone else pressed it: an alert, nothing done."""
+    language = texts.language_for(callback.from_user.language_code)
+    after_commit(callback.answer(texts.client_plain(
+        language, "error", code="reporter_only", number=callback_data.number),
+        show_alert=True))
+
+
 async def staff_or_service(message: Message) -> None:
     """Staff and service messages in a linked group: not a client's incident."""
 
@@ -194,6 +251,13 @@ def router() -> Router:
     router.message.register(org_group, Command("org"), _org_group_by_staff)
     router.message.register(open_list, Command("my"), linked_group)
     router.message.register(group_message, linked_group, from_client)
+    router.message.register(staff_reply, linked_group, staff_writes)
     router.message.register(staff_or_service, linked_group)
     router.message.register(foreign)
+    router.callback_query.filter(pressed_in_linked_group)
+    router.callback_query.register(client_button, ClientAction.filter(), by_reporter)
+    router.callback_query.register(urgent_button, UrgentAction.filter(), by_reporter)
+    router.callback_query.register(rate, RateAction.filter(), by_reporter, flags=STAFF)
+    router.callback_query.register(
+        not_the_reporter, or_f(*(data.filter() for data in INCIDENT_BUTTONS)))
     return router

@@ -317,6 +317,18 @@ class Notifier:
 
     async def client_followup(self, ticket: Ticket, client: Client, content: Content) -> None:
         header = self.texts.staff("from_client", ticket=ticket, client=client, text=content.text)
+        await self._into_thread(ticket, header, content)
+
+    async def staff_said_in_group(self, ticket: Ticket, actor: Actor, content: Content) -> None:
+        """A staff member answered in the client group itself: the incident's thread shows
+        it (the group has it already)."""
+        header = self.texts.staff("group_staff_answer", ticket=ticket, actor=actor,
+                                  text=content.text)
+        await self._into_thread(ticket, header, content)
+
+    async def _into_thread(self, ticket: Ticket, header: str, content: Content) -> None:
+        """What someone wrote, into the incident's thread: the text, or the media copied
+        with the header as its caption."""
         if content.is_text:
             await self.out.send_text(
                 self.staff_chat_id, header, priority=PRIORITY_FOLLOWUP, ticket_id=ticket.id,
@@ -344,9 +356,8 @@ class Notifier:
     ) -> None:
         html = self.texts.client(client.language, message, ticket=ticket, **context)
         chat_id, in_group = answers_to(ticket, client)
-        if in_group:  # buttons are the reporter's own: they stay out of the client group
-            keyboard = None
-            reply_to = reply_to or ticket.group_message_id if ticket else reply_to
+        if in_group and ticket is not None:  # the buttons go too: only the reporter's work
+            reply_to = reply_to or ticket.group_message_id
         await self.out.send_text(
             chat_id, html, priority=priority, ticket_id=ticket.id if ticket else None,
             reply_to=reply_to, keyboard=keyboard,

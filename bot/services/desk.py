@@ -236,15 +236,20 @@ class Desk:
         # A burst lasts until the bucket is full again: no trickle of single lines meanwhile.
         return admitted and not client.flood_told
 
-    async def hold(self, client: Client, content: Content, reply_to: int | None) -> Registration:
+    async def hold(self, client: Client, content: Content, reply_to: int | None, *,
+                   thread: Ticket | None = None,
+                   group_chat_id: int | None = None) -> Registration:
         """A message over the limit: kept with the client's incident (the one replied to, else
         the latest open one) without a staff line of its own; the staff group gets one
-        combined line a minute (bot/services/flood.py), the client is told once."""
-        ticket = await self.replied_ticket(client, reply_to)
+        combined line a minute (bot/services/flood.py), the client is told once. In a
+        client group (`group_chat_id`; `thread`: the incident replied to there) only that
+        group's incidents of the author count."""
+        ticket = thread or await self.replied_ticket(client, reply_to)
         if ticket is None or not ticket.status.is_open:
-            open_tickets = await self._tickets.open_for_client(client.id)
+            open_tickets = await self._open_of(client, group_chat_id)
             if not open_tickets:  # nothing to keep it with: it opens one, as always
-                return Registration("opened", await self.open_ticket(client, content))
+                return Registration("opened", await self.open_ticket(
+                    client, content, group_chat_id=group_chat_id))
             ticket = open_tickets[0]
         await self.ensure_card(ticket, client)
         await self._record_client_message(ticket, client, content)
@@ -255,16 +260,19 @@ class Desk:
                                         reply_to=content.message_id)
         return Registration("held", ticket)
 
-    async def open_for(self, client: Client, content: Content | None) -> Registration:
-        """The client asks for a new incident (/new, "new incident" button): opened unless
-        they have `[limits] open_incidents` open already; then told which ones (what they
-        wrote joins the latest of them, nothing is lost)."""
-        open_tickets = list(await self._tickets.open_for_client(client.id))
+    async def open_for(self, client: Client, content: Content | None, *,
+                       group_chat_id: int | None = None) -> Registration:
+        """The client asks for a new incident (/new, "new incident" button, a report in a
+        client group: `group_chat_id`): opened unless they have `[limits] open_incidents`
+        open already (there); then told which ones (what they wrote joins the latest of
+        them, nothing is lost)."""
+        open_tickets = list(await self._open_of(client, group_chat_id))
         if len(open_tickets) < self._limits.open_incidents:
             if content is None:
                 await self.start_new(client)
                 return Registration("asked")
-            return Registration("opened", await self.open_ticket(client, content))
+            return Registration("opened", await self.open_ticket(
+                client, content, group_chat_id=group_chat_id))
         reply_to = None
         if content is not None:
             latest = open_tickets[0]
@@ -272,9 +280,19 @@ class Desk:
             await self._record_client_message(latest, client, content)
             await self._notify.client_followup(latest, client, content)
             reply_to = content.message_id
-        await self._notify.to_client(None, client, "open_limit", priority=PRIORITY_REPLY,
-                                    reply_to=reply_to, tickets=open_tickets)
+        # Told where they wrote: the group (its incident's place), or their private chat.
+        await self._notify.to_client(open_tickets[0] if group_chat_id else None, client,
+                                     "open_limit", priority=PRIORITY_REPLY,
+                                     reply_to=reply_to, tickets=open_tickets)
         return Registration("limited", open_tickets[0], choices=open_tickets)
+
+    async def _open_of(self, client: Client, group_chat_id: int | None) -> Sequence[Ticket]:
+        """The client's open incidents, latest first; with `group_chat_id`, those reported
+        in that client group only."""
+        tickets = await self._tickets.open_for_client(client.id)
+        if group_chat_id is None:
+            return tickets
+        return [t for t in tickets if t.group_chat_id == group_chat_id]
 
     async def client_message(
         self, client: Client, content: Content, reply_to: int | None
@@ -289,12 +307,9 @@ class Desk:
             if replied.status.is_open:
                 await self.append_from_client(replied, client, content)
                 return Registration("appended", replied)
-            if self._may_reopen(replied):
-                actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
-                await self._reopen(replied, client, actor, content.text)
-                await self._record_client_message(replied, client, content)
-                await self._notify.client_followup(replied, client, content)
-                return Registration("reopened", replied)
+            reopened = await self.reopen_by_reply(replied, client, content)
+            if reopened is not None:
+                return reopened
         open_tickets = list(await self._tickets.open_for_client(client.id))
         if not open_tickets:
             return Registration("opened", await self.open_ticket(client, content))
@@ -303,6 +318,22 @@ class Desk:
             return Registration("appended", open_tickets[0])
         await self._ask_which(client, content, open_tickets)
         return Registration("asked", choices=open_tickets)
+
+    async def reopen_by_reply(
+        self, ticket: Ticket, client: Client, content: Content
+    ) -> Registration | None:
+        """A client's reply to a message about a closed (or resolved) incident: it opens
+        again, with the reply added, while it ended `reopen_days` ago at most; None when it
+        is older (the reply is then a report of its own, by the caller's usual rule). In a
+        client group `client` may be a colleague of the reporter's."""
+        if not self._may_reopen(ticket):
+            return None
+        owner = client if client.id == ticket.client_id else await self.client_of(ticket)
+        actor = Actor(ActorKind.CLIENT, client.user_id, client.display_name)
+        await self._reopen(ticket, owner, actor, content.text)
+        await self._record_client_message(ticket, client, content)
+        await self._notify.client_followup(ticket, client, content)
+        return Registration("reopened", ticket)
 
     async def replied_ticket(self, client: Client, reply_to: int | None) -> Ticket | None:
         """The client's incident that the message they reply to is about, if any."""
@@ -605,9 +636,14 @@ class Desk:
 
     # -- staff act ----------------------------------------------------------------------
 
-    async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content) -> None:
+    async def staff_answer(self, ticket: Ticket, actor: Actor, content: Content, *,
+                           in_group: bool = False) -> None:
+        """`in_group`: written in the incident's client group itself (bot/services/groups.py):
+        recorded and shown in the staff thread, not sent to the group again."""
         client = await self.client_of(ticket)
-        await self.answer_only(ticket, client, actor, content)
+        if in_group:
+            await self.ensure_card(ticket, client)
+        await self.answer_only(ticket, client, actor, content, in_group=in_group)
         if ticket.assignee_id is None:
             # Whoever answers an unassigned incident first has taken it.
             await self._event(ticket, actor, EventKind.ASSIGNED, None, actor.name)
@@ -617,7 +653,8 @@ class Desk:
                                       announce=False)
 
     async def answer_only(
-        self, ticket: Ticket, client: Client, actor: Actor, content: Content
+        self, ticket: Ticket, client: Client, actor: Actor, content: Content, *,
+        in_group: bool = False,
     ) -> None:
         """A staff answer recorded with the incident and sent to its client, nothing else
         changed (a problem's update reaches each linked incident so)."""
@@ -632,7 +669,10 @@ class Desk:
             await self._sla_record(ticket, "first_response")
         ticket.updated_at = now
         ticket.client_updated_at = now
-        await self._notify.staff_answer(ticket, client, actor, content)
+        if in_group:
+            await self._notify.staff_said_in_group(ticket, actor, content)
+        else:
+            await self._notify.staff_answer(ticket, client, actor, content)
 
     async def staff_note(self, ticket: Ticket, actor: Actor, content: Content) -> None:
         await self._messages.add(TicketMessage(

@@ -12,10 +12,22 @@
   company when it has none) with the group as where answers go: `tickets.group_chat_id`
   and the reporting message (bot/messaging/notify.py `answers_to`), so every client
   message of the incident goes to the group as a reply to it. A reply to a message of an
-  incident (the bot's, or the reporting one) is a follow-up of that incident. With
+  incident (the bot's, or the reporting one) is a follow-up of that incident; of a closed
+  one, it opens it again by the private chat's rule (`Desk.reopen_by_reply`: within
+  `reopen_days`), else it is a new report. With
   `[groups] listen = "all"` every message is a candidate and `is_request` (the chatter
   model: bot/domain/chatter.py) tells a request from chatter; chatter is left alone:
   nothing written, nothing sent.
+- **Limits.** The author's flood bucket (`Desk.admit`, `[limits]`) and their cap of open
+  incidents hold in a group as in private, counting that group's incidents: a message
+  over the limit joins their incident there (`Desk.hold`), one past the cap joins the
+  latest and they are told so in the group.
+- **Buttons.** The incident's messages in the group carry their buttons ("This is
+  urgent", the rating, "Not fixed"); only the reporter's press acts (`reporter`), anyone
+  else is told so in an alert.
+- **Staff there.** A staff member's reply to a message about #N is #N's staff answer:
+  recorded and shown in its staff thread, not sent to the group again; anything else
+  they write there is left alone.
 - **The group's life.** A migration to a supergroup moves the link (and its incidents'
   answers) to the new id, the bot removed makes the link inactive (nothing more is sent
   there: its incidents' answers go to each client's private chat), a new title is
@@ -33,11 +45,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import GroupsConfig
 from bot.domain.clock import Clock
-from bot.messaging.notify import Content, Notifier
+from bot.messaging.notify import Actor, Content, Notifier
 from bot.messaging.outbox import PRIORITY_BROADCAST, PRIORITY_REPLY
 from bot.services.companies import by_invite, link, open_incidents
 from bot.services.desk import Desk, Person, Registration
-from storage.models import ClientGroup, Company, Ticket
+from storage.models import Client, ClientGroup, Company, Ticket
 from storage.repos.companies import Companies
 from storage.repos.groups import ClientGroups
 from storage.repos.tickets import Tickets
@@ -169,17 +181,23 @@ class GroupDesk:
         client = await self._desk.client_for(message.person)
         if client.company_id is None:
             await link(self._session, client, await self.company_of(group))
+        if not self._desk.admit(client):  # the author's flood bucket, as in private
+            return await self._desk.hold(client, message.content, None,
+                                         thread=ticket if follow_up else None,
+                                         group_chat_id=group.chat_id)
         if follow_up:
             assert ticket is not None
             await self._desk.append_from_client(ticket, client, message.content)
             return Registration("appended", ticket)
+        if ticket is not None:  # a closed incident's thread: reopened, or else a new report
+            reopened = await self._desk.reopen_by_reply(ticket, client, message.content)
+            if reopened is not None:
+                return reopened
         if message.content.is_text and not message.content.text.strip():
             await self._notify.to_group(group.chat_id, "group_prompt",
                                         reply_to=message.content.message_id)
             return Registration("asked")
-        opened = await self._desk.open_ticket(client, message.content,
-                                              group_chat_id=group.chat_id)
-        return Registration("opened", opened)
+        return await self._desk.open_for(client, message.content, group_chat_id=group.chat_id)
 
     async def _thread_ticket(self, chat_id: int, reply_to: int | None) -> Ticket | None:
         """The group incident a message replying to `reply_to` is about."""
@@ -187,6 +205,26 @@ class GroupDesk:
             return None
         ticket = await self._tickets.by_message(chat_id, reply_to)
         return ticket if ticket is not None and ticket.group_chat_id == chat_id else None
+
+    async def staff_reply(self, group: ClientGroup, actor: Actor, content: Content,
+                          reply_to: int | None) -> Ticket | None:
+        """A staff member replies in the group to a message about #N: their answer is #N's
+        (recorded, shown in its staff thread; the group has it already). Anything else they
+        write there is theirs: nothing is done (None)."""
+        ticket = await self._thread_ticket(group.chat_id, reply_to)
+        if ticket is not None:
+            await self._desk.staff_answer(ticket, actor, content, in_group=True)
+        return ticket
+
+    async def reporter(self, group: ClientGroup, number: int, user_id: int) -> Client | None:
+        """Who may press the buttons of incident #`number`'s messages in the group: its
+        reporter only (the rating, "urgent" and "not fixed" are theirs); None for anyone
+        else, and for an incident that is not this group's."""
+        ticket = await self._tickets.by_number(number)
+        if ticket is None or ticket.group_chat_id != group.chat_id:
+            return None
+        client = await self._desk.known_client(user_id)
+        return client if client is not None and client.id == ticket.client_id else None
 
     async def open_list(self, group: ClientGroup, reply_to: int) -> None:
         """`/my` in a group: the company's open incidents."""

@@ -7,8 +7,11 @@ The rules, in one place:
   a merge: `tickets.resolution_kind`). Re-closing after a reopen asks again; the incident
   still has one rating (the `ratings` row), which the client may change.
 - Only the incident's own client rates it, only on a message of ours about that incident,
-  only while it is closed. The first rating may be changed for `change_hours`; pressing the
-  same score again changes nothing. The rating message is edited to show the choice.
+  only while it is closed. An incident reported in a client group is asked there (a reply
+  to the reporting message), and only its reporter's press counts there; the follow-up
+  question is not asked in a group (the comment rule reads the private chat). The first
+  rating may be changed for `change_hours`; pressing the same score again changes nothing.
+  The rating message is edited to show the choice.
 - A staff member's rating (a member of the staff group, or an admin) is recorded with
   `counted` False: it is left out of every statistic and raises no alert.
 - After a bad rating (Плохо/Ужас) the client is asked what went wrong and the staff group
@@ -44,7 +47,7 @@ from bot.domain.comeback import says_problem_is_back
 from bot.domain.enums import ActorKind, EventKind, RatingState, TicketStatus
 from bot.domain.errors import UserError
 from bot.messaging.callbacks import ClientAction, RateAction
-from bot.messaging.notify import Closure, Notifier
+from bot.messaging.notify import Closure, Notifier, answers_to
 from bot.messaging.outbox import PRIORITY_NOTICE, PRIORITY_REPLY, Keyboard, button
 from bot.services.bell import Bell
 from storage.db import Database
@@ -95,8 +98,6 @@ class RatingDesk:
         closure, the scores, "Not fixed"): True then; False when the client was not told."""
         if not self.config.enabled or (ticket.resolution_kind or "") in self.config.exclude:
             return False
-        if ticket.group_chat_id is not None:  # the scores are buttons: not for a whole group
-            return False
         now = self.clock()
         rating = await self.of_ticket(ticket.id)
         if rating is None:
@@ -146,9 +147,11 @@ class RatingDesk:
         now = self.clock()
         html = self.notify.texts.client(client.language, "rating_request", ticket=ticket,
                                         reminder=reminder, closure=closure)
+        chat_id, in_group = answers_to(ticket, client)
         row = await self.notify.out.send_text(
-            client.chat_id, html, priority=PRIORITY_NOTICE, ticket_id=ticket.id,
+            chat_id, html, priority=PRIORITY_NOTICE, ticket_id=ticket.id,
             keyboard=self.keyboard(client.language, ticket.number),
+            reply_to=ticket.group_message_id if in_group else None,
         )
         rating.state = RatingState.REQUESTED
         rating.send_at = None
@@ -174,11 +177,11 @@ class RatingDesk:
         ticket = await Tickets(self.session).by_number(number)
         rating = await self.of_ticket(ticket.id) if ticket is not None else None
         if (ticket is None or rating is None or ticket.client_id != client.id
-                or rating.state != RatingState.REQUESTED or chat_id != client.chat_id
-                or message_id is None):
+                or rating.state != RatingState.REQUESTED
+                or chat_id != answers_to(ticket, client)[0] or message_id is None):
             raise RatingError("invalid")
         # The button must sit on the request (or its reminder) for this very closure.
-        if not await self._is_request(rating, client.chat_id, message_id):
+        if not await self._is_request(rating, chat_id, message_id):
             raise RatingError("invalid")
         if ticket.status != TicketStatus.CLOSED:
             raise RatingError("reopened", number=number)
@@ -230,7 +233,7 @@ class RatingDesk:
                                         changeable=self.config.change_hours > 0)
         keyboard = (self.keyboard(client.language, ticket.number, rating.score)
                     if self.config.change_hours > 0 else [])
-        await self.notify.out.call(client.chat_id, "editMessageText", {
+        await self.notify.out.call(answers_to(ticket, client)[0], "editMessageText", {
             "message_id": message_id, "text": html, "parse_mode": "HTML",
             "reply_markup": {"inline_keyboard": keyboard},
         }, priority=PRIORITY_REPLY)
@@ -238,6 +241,8 @@ class RatingDesk:
     async def _follow_up(self, rating: Rating, ticket: Ticket, client: Client, score: int) -> None:
         """Ask "what went wrong?" after the first bad rating, "anything to add?" once after a
         good first rating; never both, never twice."""
+        if ticket.group_chat_id is not None:
+            return  # the next plain text is the comment in a private chat only
         if score in BAD and rating.question != "bad":
             question = "bad"
         elif score == FAIR and rating.question is None and self.config.ask_fair_comment:

@@ -1,13 +1,16 @@
 """Client groups (issue 18), through the real bot: a company's group linked through the
 invite's `?startgroup=` form, incidents from a mention, a reply and /new answered in the
 group as replies, chatter ignored when listening to all, the group becoming a supergroup,
-the bot removed."""
+the bot removed; the incidents' buttons in the group (the reporter's only), a reply
+reopening a closed incident, staff answering in the group itself."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +18,18 @@ from sqlalchemy import func, select
 
 from bot.app.runtime import App
 from bot.config import Config
+from bot.domain.enums import MessageAuthor, Severity, TicketStatus
 from bot.sandbox.emulator import FakeTelegram, violations
-from storage.models import Client, ClientGroup, OutboxMessage, Ticket, TicketMessage
-from tests.e2e.clock import SharedClock
+from storage.models import (
+    Client,
+    ClientGroup,
+    OutboxMessage,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+)
+from tests.e2e.clock import MovableClock, SharedClock
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, STAFF, STAFF_CHAT, STRANGER, due_outbox, settle
 
@@ -35,6 +47,17 @@ async def listening_app(make_config: Callable[..., Config]) -> AsyncIterator[App
     await bot_app.start()
     yield bot_app
     await bot_app.stop()
+
+
+@asynccontextmanager
+async def running(config: Config, **options: Any) -> AsyncIterator[App]:
+    """The bot of `config` (with a test's clock) for the `async with` block."""
+    bot_app = new_app(config, **options)
+    await bot_app.start()
+    try:
+        yield bot_app
+    finally:
+        await bot_app.stop()
 
 
 async def group_code(app: App, tg: FakeTelegram, name: str = "Ромашка") -> str:
@@ -146,7 +169,7 @@ async def test_incidents_from_a_mention_a_reply_and_new_answered_in_the_group(
     assert client.company == "Ромашка"
     ack = in_group(tg)[-1]
     assert "#1" in ack["plain"] and replied_to(ack) == report["message_id"]
-    assert "reply_markup" not in ack  # the buttons are the reporter's own: not in a group
+    assert "reply_markup" in ack  # "urgent": the reporter's own (test_buttons_...)
     assert tg.sent(CLIENT) == []  # nothing in the private chat
     # A staff answer from the incident's topic: a reply to the reporting message.
     tg.send_message(STAFF, "Перезапустите диспетчер печати", chat_id=STAFF_CHAT,
@@ -190,6 +213,152 @@ async def test_incidents_from_a_mention_a_reply_and_new_answered_in_the_group(
     await settle(app, tg)
     listing = in_group(tg)[-1]["plain"]
     assert "#2" in listing and "#3" in listing and "#1" not in listing
+
+
+def alert_to(tg: FakeTelegram, user_id: int) -> dict[str, Any]:
+    """The latest answer to a button that user pressed."""
+    return [a for a in tg.callback_answers if a["user_id"] == user_id][-1]
+
+
+def press_in_group(tg: FakeTelegram, user_id: int, label: str) -> int:
+    found = tg.find_button(GROUP, label)
+    assert found is not None, f"no button {label!r} in the group"
+    tg.press_button(user_id, GROUP, *found)
+    return found[0]
+
+
+async def test_buttons_in_the_group_act_for_the_reporter_only(
+    app: App, tg: FakeTelegram
+) -> None:
+    await linked_group(app, tg)
+    tg.write_in_group(CLIENT, GROUP, "не печатает принтер в бухгалтерии", mention=True)
+    await settle(app, tg)
+    assert "автор обращения может нажать «🔥 Срочно»" in in_group(tg)[-1]["plain"]
+    # "Urgent": a colleague's press is refused in an alert and changes nothing.
+    press_in_group(tg, COLLEAGUE, "🔥 Срочно")
+    await settle(app, tg)
+    refused = alert_to(tg, COLLEAGUE)
+    assert refused["show_alert"] and "для автора обращения #1" in refused["text"]
+    assert (await one(app, Ticket, Ticket.number == 1)).severity == Severity.NORMAL
+    press_in_group(tg, CLIENT, "🔥 Срочно")
+    await settle(app, tg)
+    assert (await one(app, Ticket, Ticket.number == 1)).severity == Severity.CRITICAL
+    assert not alert_to(tg, CLIENT)["show_alert"]
+    assert any("Срочно" in m["plain"] for m in tg.sent(STAFF_CHAT, topic_of(tg, 1)))
+    # The closure is the rating request, in the group as a reply, with its buttons.
+    tg.send_message(STAFF, "/close 1 заменили картридж", chat_id=STAFF_CHAT)
+    await settle(app, tg)
+    request = in_group(tg)[-1]
+    assert "Как вы оцениваете нашу работу?" in request["plain"]
+    assert replied_to(request) == (await one(app, Ticket, Ticket.number == 1)).group_message_id
+    press_in_group(tg, COLLEAGUE, "Ужас")
+    await settle(app, tg)
+    assert "для автора обращения #1" in alert_to(tg, COLLEAGUE)["text"]
+    assert (await one(app, Rating.score)) is None
+    rated = press_in_group(tg, CLIENT, "Хорошо")
+    await settle(app, tg)
+    assert (await one(app, Rating.score)) == 4
+    assert "Ваша оценка — Хорошо" in tg.chats[GROUP].messages[rated]["plain"]  # edited
+    # "Not fixed": the colleague may not, the reporter reopens it.
+    press_in_group(tg, COLLEAGUE, "Не решено")
+    await settle(app, tg)
+    assert (await one(app, Ticket, Ticket.number == 1)).status == TicketStatus.CLOSED
+    press_in_group(tg, CLIENT, "Не решено")
+    await settle(app, tg)
+    reopened = await one(app, Ticket, Ticket.number == 1)
+    assert reopened.status.is_open and reopened.reopen_count == 1
+    assert replied_to(in_group(tg)[-1]) == reopened.group_message_id
+    # Forged data for another group's (or nobody's) incident: refused the same way.
+    tg.press_button(CLIENT, GROUP, request["message_id"], "u:99", check=False)
+    await settle(app, tg)
+    assert alert_to(tg, CLIENT)["show_alert"]
+    assert tg.sent(CLIENT) == []  # all of it happened in the group
+
+
+async def test_a_reply_to_a_closed_incident_reopens_it_or_opens_a_new_one(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    clock = MovableClock()
+    async with running(make_config(ratings={"enabled": False}), clock=clock) as app:
+        await linked_group(app, tg)
+        tg.write_in_group(CLIENT, GROUP, "не работает сканер", mention=True)
+        await settle(app, tg)
+        tg.send_message(STAFF, "/close 1 почистили ролик", chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        closed = in_group(tg)[-1]
+        assert "«Не решено»" in closed["plain"] and tg.find_button(GROUP, "Не решено")
+        # A colleague answers the closure: #1 is open again, with what they wrote.
+        tg.write_in_group(COLLEAGUE, GROUP, "опять зажёвывает бумагу",
+                          reply_to=closed["message_id"])
+        await settle(app, tg)
+        ticket = await one(app, Ticket, Ticket.number == 1)
+        assert ticket.status.is_open and ticket.reopen_count == 1
+        assert await count(app, Ticket) == 1
+        assert any("опять зажёвывает бумагу" in m["plain"]
+                   for m in tg.sent(STAFF_CHAT, topic_of(tg, 1)))
+        assert replied_to(in_group(tg)[-1]) == ticket.group_message_id
+        # Closed again, and answered after `reopen_days`: a new incident, as in private.
+        tg.send_message(STAFF, "/close 1 заменили ролик", chat_id=STAFF_CHAT)
+        await settle(app, tg)
+        closed = in_group(tg)[-1]
+        clock.offset += timedelta(days=app.config.desk.reopen_days + 1)
+        late = tg.write_in_group(COLLEAGUE, GROUP, "сканер снова не работает",
+                                 reply_to=closed["message_id"])
+        await settle(app, tg)
+        assert (await one(app, Ticket, Ticket.number == 1)).status == TicketStatus.CLOSED
+        second = await one(app, Ticket, Ticket.number == 2)
+        assert second.group_chat_id == GROUP and second.group_message_id == late["message_id"]
+
+
+async def test_staff_answering_in_the_group_is_recorded_and_not_sent_again(
+    app: App, tg: FakeTelegram
+) -> None:
+    await linked_group(app, tg)
+    tg.write_in_group(CLIENT, GROUP, "не открывается 1С", mention=True)
+    await settle(app, tg)
+    ack = in_group(tg)[-1]
+    sent = len(tg.sent(GROUP))
+    tg.write_in_group(STAFF, GROUP, "Сейчас подключусь удалённо", reply_to=ack["message_id"])
+    # Not a reply: a staff member's own words, left alone.
+    tg.write_in_group(STAFF, GROUP, "коллеги, я на месте через час")
+    await settle(app, tg)
+    ticket = await one(app, Ticket, Ticket.number == 1)
+    answers = await count(app, TicketMessage, TicketMessage.ticket_id == ticket.id,
+                          TicketMessage.author == MessageAuthor.STAFF)
+    assert answers == 1 and ticket.first_response_at is not None
+    assert ticket.status == TicketStatus.IN_PROGRESS and ticket.assignee_id == STAFF
+    topic = [m["plain"] for m in tg.sent(STAFF_CHAT, topic_of(tg, 1))]
+    assert any("в группе клиента" in t and "Сейчас подключусь удалённо" in t for t in topic)
+    assert not any("я на месте через час" in t for t in topic)
+    assert len(tg.sent(GROUP)) == sent  # the bot said nothing more in the group
+    assert await count(app, TicketEvent, TicketEvent.ticket_id == ticket.id,
+                       TicketEvent.kind == "assigned") == 1
+
+
+async def test_one_author_cannot_open_unlimited_incidents_from_a_group(
+    make_config: Callable[..., Config], tg: FakeTelegram
+) -> None:
+    """The private chat's limits, per author, counting the group's incidents: at most
+    `open_incidents` open, and a burst over the flood bucket is collected, not dropped."""
+    async with running(make_config(limits={"open_incidents": 2, "burst": 3,
+                                           "messages_per_minute": 1})) as app:
+        await linked_group(app, tg)
+        for text in ("не печатает принтер", "не открывается 1С", "пропал интернет",
+                     "и телефон не звонит"):
+            tg.write_in_group(CLIENT, GROUP, text, mention=True)
+            await settle(app, tg)
+        assert await count(app, Ticket) == 2
+        second = await one(app, Ticket, Ticket.number == 2)
+        told = [m["plain"] for m in in_group(tg)]
+        assert any("уже 2 открытых обращений" in t for t in told)  # the third report
+        assert any("собираем ваши сообщения в обращение #2" in t for t in told)  # the fourth
+        assert await count(app, TicketMessage, TicketMessage.ticket_id == second.id) == 3
+        assert second.held_messages == 1
+        # A colleague is a person of their own: their report opens an incident.
+        tg.write_in_group(COLLEAGUE, GROUP, "сломался сканер", mention=True)
+        await settle(app, tg)
+        assert (await one(app, Ticket, Ticket.number == 3)).group_chat_id == GROUP
+        assert tg.sent(CLIENT) == []  # every answer in the group
 
 
 async def test_new_alone_asks_and_the_answer_to_the_question_is_the_incident(
@@ -301,10 +470,8 @@ async def test_a_client_group_gets_at_most_20_messages_a_minute(
     group's incident all arrive, none beyond 20 in a minute, and no 429 is provoked."""
     tg.enforce_limits(**TELEGRAM_LIMITS)
     shared = telegram_time
-    app = new_app(make_config(delivery=dict(TELEGRAM_LIMITS)), clock=shared.now,
-                  monotonic=shared.monotonic, sleep=shared.sleep)
-    await app.start()
-    try:
+    async with running(make_config(delivery=dict(TELEGRAM_LIMITS)), clock=shared.now,
+                       monotonic=shared.monotonic, sleep=shared.sleep) as app:
         await linked_group(app, tg)
         tg.write_in_group(CLIENT, GROUP, "не работает сканер", mention=True)
         await settle(app, tg, timeout=30)
@@ -316,5 +483,3 @@ async def test_a_client_group_gets_at_most_20_messages_a_minute(
         assert len(answers) == 25 and "ответ 24" in answers[-1]
         assert tg.limit_violations == 0, tg.limit_violation_log[:5]
         assert violations(tg.calls, **TELEGRAM_LIMITS) == []
-    finally:
-        await app.stop()

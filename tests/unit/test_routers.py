@@ -20,7 +20,7 @@ from bot.messaging.callbacks import (
     TicketAction,
 )
 from bot.telegram.middleware import StaffRequests
-from handlers import STAFF_FLAG, routers
+from handlers import STAFF_FLAG, other_chats, routers
 from handlers._filters import private_chat
 
 
@@ -88,15 +88,18 @@ def test_every_handler_takes_the_event_first() -> None:
 
 def test_a_handler_that_needs_a_client_only_sees_private_chats() -> None:
     """The client is given for private chats only (bot/telegram/middleware.py); elsewhere a
-    handler must not be reached, or take `client: Client | None = None`."""
+    handler must not be reached, or take `client: Client | None = None`, or have a filter
+    that hands it (a client group's buttons: the incident's reporter)."""
     exposed = []
     for router in _all(routers()):
         for event, observer in router.observers.items():
-            guarded = any(item.callback is private_chat
+            private = any(item.callback is private_chat
                           for item in observer._handler.filters or [])
             for handler in observer.handlers:
+                given = any(item.callback is other_chats.by_reporter
+                            for item in handler.filters or [])
                 param = inspect.signature(handler.callback).parameters.get("client")
                 if param is not None and param.default is inspect.Parameter.empty \
-                        and not guarded:
+                        and not (private or given):
                     exposed.append(f"{router.name}.{event} {handler.callback.__name__}")
     assert exposed == []
