@@ -34,6 +34,9 @@ SECOND_MESSAGES = 50  # 250 updates in all: enough to kill mid-rush, half the ti
 FIRST_CLIENT = 100_000
 MAX_IN_FLIGHT = 32  # DeliveryWorker's default
 
+# Timing-sensitive: one xdist worker runs these in turn (pyproject addopts).
+pytestmark = pytest.mark.xdist_group("timing")
+
 
 def write_config(tmp_path: Path, tg: FakeTelegram) -> Path:
     path = tmp_path / "config.toml"

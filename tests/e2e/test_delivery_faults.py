@@ -42,6 +42,9 @@ TELEGRAM_LIMITS: dict[str, Any] = {
 }
 FIRST_USER = 60_000
 
+# Timing-sensitive: one xdist worker runs these in turn (pyproject addopts).
+pytestmark = pytest.mark.xdist_group("timing")
+
 
 @pytest.fixture
 def limited(tg: FakeTelegram) -> FakeTelegram:

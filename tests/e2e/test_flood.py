@@ -21,6 +21,9 @@ TELEGRAM_LIMITS = {"global_per_second": 30, "per_chat_per_second": 1,
 OTHERS = 600_100
 FLOOD_MESSAGES, FLOOD_NEW, OTHER_CLIENTS = 1200, 50, 20
 
+# Timing-sensitive: one xdist worker runs these in turn (pyproject addopts).
+pytestmark = pytest.mark.xdist_group("timing")
+
 
 @pytest.fixture
 async def limited_app(

@@ -462,6 +462,7 @@ TELEGRAM_LIMITS: dict[str, Any] = {
 }
 
 
+@pytest.mark.xdist_group("timing")  # limits on a 30x clock: with the other timing tests
 @pytest.mark.parametrize("speed", [30.0])
 async def test_a_client_group_gets_at_most_20_messages_a_minute(
     make_config: Callable[..., Config], tg: FakeTelegram, telegram_time: SharedClock
