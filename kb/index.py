@@ -182,10 +182,14 @@ class SearchIndex:
         words = self._synonyms.apply(tokens(text))
         return [stem(word) for word in words if word not in STOPWORDS]
 
-    def _query_terms(self, query: str) -> list[str]:
+    def repaired(self, query: str) -> str:
+        """The query as meant when it was typed in the wrong keyboard layout or in Latin
+        transliteration (judged by this index's words), else as it is."""
         known = self._postings.keys()
-        repaired = fix_layout(query, known) or fix_translit(query, known) or query
-        words = [part for word in tokens(repaired) for part in self._split_glued(word)]
+        return fix_layout(query, known) or fix_translit(query, known) or query
+
+    def _query_terms(self, query: str) -> list[str]:
+        words = [part for word in tokens(self.repaired(query)) for part in self._split_glued(word)]
         canonical = self._synonyms.apply(words)
         return list(dict.fromkeys(stem(word) for word in canonical if word not in STOPWORDS))
 

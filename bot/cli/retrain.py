@@ -3,7 +3,8 @@
 The severity model learns from the bundled corpus (bot/data/severity-dev.jsonl, our own
 examples in bot/data/severity-examples.jsonl) plus, with `--config`, the severities staff
 set by hand (`/sev`, the card's buttons: `classify --export-corrections`); the gate from
-the bundled development KB and queries plus our own (bot/data/faq-*.jsonl). Both are
+the bundled development KB and queries plus our own (bot/data/faq-*.jsonl), and our own KB
+with its queries (bot/data/faq-kb-own.yaml, faq-own.jsonl). Both are
 written as data (bot/data/severity-model.npz, kb/data/faq-gate.json, or into `--out`).
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from bot.domain.enums import Severity
 from bot.domain.severity import SeverityClassifier
@@ -29,6 +32,9 @@ from kb.semantic import GATE_FILE, GATE_THRESHOLD, Gate, VectorCache, build_sear
 
 FAQ_KB = DATA / "faq-kb-dev.yaml"
 FAQ_QUERIES = (DATA / "faq-dev.jsonl", DATA / "faq-examples.jsonl")
+OWN_KB, OWN_QUERIES = DATA / "faq-kb-own.yaml", (DATA / "faq-own.jsonl",)
+# What the gate learns from: each KB with the queries written for it.
+GATE_TRAINING = ((FAQ_KB, FAQ_QUERIES), (OWN_KB, OWN_QUERIES))
 
 
 def load_queries(paths: Sequence[Path] = FAQ_QUERIES) -> list[tuple[str, str | None]]:
@@ -54,9 +60,16 @@ def fit_severity(encoder: Encoder, corrections: Sequence[Example] = ()) -> Sever
 
 
 def fit_gate(encoder: Encoder) -> Gate:
-    search = build_search(load_articles(FAQ_KB), VectorCache(encoder), _UNUSED_GATE)
-    x, right = gate_examples(search, load_queries())
+    cache = VectorCache(encoder)
+    parts = [gate_examples(build_search(load_articles(kb), cache, _UNUSED_GATE),
+                           load_queries(queries)) for kb, queries in GATE_TRAINING]
+    x = np.vstack([features for features, _ in parts])
+    right = np.concatenate([answered for _, answered in parts])
     return Gate.fit(x, right, GATE_THRESHOLD)
+
+
+def gate_query_count() -> int:
+    return sum(len(load_queries(queries)) for _, queries in GATE_TRAINING)
 
 
 _UNUSED_GATE = Gate((0.0,) * 5, (1.0,) * 5, (0.0,) * 5, 0.0, 0.5)  # rank() ignores it
@@ -72,4 +85,4 @@ def retrain(encoder: Encoder, corrections: Sequence[dict[str, str]], out: Path |
     model.save(out / MODEL_FILE.name if out else MODEL_FILE)
     gate.save(out / GATE_FILE.name if out else GATE_FILE)
     return (f"severity: {len(load_examples()) + len(extra)} examples "
-            f"({len(extra)} staff corrections); FAQ gate: {len(load_queries())} queries")
+            f"({len(extra)} staff corrections); FAQ gate: {gate_query_count()} queries")

@@ -230,7 +230,8 @@ class FaqService:
         """Before an update's transaction: the query's vector and pending article vectors."""
         if self.semantic is None:
             return
-        await self.semantic.prepare([query])
+        # The model reads the query as repaired (wrong layout, transliteration): `_search`.
+        await self.semantic.prepare([self.index.repaired(query)])
         await self.encode_vectors()
 
     def _file_time(self, default: datetime) -> datetime:
@@ -277,8 +278,9 @@ class FaqService:
         with self._lock:
             if self.semantic is None or self.vectors is None or self.gate is None:
                 return self.index.search(query, limit)
-            vector = self.semantic.vectors([query])[0]
-            return HybridSearch(self.index, self.vectors, self.gate).search(query, vector, limit)
+            search = HybridSearch(self.index, self.vectors, self.gate)
+            vector = self.semantic.vectors([search.meaning(query)])[0]
+            return search.search(query, vector, limit)
 
     # -- changes (called after the commit that made them) --------------------------------
 
