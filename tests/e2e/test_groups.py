@@ -76,6 +76,13 @@ async def linked_group(app: App, tg: FakeTelegram, chat_id: int = GROUP) -> None
     await settle(app, tg)
 
 
+async def reported_in_group(app: App, tg: FakeTelegram, text: str) -> None:
+    """A group linked through the invite, and CLIENT's report there (#1) registered."""
+    await linked_group(app, tg)
+    tg.write_in_group(CLIENT, GROUP, text, mention=True)
+    await settle(app, tg)
+
+
 async def one(app: App, model: Any, *where: Any) -> Any:
     async with app.db.transaction() as session:
         return await session.scalar(select(model).where(*where))
@@ -230,9 +237,7 @@ def press_in_group(tg: FakeTelegram, user_id: int, label: str) -> int:
 async def test_buttons_in_the_group_act_for_the_reporter_only(
     app: App, tg: FakeTelegram
 ) -> None:
-    await linked_group(app, tg)
-    tg.write_in_group(CLIENT, GROUP, "не печатает принтер в бухгалтерии", mention=True)
-    await settle(app, tg)
+    await reported_in_group(app, tg, "не печатает принтер в бухгалтерии")
     assert "автор обращения может нажать «🔥 Срочно»" in in_group(tg)[-1]["plain"]
     # "Urgent": a colleague's press is refused in an alert and changes nothing.
     press_in_group(tg, COLLEAGUE, "🔥 Срочно")
@@ -280,9 +285,7 @@ async def test_a_reply_to_a_closed_incident_reopens_it_or_opens_a_new_one(
 ) -> None:
     clock = MovableClock()
     async with running(make_config(ratings={"enabled": False}), clock=clock) as app:
-        await linked_group(app, tg)
-        tg.write_in_group(CLIENT, GROUP, "не работает сканер", mention=True)
-        await settle(app, tg)
+        await reported_in_group(app, tg, "не работает сканер")
         tg.send_message(STAFF, "/close 1 почистили ролик", chat_id=STAFF_CHAT)
         await settle(app, tg)
         closed = in_group(tg)[-1]
@@ -313,9 +316,7 @@ async def test_a_reply_to_a_closed_incident_reopens_it_or_opens_a_new_one(
 async def test_staff_answering_in_the_group_is_recorded_and_not_sent_again(
     app: App, tg: FakeTelegram
 ) -> None:
-    await linked_group(app, tg)
-    tg.write_in_group(CLIENT, GROUP, "не открывается 1С", mention=True)
-    await settle(app, tg)
+    await reported_in_group(app, tg, "не открывается 1С")
     ack = in_group(tg)[-1]
     sent = len(tg.sent(GROUP))
     tg.write_in_group(STAFF, GROUP, "Сейчас подключусь удалённо", reply_to=ack["message_id"])
@@ -405,9 +406,7 @@ async def test_chatter_is_ignored_when_listening_to_all(
 
 
 async def test_the_group_becomes_a_supergroup(app: App, tg: FakeTelegram) -> None:
-    await linked_group(app, tg)
-    tg.write_in_group(CLIENT, GROUP, "сломался сканер", mention=True)
-    await settle(app, tg)
+    await reported_in_group(app, tg, "сломался сканер")
     tg.migrate_to_supergroup(GROUP, SUPERGROUP)
     await settle(app, tg)
     assert (await one(app, ClientGroup, ClientGroup.chat_id == SUPERGROUP)).active
@@ -428,9 +427,7 @@ async def test_a_queued_answer_follows_the_group_to_its_supergroup(
 ) -> None:
     """The delivery worker learns of the migration first (Telegram's 400 with the new id):
     the link moves with the queued rows."""
-    await linked_group(app, tg)
-    tg.write_in_group(CLIENT, GROUP, "сломался сканер", mention=True)
-    await settle(app, tg)
+    await reported_in_group(app, tg, "сломался сканер")
     tg.migrate_to_supergroup(GROUP, SUPERGROUP)
     tg._updates.clear()  # the service messages are not seen (yet)
     tg.send_message(STAFF, "Сейчас приедем", chat_id=STAFF_CHAT, thread_id=topic_of(tg, 1))
@@ -441,9 +438,7 @@ async def test_a_queued_answer_follows_the_group_to_its_supergroup(
 
 
 async def test_the_bot_removed_from_the_group(app: App, tg: FakeTelegram) -> None:
-    await linked_group(app, tg)
-    tg.write_in_group(CLIENT, GROUP, "нет интернета", mention=True)
-    await settle(app, tg)
+    await reported_in_group(app, tg, "нет интернета")
     sent = len(tg.sent(GROUP))
     tg.remove_bot(CLIENT, GROUP)
     await settle(app, tg)
