@@ -46,7 +46,7 @@ from bot.services.groups import GroupDesk
 from bot.services.problems import OpenTitles, ProblemDesk, ProblemMatcher
 from bot.services.ratings import RatingDesk
 from bot.services.reports.jobs import ReportDesk
-from bot.services.semantic import Semantic
+from bot.services.semantic import EncodeBudget, Semantic
 from bot.telegram.delivery import BlockedHandler, DeliveryWorker
 from bot.telegram.dialogs import ExpiringMemoryStorage
 from bot.telegram.middleware import ClientOfPrivateChat, StaffRequests, UnitOfWork
@@ -116,6 +116,7 @@ class Container:
     sla: SlaPolicy
     faq: FaqService
     semantic: Semantic
+    encode_budget: EncodeBudget
     chatter: RequestClassifier
     bot: Bot
     staff: StaffDirectory
@@ -159,6 +160,8 @@ class Container:
             texts=Texts(config.desk.language, config.desk.timezone),
             classify=classify or configured_classifier(config, shared),
             sla=SlaPolicy(config.desk, config.sla), faq=faq, semantic=shared,
+            encode_budget=EncodeBudget(config.limits.messages_per_minute,
+                                       config.limits.burst, clock),
             chatter=request_classifier(shared), bot=bot, staff=staff,
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
                                     on_migrated=staff.chat_migrated,
@@ -209,10 +212,13 @@ class Container:
         """Before an update's transaction: a client message's vector for the classifier
         and the FAQ, made in the encoder's thread (bot/services/semantic.py)."""
         message = update.message
-        text = message.text or message.caption if message is not None else None
-        if text and not text.startswith("/"):
+        if message is None or message.chat.id == self.staff.staff_chat_id:
+            return  # staff's words are neither classified nor searched
+        text = message.text or message.caption
+        sender = message.from_user.id if message.from_user is not None else message.chat.id
+        if text and not text.startswith("/") and self.encode_budget.admit(sender):
             await self.faq.prepare(text)
-            if message is not None and message.chat.type == "private":
+            if message.chat.type == "private":
                 self.problem_titles.refresh()  # what a new report is compared with
 
     async def close(self) -> None:

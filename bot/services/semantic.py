@@ -21,11 +21,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
+from bot.domain.clock import Clock
+from bot.domain.flood import take
 from kb.encoder import DIMENSION, Encoder, Vectors, encoder, unavailable_reason
 from kb.semantic import VectorCache
 
@@ -140,3 +143,39 @@ class Semantic:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class EncodeBudget:
+    """How many of one sender's messages are encoded ahead of their transaction: the
+    client's own flood limit ([limits]), kept in memory. The encoder's thread is shared by
+    every client, and a message over the limit only joins an incident already open (the
+    desk holds it: bot/services/desk.py `hold`), where no vector is read; a flooder must not
+    take the encoder from everyone else (1,250 messages in a minute once cost a minute of
+    CPU). The rare message over the budget that opens an incident after all is encoded
+    when the desk asks for it, as any message that was not prepared."""
+
+    KEPT = 10_000  # senders remembered; past it, those whose bucket is full again go
+
+    def __init__(self, per_minute: float, burst: int, clock: Clock) -> None:
+        self._per_minute = per_minute
+        self._burst = burst
+        self._clock = clock
+        self._buckets: dict[int, tuple[float, datetime]] = {}
+
+    def __len__(self) -> int:
+        """Senders remembered."""
+        return len(self._buckets)
+
+    def admit(self, sender: int) -> bool:
+        now = self._clock()
+        tokens, at = self._buckets.get(sender, (None, None))
+        admitted, bucket = take(tokens, at, now, self._per_minute, self._burst)
+        self._buckets[sender] = (bucket.tokens, now)
+        if len(self._buckets) > self.KEPT:
+            self._forget_rested(now)
+        return admitted
+
+    def _forget_rested(self, now: datetime) -> None:
+        refill = self._burst * 60.0 / self._per_minute  # seconds from empty to full
+        self._buckets = {sender: (tokens, at) for sender, (tokens, at) in self._buckets.items()
+                         if (now - at).total_seconds() < refill}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from bot.domain.severity import SeverityClassifier
 from bot.domain.severity_model import SemanticSeverity, SeverityModel
-from bot.services.semantic import Semantic
+from bot.services.semantic import EncodeBudget, Semantic
 from kb.articles import Article
 from kb.encoder import DIMENSION, Vectors
 from kb.semantic import SemanticIndex, VectorCache
@@ -87,3 +88,24 @@ def test_without_the_model_the_rules_decide() -> None:
     text = "В офисе ни у кого нет интернета"
     assert classifier.explain(text) == rules.explain(text)
     assert not Semantic(None, reason="test").available
+
+
+def test_one_sender_gets_the_encoder_for_their_flood_limit_only() -> None:
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    moment = [now]
+    budget = EncodeBudget(per_minute=20, burst=5, clock=lambda: moment[0])
+    assert [budget.admit(1) for _ in range(7)] == [True] * 5 + [False] * 2
+    assert budget.admit(2)  # another client is not held up by the first one's flood
+    moment[0] = now + timedelta(seconds=3)  # 20 a minute: one more after 3 s
+    assert [budget.admit(1) for _ in range(2)] == [True, False]
+
+
+def test_the_budget_forgets_senders_who_rested() -> None:
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    moment = [now]
+    budget = EncodeBudget(per_minute=60, burst=2, clock=lambda: moment[0])
+    for sender in range(EncodeBudget.KEPT):
+        budget.admit(sender)
+    moment[0] = now + timedelta(minutes=5)
+    budget.admit(-1)
+    assert len(budget) == 1
