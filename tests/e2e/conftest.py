@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from bot.app.runtime import App
 from bot.config import Config, parse_config
 from bot.sandbox.emulator import FakeTelegram
 from bot.sandbox.settle import settle as settle_bot
+from storage.migrate import upgrade
 from storage.models import Client, OutboxMessage
 from tests.e2e.clock import SharedClock
 from tests.e2e.cluster import WORKERS, new_app, webhook_settings, workers_of
-from tests.postgres import fresh_database
+from tests.postgres import fresh_database, template_database
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-TOKEN"
@@ -96,14 +99,37 @@ async def tg(telegram_time: SharedClock) -> AsyncIterator[FakeTelegram]:
         yield fake
 
 
-@pytest.fixture
-async def database_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh SQLite file, or a fresh PostgreSQL database when FRONTDESK_TEST_POSTGRES is set."""
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database at the newest migration, made once per test process; each test's
+    database is a copy of it. Migrating from nothing took 0.2 s of CPU per test, a fifth of
+    a typical end-to-end test's. The bot still runs its upgrade at start-up and finds
+    nothing to do; the migrations themselves are tested in tests/unit/test_migrations.py.
+    The SQLite file's path, or the name of the PostgreSQL template database."""
     server = os.environ.get("FRONTDESK_TEST_POSTGRES")
     if not server:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.db'}"
+        path = tmp_path_factory.mktemp("migrated") / "frontdesk.db"
+        upgrade(f"sqlite+aiosqlite:///{path}")
+        yield str(path)
         return
-    async with fresh_database(server, "frontdesk_test") as url:
+    with template_database(server, "frontdesk_template") as (name, url):
+        upgrade(url)
+        yield name
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path, migrated: str) -> AsyncIterator[str]:
+    """A fresh SQLite file, or a fresh PostgreSQL database when FRONTDESK_TEST_POSTGRES is
+    set: a copy of `migrated`."""
+    server = os.environ.get("FRONTDESK_TEST_POSTGRES")
+    if not server:
+        path = tmp_path / "frontdesk.db"
+        with closing(sqlite3.connect(migrated)) as source, \
+                closing(sqlite3.connect(path)) as copy:
+            source.backup(copy)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    async with fresh_database(server, "frontdesk_test", template=migrated) as url:
         yield url
 
 
