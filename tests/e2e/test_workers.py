@@ -47,9 +47,10 @@ pytestmark = [
         not os.environ.get("FRONTDESK_TEST_POSTGRES"),
         reason="several workers need PostgreSQL: set FRONTDESK_TEST_POSTGRES (.ci/services.sh)",
     ),
-    # Three bot processes and a 5 s takeover bound: never beside another timing test
-    # (the PostgreSQL pass of .ci/run runs on two xdist workers too).
-    pytest.mark.xdist_group("timing"),
+    # Three bot processes each: one of these at a time (the PostgreSQL pass of .ci/run runs
+    # on two xdist workers), beside the other tests rather than after the "timing" group,
+    # which would make it the pass's tail.
+    pytest.mark.xdist_group("cluster"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
