@@ -20,8 +20,8 @@ Trained on ``CORPUS`` (the development messages and our own examples; never the
 validation set) by ``fit``; the weights ship in bot/data/severity-model.npz and
 ``python -m bot classify --retrain`` refits them, staff corrections included. The bias,
 the cue weight and the penalty were chosen by 10-fold cross-validation on the corpus
-(tests/bench/severity_eval.py prints it): the most accurate setting whose critical recall
-on our own examples reaches 0.95.
+(tests/bench/severity_tune.py prints the sweep, safe rules applied): critical recall >= 0.95
+pooled over the corpus first, then the best critical precision.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from kb.encoder import Vectors
 
 DATA = Path(__file__).parents[1] / "data"
 MODEL_FILE = DATA / "severity-model.npz"
-CORPUS = (DATA / "severity-dev.jsonl", DATA / "severity-examples.jsonl")
+CORPUS = (DATA / "severity-dev.jsonl", DATA / "severity-examples.jsonl",
+          DATA / "severity-hard.jsonl")
 LABELS = (Severity.CRITICAL, Severity.NORMAL, Severity.LOW)
 FEATURE_KINDS = (
     "scope_single", "others_fine", "partial", "workaround", "slowness", "intermittent",
@@ -47,11 +48,18 @@ FEATURE_KINDS = (
     "total_outage",
 )  # fmt: skip
 SAFE_RULES = {"security_event": "security words", "suspicious_activity": "security words"}
+# A message that asks or requests ("how do I know I was hacked?", "we want a review of last
+# month's leak") may name the threat without reporting one. The security words yield there
+# only to a model sure of "low" (YIELD_TO_LOW): in our corpus they overruled such a "low" in
+# five of 24 messages, while "we were hacked, what do we do?" is a question the model alone
+# misses, so the rule stays for an asking message the model is unsure of.
+ASKING_KINDS = frozenset({"question", "request", "thanks"})
+YIELD_TO_LOW = 0.8
 VECTOR_SCALE = 4.0
 CUE_WEIGHT = 1.0
-PENALTY = 0.01
+PENALTY = 0.003
 STEPS = 1000
-CRITICAL_BIAS = 1.3
+CRITICAL_BIAS = 2.0
 
 Embed = Callable[[list[str]], Vectors]
 
@@ -77,6 +85,14 @@ def cue_kinds(rules: SeverityClassifier, text: str, verdict: Verdict | None = No
     if "?" in text:
         kinds.add("question")
     return kinds
+
+
+def security_rule_fires(verdict: Verdict, kinds: set[str], low_probability: float) -> bool:
+    """Explicit security words in a critical rule verdict, unless the message asks or requests
+    and the model is sure it is a question (`low_probability`: the model's share of low)."""
+    if verdict.severity is not Severity.CRITICAL or not any(k in SAFE_RULES for k in kinds):
+        return False
+    return not (kinds & ASKING_KINDS and low_probability >= YIELD_TO_LOW)
 
 
 def features(vectors: Vectors, kinds: Sequence[set[str]], cue_weight: float) -> np.ndarray:
@@ -169,13 +185,16 @@ class SemanticSeverity:
         verdicts = [self.rules.explain(text) for text in texts]
         kinds = [cue_kinds(self.rules, t, v) for t, v in zip(texts, verdicts, strict=True)]
         x = features(self.embed(list(texts)), kinds, self.model.cue_weight)
-        decided = self.model.decide(self.model.probabilities(x))
-        return [self._safe(v, k) or d for v, k, d in zip(verdicts, kinds, decided, strict=True)]
+        probabilities = self.model.probabilities(x)
+        decided = self.model.decide(probabilities)
+        low = probabilities[:, LABELS.index(Severity.LOW)].tolist()
+        return [self._safe(v, k, p) or d
+                for v, k, p, d in zip(verdicts, kinds, low, decided, strict=True)]
 
-    def _safe(self, verdict: Verdict, kinds: set[str]) -> Severity | None:
+    def _safe(self, verdict: Verdict, kinds: set[str], low_probability: float) -> Severity | None:
         if verdict.severity is not Severity.CRITICAL:
             return None
-        if self.trust_rules_critical or any(kind in SAFE_RULES for kind in kinds):
+        if self.trust_rules_critical or security_rule_fires(verdict, kinds, low_probability):
             return Severity.CRITICAL
         return None
 
@@ -184,10 +203,10 @@ class SemanticSeverity:
         if self.model is None or self.embed is None:
             return verdict
         kinds = cue_kinds(self.rules, text, verdict)
-        if self._safe(verdict, kinds):
-            return Verdict(Severity.CRITICAL, f"rule: {verdict.rule}", verdict.cues)
         x = features(self.embed([text]), [kinds], self.model.cue_weight)
         probabilities = self.model.probabilities(x)
+        if self._safe(verdict, kinds, float(probabilities[0, LABELS.index(Severity.LOW)])):
+            return Verdict(Severity.CRITICAL, f"rule: {verdict.rule}", verdict.cues)
         (severity,) = self.model.decide(probabilities)
         shares = ", ".join(f"{label} {p:.2f}" for label, p in zip(LABELS, probabilities[0],
                                                                      strict=True))

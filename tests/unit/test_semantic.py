@@ -87,3 +87,14 @@ def test_without_the_model_the_rules_decide() -> None:
     text = "В офисе ни у кого нет интернета"
     assert classifier.explain(text) == rules.explain(text)
     assert not Semantic(None, reason="test").available
+
+
+def test_security_words_are_a_rule_in_a_report_and_the_models_call_in_a_question() -> None:
+    rules = SeverityClassifier.from_files()
+    classifier = SemanticSeverity(rules, SeverityModel.load(), FakeEncoder().encode)
+    report = classifier.explain("Нас взломали, с почты директора рассылают письма")
+    assert report.severity == "critical"
+    assert report.rule.startswith("rule: ")
+    question = "How do I know if my account has been hacked? Nothing strange yet, just asking."
+    assert rules.explain(question).severity == "critical"  # the words alone would raise it
+    assert classifier.explain(question).rule.startswith("model: ")
