@@ -59,7 +59,7 @@ VECTOR_SCALE = 4.0
 CUE_WEIGHT = 1.0
 PENALTY = 0.003
 STEPS = 1000
-CRITICAL_BIAS = 2.0
+CRITICAL_BIAS = 2.6
 
 Embed = Callable[[list[str]], Vectors]
 
