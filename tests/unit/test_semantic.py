@@ -89,12 +89,24 @@ def test_without_the_model_the_rules_decide() -> None:
     assert not Semantic(None, reason="test").available
 
 
-def test_security_words_are_a_rule_in_a_report_and_the_models_call_in_a_question() -> None:
+def test_security_words_are_a_rule_in_a_report_and_yield_in_a_question_only_to_a_sure_low(
+) -> None:
     rules = SeverityClassifier.from_files()
-    classifier = SemanticSeverity(rules, SeverityModel.load(), FakeEncoder().encode)
-    report = classifier.explain("Нас взломали, с почты директора рассылают письма")
-    assert report.severity == "critical"
-    assert report.rule.startswith("rule: ")
+    width = SeverityModel.load().weights.shape[0]
+
+    def sure(label: int) -> SemanticSeverity:  # a model that says one label for every text
+        bias = np.zeros(3)
+        bias[label] = 6.0
+        return SemanticSeverity(rules, SeverityModel(np.zeros((width, 3)), bias),
+                                FakeEncoder().encode)
+
+    sure_low, sure_normal = sure(2), sure(1)
+    report = "Нас взломали, с почты директора рассылают письма"
+    assert sure_low.explain(report).rule.startswith("rule: ")
+    assert sure_low.classify(report) == "critical"
     question = "How do I know if my account has been hacked? Nothing strange yet, just asking."
     assert rules.explain(question).severity == "critical"  # the words alone would raise it
-    assert classifier.explain(question).rule.startswith("model: ")
+    assert sure_low.explain(question).rule.startswith("model: ")
+    assert sure_low.classify_many([question, report]) == ["low", "critical"]
+    # a model unsure of "low" (here: sure of "normal") leaves the question to the rule
+    assert sure_normal.classify(question) == "critical"
