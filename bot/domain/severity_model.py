@@ -20,8 +20,8 @@ Trained on ``CORPUS`` (the development messages and our own examples; never the
 validation set) by ``fit``; the weights ship in bot/data/severity-model.npz and
 ``python -m bot classify --retrain`` refits them, staff corrections included. The bias,
 the cue weight and the penalty were chosen by 10-fold cross-validation on the corpus
-(tests/bench/severity_tune.py prints the sweep, safe rules applied): critical recall >= 0.95
-pooled over the corpus first, then the best critical precision.
+(tests/bench/severity_eval.py prints it): the most accurate setting whose critical recall
+on our own examples reaches 0.95.
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ from kb.encoder import Vectors
 
 DATA = Path(__file__).parents[1] / "data"
 MODEL_FILE = DATA / "severity-model.npz"
-CORPUS = (DATA / "severity-dev.jsonl", DATA / "severity-examples.jsonl",
-          DATA / "severity-hard.jsonl")
+CORPUS = (DATA / "severity-dev.jsonl", DATA / "severity-examples.jsonl")
+# Our own labelled messages of the kinds unseen wording got wrong (questions about a past
+# outage, "how do I" with scary words, routine requests, a whole office's service degraded
+# but working, calm critical reports), kept out of the training corpus: the shipped model
+# is measured on them (tests/bench/severity_tune.py). Trained on, with the bias retuned by
+# CV, they did not raise critical precision on the validation set (docs/MODELS.md).
+HELD_OUT = DATA / "severity-hard.jsonl"
 LABELS = (Severity.CRITICAL, Severity.NORMAL, Severity.LOW)
 FEATURE_KINDS = (
     "scope_single", "others_fine", "partial", "workaround", "slowness", "intermittent",
@@ -48,18 +53,11 @@ FEATURE_KINDS = (
     "total_outage",
 )  # fmt: skip
 SAFE_RULES = {"security_event": "security words", "suspicious_activity": "security words"}
-# A message that asks or requests ("how do I know I was hacked?", "we want a review of last
-# month's leak") may name the threat without reporting one. The security words yield there
-# only to a model sure of "low" (YIELD_TO_LOW): in our corpus they overruled such a "low" in
-# five of 24 messages, while "we were hacked, what do we do?" is a question the model alone
-# misses, so the rule stays for an asking message the model is unsure of.
-ASKING_KINDS = frozenset({"question", "request", "thanks"})
-YIELD_TO_LOW = 0.8
 VECTOR_SCALE = 4.0
 CUE_WEIGHT = 1.0
-PENALTY = 0.003
+PENALTY = 0.01
 STEPS = 1000
-CRITICAL_BIAS = 2.6
+CRITICAL_BIAS = 1.3
 
 Embed = Callable[[list[str]], Vectors]
 
@@ -87,12 +85,9 @@ def cue_kinds(rules: SeverityClassifier, text: str, verdict: Verdict | None = No
     return kinds
 
 
-def security_rule_fires(verdict: Verdict, kinds: set[str], low_probability: float) -> bool:
-    """Explicit security words in a critical rule verdict, unless the message asks or requests
-    and the model is sure it is a question (`low_probability`: the model's share of low)."""
-    if verdict.severity is not Severity.CRITICAL or not any(k in SAFE_RULES for k in kinds):
-        return False
-    return not (kinds & ASKING_KINDS and low_probability >= YIELD_TO_LOW)
+def security_rule_fires(verdict: Verdict, kinds: set[str]) -> bool:
+    """Explicit security words in a critical rule verdict: critical whatever the model says."""
+    return verdict.severity is Severity.CRITICAL and any(kind in SAFE_RULES for kind in kinds)
 
 
 def features(vectors: Vectors, kinds: Sequence[set[str]], cue_weight: float) -> np.ndarray:
@@ -185,16 +180,13 @@ class SemanticSeverity:
         verdicts = [self.rules.explain(text) for text in texts]
         kinds = [cue_kinds(self.rules, t, v) for t, v in zip(texts, verdicts, strict=True)]
         x = features(self.embed(list(texts)), kinds, self.model.cue_weight)
-        probabilities = self.model.probabilities(x)
-        decided = self.model.decide(probabilities)
-        low = probabilities[:, LABELS.index(Severity.LOW)].tolist()
-        return [self._safe(v, k, p) or d
-                for v, k, p, d in zip(verdicts, kinds, low, decided, strict=True)]
+        decided = self.model.decide(self.model.probabilities(x))
+        return [self._safe(v, k) or d for v, k, d in zip(verdicts, kinds, decided, strict=True)]
 
-    def _safe(self, verdict: Verdict, kinds: set[str], low_probability: float) -> Severity | None:
+    def _safe(self, verdict: Verdict, kinds: set[str]) -> Severity | None:
         if verdict.severity is not Severity.CRITICAL:
             return None
-        if self.trust_rules_critical or security_rule_fires(verdict, kinds, low_probability):
+        if self.trust_rules_critical or security_rule_fires(verdict, kinds):
             return Severity.CRITICAL
         return None
 
@@ -203,10 +195,10 @@ class SemanticSeverity:
         if self.model is None or self.embed is None:
             return verdict
         kinds = cue_kinds(self.rules, text, verdict)
+        if self._safe(verdict, kinds):
+            return Verdict(Severity.CRITICAL, f"rule: {verdict.rule}", verdict.cues)
         x = features(self.embed([text]), [kinds], self.model.cue_weight)
         probabilities = self.model.probabilities(x)
-        if self._safe(verdict, kinds, float(probabilities[0, LABELS.index(Severity.LOW)])):
-            return Verdict(Severity.CRITICAL, f"rule: {verdict.rule}", verdict.cues)
         (severity,) = self.model.decide(probabilities)
         shares = ", ".join(f"{label} {p:.2f}" for label, p in zip(LABELS, probabilities[0],
                                                                      strict=True))

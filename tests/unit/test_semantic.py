@@ -89,24 +89,11 @@ def test_without_the_model_the_rules_decide() -> None:
     assert not Semantic(None, reason="test").available
 
 
-def test_security_words_are_a_rule_in_a_report_and_yield_in_a_question_only_to_a_sure_low(
-) -> None:
+def test_security_words_are_a_rule_whatever_the_model_says() -> None:
     rules = SeverityClassifier.from_files()
     width = SeverityModel.load().weights.shape[0]
-
-    def sure(label: int) -> SemanticSeverity:  # a model that says one label for every text
-        bias = np.zeros(3)
-        bias[label] = 6.0
-        return SemanticSeverity(rules, SeverityModel(np.zeros((width, 3)), bias),
-                                FakeEncoder().encode)
-
-    sure_low, sure_normal = sure(2), sure(1)
+    sure_low = SemanticSeverity(rules, SeverityModel(np.zeros((width, 3)), np.array([0, 0, 6.0])),
+                                FakeEncoder().encode)  # a model that says "low" for every text
     report = "Нас взломали, с почты директора рассылают письма"
     assert sure_low.explain(report).rule.startswith("rule: ")
-    assert sure_low.classify(report) == "critical"
-    question = "How do I know if my account has been hacked? Nothing strange yet, just asking."
-    assert rules.explain(question).severity == "critical"  # the words alone would raise it
-    assert sure_low.explain(question).rule.startswith("model: ")
-    assert sure_low.classify_many([question, report]) == ["low", "critical"]
-    # a model unsure of "low" (here: sure of "normal") leaves the question to the rule
-    assert sure_normal.classify(question) == "critical"
+    assert sure_low.classify_many([report, "Как поменять пароль от почты?"]) == ["critical", "low"]
