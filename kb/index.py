@@ -78,7 +78,6 @@ class _Document:
     article: Article
     terms: frozenset[str]
     phrasings: tuple[frozenset[str], ...]
-    answer_terms: frozenset[str]  # not searched: for ``coverage`` only
 
 
 def _combine(query_coverage: float, phrasing_coverage: float) -> float:
@@ -117,8 +116,7 @@ class SearchIndex:
             raise ValueError(f"article {article.id!r} is already indexed")
         phrasings = tuple(frozenset(self._stems(text)) for text in (article.question, *article.alt))
         tag_terms = {term for tag in article.tags for term in self._stems(tag)}
-        document = _Document(article, frozenset().union(tag_terms, *phrasings), phrasings,
-                             frozenset(self._stems(article.answer)))
+        document = _Document(article, frozenset().union(tag_terms, *phrasings), phrasings)
         self._documents[article.id] = document
         for term in document.terms:
             if term not in self._postings:
@@ -179,17 +177,6 @@ class SearchIndex:
                 hits.append(Hit(article_id, round(score, 4)))
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:limit]
-
-    def coverage(self, query: str, article_id: str) -> float:
-        """The share of the query's words (stems, after synonyms) found anywhere in the
-        article: its phrasings, tags or answer. Exact words only, no fuzzy matching; 0 for an
-        unknown article or a query without words."""
-        document = self._documents.get(article_id)
-        terms = self._query_terms(query[:MAX_QUERY_CHARS])
-        if document is None or not terms:
-            return 0.0
-        known = document.terms | document.answer_terms
-        return sum(term in known for term in terms) / len(terms)
 
     def _stems(self, text: str) -> list[str]:
         words = self._synonyms.apply(tokens(text))

@@ -8,8 +8,7 @@
 * ``HybridSearch``: the lexical ``SearchIndex`` (kb/index.py: wrong layout, typos, rare codes
   such as 651 or PPPoE) and the semantic index ranked together -- ``LEXICAL_WEIGHT`` of the
   lexical score plus the rest of the semantic one -- and ``Gate``, a small logistic model
-  over the top article's scores, the margin to the second, the query's length and the share
-  of the query's words the top article contains anywhere (answer included), which says
+  over the top article's scores, the margin to the second and the query's length, which says
   whether the top article answers at all (greetings, thanks and near misses get nothing).
 
 The weight, the gate's features and its threshold were chosen by 10-fold cross-validation
@@ -42,7 +41,7 @@ LEXICAL_WEIGHT = 0.3  # dev + own CV: 0.3-0.5 within a point, 0 (semantic only) 
 LEXICAL_CANDIDATES = 5
 TIE_MARGIN = 0.02  # combined score: closer than this to the best is as good
 LENGTH_CAP = 30  # words; the gate's length feature is min(words, cap) / cap
-GATE_FEATURES = ("combined", "lexical", "semantic", "margin", "length", "coverage")
+GATE_FEATURES = ("combined", "lexical", "semantic", "margin", "length")
 
 
 def text_key(text: str) -> str:
@@ -332,15 +331,9 @@ class HybridSearch:
         top, value = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         own = positions.get(top)
-        # "coverage": a near miss shares the topic's words but asks for what the article does
-        # not say. Chosen by 10-fold CV x 3 on both KBs (0.835 / 0.080 false suggestions
-        # against 0.823 / 0.092 without it, threshold 0.7) and by fitting on one KB and
-        # scoring the other, both ways (dev -> ours 0.639 / 0.04 against 0.619 / 0.06,
-        # ours -> dev 0.918 / 0.09 against 0.904 / 0.09).
         features = (value, lexical.get(top, 0.0),
                     float(semantic[own]) if own is not None else 0.0, value - second,
-                    min(words_of(query), LENGTH_CAP) / LENGTH_CAP,
-                    self.lexical.coverage(query, top))
+                    min(words_of(query), LENGTH_CAP) / LENGTH_CAP)
         return Ranking(ranked, features)
 
     def search(self, query: str, vector: np.ndarray, limit: int = 3) -> list[Hit]:

@@ -95,19 +95,6 @@ def test_incremental_add_remove_replace(index: SearchIndex) -> None:
         index.remove("egais")
 
 
-def test_coverage_counts_the_query_words_the_article_has_answer_included() -> None:
-    modem = Article("modem", "ru", "Модем пишет ошибку 651", (),
-                    answer="Перезагрузите роутер и проверьте кабель.")
-    index = SearchIndex([modem])
-    assert index.coverage("ошибка 651", "modem") == 1.0
-    assert index.coverage("перезагрузить роутер", "modem") == 1.0  # words of the answer
-    assert index.coverage("роутер мигает", "modem") == 0.5
-    assert index.coverage("роутер", "no-such-article") == 0.0
-    assert index.coverage("и", "modem") == 0.0  # stop words only
-    index.replace(Article("modem", "ru", "Модем пишет ошибку 651", (), answer="Позвоните нам."))
-    assert index.coverage("перезагрузить роутер", "modem") == 0.0
-
-
 def test_search_command_prints_one_json_line_per_query(tmp_path: Path) -> None:
     kb = tmp_path / "kb.yaml"
     kb.write_text(
