@@ -28,7 +28,15 @@ from bot.domain.severity_model import (
 )
 from kb.articles import load_articles
 from kb.encoder import Encoder
-from kb.semantic import GATE_FILE, GATE_THRESHOLD, Gate, VectorCache, build_search, gate_examples
+from kb.semantic import (
+    GATE_FEATURES,
+    GATE_FILE,
+    GATE_THRESHOLD,
+    Gate,
+    VectorCache,
+    build_search,
+    gate_examples,
+)
 
 FAQ_KB = DATA / "faq-kb-dev.yaml"
 FAQ_QUERIES = (DATA / "faq-dev.jsonl", DATA / "faq-examples.jsonl")
@@ -72,7 +80,8 @@ def gate_query_count() -> int:
     return sum(len(load_queries(queries)) for _, queries in GATE_TRAINING)
 
 
-_UNUSED_GATE = Gate((0.0,) * 5, (1.0,) * 5, (0.0,) * 5, 0.0, 0.5)  # rank() ignores it
+_UNUSED_GATE = Gate((0.0,) * len(GATE_FEATURES), (1.0,) * len(GATE_FEATURES),
+                    (0.0,) * len(GATE_FEATURES), 0.0, 0.5)  # rank() ignores it
 
 
 def retrain(encoder: Encoder, corrections: Sequence[dict[str, str]], out: Path | None) -> str:

@@ -40,6 +40,12 @@ from kb.encoder import Vectors
 DATA = Path(__file__).parents[1] / "data"
 MODEL_FILE = DATA / "severity-model.npz"
 CORPUS = (DATA / "severity-dev.jsonl", DATA / "severity-examples.jsonl")
+# Our own labelled messages of the kinds unseen wording got wrong (questions about a past
+# outage, "how do I" with scary words, routine requests, a whole office's service degraded
+# but working, calm critical reports), kept out of the training corpus: the shipped model
+# is measured on them (tests/bench/severity_tune.py). Trained on, with the bias retuned by
+# CV, they did not raise critical precision on the validation set (docs/MODELS.md).
+HELD_OUT = DATA / "severity-hard.jsonl"
 LABELS = (Severity.CRITICAL, Severity.NORMAL, Severity.LOW)
 FEATURE_KINDS = (
     "scope_single", "others_fine", "partial", "workaround", "slowness", "intermittent",
@@ -77,6 +83,11 @@ def cue_kinds(rules: SeverityClassifier, text: str, verdict: Verdict | None = No
     if "?" in text:
         kinds.add("question")
     return kinds
+
+
+def security_rule_fires(verdict: Verdict, kinds: set[str]) -> bool:
+    """Explicit security words in a critical rule verdict: critical whatever the model says."""
+    return verdict.severity is Severity.CRITICAL and any(kind in SAFE_RULES for kind in kinds)
 
 
 def features(vectors: Vectors, kinds: Sequence[set[str]], cue_weight: float) -> np.ndarray:
@@ -175,7 +186,7 @@ class SemanticSeverity:
     def _safe(self, verdict: Verdict, kinds: set[str]) -> Severity | None:
         if verdict.severity is not Severity.CRITICAL:
             return None
-        if self.trust_rules_critical or any(kind in SAFE_RULES for kind in kinds):
+        if self.trust_rules_critical or security_rule_fires(verdict, kinds):
             return Severity.CRITICAL
         return None
 

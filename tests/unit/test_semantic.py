@@ -109,3 +109,13 @@ def test_the_budget_forgets_senders_who_rested() -> None:
     moment[0] = now + timedelta(minutes=5)
     budget.admit(-1)
     assert len(budget) == 1
+
+
+def test_security_words_are_a_rule_whatever_the_model_says() -> None:
+    rules = SeverityClassifier.from_files()
+    width = SeverityModel.load().weights.shape[0]
+    sure_low = SemanticSeverity(rules, SeverityModel(np.zeros((width, 3)), np.array([0, 0, 6.0])),
+                                FakeEncoder().encode)  # a model that says "low" for every text
+    report = "Нас взломали, с почты директора рассылают письма"
+    assert sure_low.explain(report).rule.startswith("rule: ")
+    assert sure_low.classify_many([report, "Как поменять пароль от почты?"]) == ["critical", "low"]
