@@ -116,16 +116,18 @@ async def test_long_messages_full_of_cue_words_are_classified_within_a_bound(
     app: App, tg: FakeTelegram
 ) -> None:
     """Severity matching grew faster than the text: a 12,000-character message of cue words
-    held the event loop for 2 s (issue 14: a bound on user text)."""
+    held the event loop for 2 s (issue 14: a bound on user text). Measured in this
+    process's CPU time (the bot and the emulator): a busy machine stretches the wall clock,
+    not the work."""
     import time
 
-    started = time.perf_counter()
+    started = time.process_time()
     for n in range(3):
         tg.add_user(700_000 + n, f"Клиент {n}")
         tg.send_message(700_000 + n, ("сервер упал не работает " * 500)[:12_000])
     await settle(app, tg, timeout=60)
-    elapsed = time.perf_counter() - started
-    print(f"\n3 x 12,000 characters of cue words: {elapsed:.2f} s")
+    elapsed = time.process_time() - started
+    print(f"\n3 x 12,000 characters of cue words: {elapsed:.2f} s of CPU")
     assert await count(app, Ticket) == 3
     assert elapsed < 2.5
 
