@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app.container import Container
 from bot.app.leader import Leadership
 from bot.app.scheduler import Scheduler, job_table
+from bot.app.telegram_types import build_update_validator
 from bot.config import Config
 from bot.domain.alerts import Alert
 from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
@@ -96,6 +97,7 @@ class App:
     async def prepare(self) -> None:
         """Migrate the database, load the FAQ, learn what the staff group is."""
         await upgrade_async(self.config.database.url)
+        build_update_validator()  # deferred at import (bot/app/telegram_types.py), not mid-update
         self.container.texts.warm_up()
         await self.container.faq.load(self.db)
         await self.container.staff.follow_moves(self.db)  # the supergroup it became, if so
