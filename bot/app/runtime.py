@@ -22,6 +22,7 @@ from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.services.companies import sync_from_config as sync_companies
 from bot.services.desk import Classifier
+from bot.services.reports.render import warm_up_charts
 from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
 from bot.telegram.lease import Lease, new_worker_id
 from bot.telegram.monitoring import add_monitoring_routes, monitoring_app
@@ -93,6 +94,7 @@ class App:
         self.leadership = Leadership(self.db, on_elected=self._lead, on_deposed=self._step_down)
         self.webhook: WebhookServer | None = None
         self.monitoring: WebhookServer | None = None  # polling mode's own server for alerts
+        self._warm_charts: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
         """Migrate the database, load the FAQ, learn what the staff group is."""
@@ -127,6 +129,10 @@ class App:
 
     async def start(self) -> None:
         await self.prepare()
+        # matplotlib loaded and warm before the first /stats asks for a chart (in a worker
+        # thread: the loop goes on meanwhile)
+        self._warm_charts = asyncio.create_task(asyncio.to_thread(warm_up_charts),
+                                                name="warm-charts")
         if self.lease is None:
             await self.intake.resume()
         else:  # what this desk's dead workers left, whichever process recorded it
@@ -210,6 +216,8 @@ class App:
             with suppress(asyncio.CancelledError):
                 await task
         await self.leadership.stop()
+        if self._warm_charts is not None:
+            await self._warm_charts
         await self.dispatcher.storage.close()
         await self.container.close()
 
