@@ -25,7 +25,9 @@ beyond them, while the bot keeps its configured limits (defaults: 25/s, 1/s, 20/
 Measured:
   registration   per update, from the moment it was queued at the emulator to the
                  moment the bot committed its handling (inbox.handled_at: the incident,
-                 its number and the confirmation row exist). Target p99 < 1 s.
+                 its number and the confirmation row exist; since the inbox's claim the
+                 stamp is taken as that transaction begins its handling, a few ms before
+                 its commit). Target p99 < 1 s.
   peak RSS       the bot process's high-water mark (VmHWM). Target < 300 MB.
   delivery       all confirmations: time from the first to the last, and the send rate
                  while there was a backlog, against the configured global limit.
