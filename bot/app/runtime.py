@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app.container import Container
 from bot.app.leader import Leadership
 from bot.app.scheduler import Scheduler, job_table
-from bot.app.telegram_types import build_update_validator
 from bot.config import Config
 from bot.domain.alerts import Alert
 from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
@@ -94,12 +93,10 @@ class App:
         self.leadership = Leadership(self.db, on_elected=self._lead, on_deposed=self._step_down)
         self.webhook: WebhookServer | None = None
         self.monitoring: WebhookServer | None = None  # polling mode's own server for alerts
-        self._warm_charts: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
         """Migrate the database, load the FAQ, learn what the staff group is."""
         await upgrade_async(self.config.database.url)
-        build_update_validator()  # deferred at import (bot/app/telegram_types.py), not mid-update
         self.container.texts.warm_up()
         await self.container.faq.load(self.db)
         await self.container.staff.follow_moves(self.db)  # the supergroup it became, if so
@@ -111,6 +108,10 @@ class App:
         with suppress(TelegramAPIError):
             await self.bot.me()
         await self._set_commands()
+        # matplotlib loaded and warm before the first /stats asks for a chart: here, before
+        # any update is taken, rather than beside the first ones (its import holds the GIL
+        # for about half a second); once a process
+        await asyncio.to_thread(warm_up_charts)
 
     async def _set_commands(self) -> None:
         lang = self.config.desk.language
@@ -129,10 +130,6 @@ class App:
 
     async def start(self) -> None:
         await self.prepare()
-        # matplotlib loaded and warm before the first /stats asks for a chart (in a worker
-        # thread: the loop goes on meanwhile)
-        self._warm_charts = asyncio.create_task(asyncio.to_thread(warm_up_charts),
-                                                name="warm-charts")
         if self.lease is None:
             await self.intake.resume()
         else:  # what this desk's dead workers left, whichever process recorded it
@@ -216,8 +213,6 @@ class App:
             with suppress(asyncio.CancelledError):
                 await task
         await self.leadership.stop()
-        if self._warm_charts is not None:
-            await self._warm_charts
         await self.dispatcher.storage.close()
         await self.container.close()
 
