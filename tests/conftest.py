@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import bot.app  # noqa: F401  (first, as in the bot: aiogram's types built on first use)
 from bot.services.reports.render import pdf_available
 
 ROOT = Path(__file__).resolve().parents[1]
