@@ -412,7 +412,8 @@ class Desk:
             surge = await self._in_surge(now)  # no card now: nothing for it to show
             await self._notify.ticket_opened(ticket, client, content, promise, surge=surge,
                                             services=company.services if company else None,
-                                            links=None if surge else await self.card_links(ticket))
+                                            links=None if surge else await self.card_links(
+                                                ticket, new=True))
         if company is not None and company.notify_contacts:
             await self._tell_contacts(ticket, client, company)
         # Its buttons go to a private chat, and a known problem's report has its own.
@@ -443,9 +444,11 @@ class Desk:
             links=await self.card_links(ticket))
         return ticket
 
-    async def card_links(self, ticket: Ticket) -> CardLinks:
-        """What the incident's card shows of problems (bot.messaging.notify.CardLinks)."""
-        problem = await self._problems.by_ticket(ticket.id)
+    async def card_links(self, ticket: Ticket, *, new: bool = False) -> CardLinks:
+        """What the incident's card shows of problems (bot.messaging.notify.CardLinks).
+        `new`: the incident was registered in this transaction, so no problem was opened
+        from it yet (not looked for: one statement less per registration)."""
+        problem = None if new else await self._problems.by_ticket(ticket.id)
         if problem is not None:
             return CardLinks(problem=problem,
                              linked=await self._problems.count_linked(problem.number))

@@ -194,8 +194,10 @@ class UnitOfWork(BaseMiddleware):
                 if data.get("in_order") and await inbox.earlier_pending(chat, event.update_id):
                     raise OutOfTurn(event.update_id)
             # Under the row lock (BEGIN IMMEDIATE on SQLite): an update another worker, or an
-            # earlier run, already finished is not handled twice.
-            if await inbox.is_handled(event.update_id, lock=True):
+            # earlier run, already finished is not handled twice. Marked handled now, in the
+            # transaction of its handling (one statement, not a look now and a mark at the
+            # end): its handled_at is when the handling began.
+            if not await inbox.claim(event.update_id, self.clock()):
                 return None
             migration = _migration(event)
             if migration is not None:  # before the handlers: they see the new id
@@ -205,7 +207,6 @@ class UnitOfWork(BaseMiddleware):
                         staff_in_group=staff_in_group, staff_group_public=self.staff.public,
                         staff_chat_id=self.staff.staff_chat_id)
             result = await handler(event, data)
-            await inbox.mark_handled(event.update_id, self.clock())
         if scope.wrote:
             self.wake_delivery()
         await scope.after_commit.flush()  # the button's answer: a round trip, not under the lock

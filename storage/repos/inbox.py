@@ -35,6 +35,20 @@ class Inbox:
         handled_at = await self.session.scalar(query.with_for_update() if lock else query)
         return handled_at is not None
 
+    async def claim(self, update_id: int, at: datetime) -> bool:
+        """Mark the update handled at `at` in this transaction, whose commit makes it so
+        (a rollback undoes it with the handling); False when it already was (an earlier run,
+        another worker). One statement for what `is_handled` and `mark_handled` did in two;
+        it takes the row's lock as `is_handled(lock=True)` does. An update the inbox does not
+        hold (not recorded first) is handled, as before, and stays unmarked."""
+        claimed = await self.session.scalar(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id, InboxUpdate.handled_at.is_(None))
+            .values(handled_at=at).returning(InboxUpdate.update_id))
+        if claimed is not None:
+            return True
+        return not await self.is_handled(update_id)  # rare: handled, or not in the inbox
+
     async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
         await self.session.execute(
             update(InboxUpdate)
