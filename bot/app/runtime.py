@@ -21,7 +21,6 @@ from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.services.companies import sync_from_config as sync_companies
 from bot.services.desk import Classifier
-from bot.services.reports.render import warm_up_charts
 from bot.telegram.intake import ALLOWED_UPDATES, Intake, chat_of
 from bot.telegram.lease import Lease, new_worker_id
 from bot.telegram.monitoring import add_monitoring_routes, monitoring_app
@@ -108,10 +107,6 @@ class App:
         with suppress(TelegramAPIError):
             await self.bot.me()
         await self._set_commands()
-        # matplotlib loaded and warm before the first /stats asks for a chart: here, before
-        # any update is taken, rather than beside the first ones (its import holds the GIL
-        # for about half a second); once a process
-        await asyncio.to_thread(warm_up_charts)
 
     async def _set_commands(self) -> None:
         lang = self.config.desk.language

@@ -11,8 +11,7 @@ and times what /stats does after the handler's commit: the SQL aggregates (on a 
 session), the text summary, the chart (matplotlib, off-screen, in a thread), the PNG file
 and the outbox rows (a short transaction); the figures and the chart are also timed alone.
 Target: < 1 s for `/stats month` (issue 15). The first run is cold (fresh connection, empty
-caches, the first chart and templates of the process), but for what the bot does in the
-background at start: matplotlib imported and warm (`warm_up_charts`), done here first too.
+caches, the first chart and templates of the process: matplotlib's import among them).
 
 Then, live (skip with --no-live): the real bot (`python -m bot run`, SQLite) against the
 Telegram emulator, on the "month" spread seeded into the current month; clients keep
@@ -45,7 +44,7 @@ from bot.domain.periods import parse_period
 from bot.messaging.outbox import PRIORITY_REPLY
 from bot.messaging.texts import Texts
 from bot.sandbox.emulator import FakeTelegram
-from bot.services.reports.render import chart_labels, render_chart, warm_up_charts
+from bot.services.reports.render import chart_labels, render_chart
 from bot.services.reports.stats import compute_stats
 from storage.db import Database
 from storage.migrate import upgrade_async
@@ -146,7 +145,6 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
     texts = Texts(config.desk.language, config.desk.timezone)
     period = parse_period("month", NOW, texts.zone)
     timings = []
-    warm_up_charts()  # as `App.start` does in a worker thread
     for _ in range(runs):
         db = Database(url)  # a fresh connection each run: the first query pays for it
         # The container (the sentence model, the FAQ, the templates) is the bot's from its

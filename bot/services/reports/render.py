@@ -9,7 +9,6 @@ import csv
 import io
 import logging
 import re
-import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -29,28 +28,6 @@ from storage.models import Company
 log = logging.getLogger(__name__)
 
 COLOURS = {"critical": "#d64545", "normal": "#e5b73b", "low": "#4caf50"}
-
-
-_charts_warm = threading.Event()
-
-
-def warm_up_charts() -> None:
-    """Import matplotlib and draw a small figure with text (its fonts and caches), once a
-    process: the bot does it in a worker thread at start, so that the first `/stats` does
-    not pay about 0.6 s more for it (issue 15)."""
-    if _charts_warm.is_set():
-        return
-    _charts_warm.set()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(1, 1), dpi=20)
-    FigureCanvasAgg(figure)
-    axis = figure.subplots()
-    axis.bar([0, 1], [1, 2], label="0")
-    axis.set_title("Статистика 0")
-    axis.legend(fontsize=8)
-    figure.savefig(io.BytesIO(), format="png")
 
 
 def render_chart(stats: Stats, labels: dict[str, Any]) -> bytes:
