@@ -249,12 +249,18 @@ class TicketMessage(Base):
 
 
 class MessageLink(Base):
-    """Which incident a Telegram message belongs to: replies are routed through this map."""
+    """Which incident a Telegram message belongs to: replies are routed through this map.
+
+    Mostly one incident a message; a client group's coalesced message (several queued
+    notifications sent as one when the group reached its limit: bot/telegram/delivery.py)
+    belongs to each incident it speaks of, and a reply to it is routed by
+    bot/services/groups.py `GroupDesk._thread_ticket`."""
 
     __tablename__ = "message_links"
     chat_id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True,
+                                           index=True)
 
 
 class TicketEvent(Base):

@@ -58,10 +58,22 @@ class Tickets:
         return await self.session.scalar(select(Ticket).where(Ticket.topic_id == topic_id))
 
     async def by_message(self, chat_id: int, message_id: int) -> Ticket | None:
-        return await self.session.scalar(
+        """The incident a message is about; of a coalesced message (several incidents),
+        the latest."""
+        return await self.session.scalar(self._by_message(chat_id, message_id).limit(1))
+
+    async def all_by_message(self, chat_id: int, message_id: int) -> Sequence[Ticket]:
+        """Every incident a message is about (several: a client group's coalesced
+        message), the latest first."""
+        return (await self.session.scalars(self._by_message(chat_id, message_id))).all()
+
+    @staticmethod
+    def _by_message(chat_id: int, message_id: int) -> Select[Ticket]:
+        return (
             select(Ticket)
             .join(MessageLink, MessageLink.ticket_id == Ticket.id)
             .where(MessageLink.chat_id == chat_id, MessageLink.message_id == message_id)
+            .order_by(Ticket.id.desc())
         )
 
     async def forget_topic(self, ticket_id: int) -> None:
