@@ -648,6 +648,10 @@ class Problem(Base):
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(Text)
+    # Who closed it: its linked incidents are closed in batches after the closing's commit
+    # (bot/services/problems.py `close_linked`), each in their name; None: the system.
+    closed_by_id: Mapped[int | None]
+    closed_by_name: Mapped[str | None] = mapped_column(String(200))
     # The staff-group message of a problem opened by monitoring (replies to it go to all).
     card_outbox_id: Mapped[int | None]
     # Monitoring: the alert's fingerprint (one problem per alert), its severity as the

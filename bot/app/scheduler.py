@@ -25,7 +25,12 @@ from bot.domain.clock import Clock
 from bot.services.flood import FLUSH_SECONDS, announce_held
 from bot.services.maintenance import SWEEP_SECONDS as MAINTENANCE_SECONDS
 from bot.services.maintenance import maintenance_sweep
-from bot.services.problems import SUGGEST_SECONDS, suggest_problems
+from bot.services.problems import (
+    CLOSE_SWEEP_SECONDS,
+    SUGGEST_SECONDS,
+    close_linked,
+    suggest_problems,
+)
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts, quality_job
 from bot.services.retention import retention_sweep
@@ -68,6 +73,9 @@ def job_table(container: Container) -> list[Job]:
             "problems", SUGGEST_SECONDS,
             lambda now: suggest_problems(db, container.semantic, notifier_for, c.desk, now),
             at_start=False)),
+        (True, Job(  # a closed problem's linked incidents a restart left open
+            "problem_close", CLOSE_SWEEP_SECONDS,
+            lambda now: close_linked(db, container.problems_for, lambda: now))),
         (True, Job(  # one line a minute per incident of a client over their limit
             "flood", FLUSH_SECONDS,
             lambda now: announce_held(db, notifier_for, now), at_start=False)),
