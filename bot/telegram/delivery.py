@@ -447,18 +447,20 @@ class DeliveryWorker:
     async def _delivered(self, row: _Row, result: Any) -> None:
         message_id = getattr(result, "message_id", None)
         async with self.db.transaction() as session:
-            for carried in row.carried:  # with the head, in this one transaction
-                if carried.ticket_id is not None and message_id is not None:
-                    await TicketMessages(session).link(carried.ticket_id, row.chat_id,
-                                                       message_id)
-                await self._mark(session, carried, OutboxStatus.SENT, error=None,
-                                 message_id=message_id)
-            if row.ticket_id is not None:
+            if row.carried:  # one message of several rows: linked and marked together
+                tickets = [r.ticket_id for r in (row, *row.carried) if r.ticket_id is not None]
+                if message_id is not None:
+                    await TicketMessages(session).link_all(tickets, row.chat_id, message_id)
+                for carried in row.carried:
+                    await self._mark(session, carried, OutboxStatus.SENT, error=None,
+                                     message_id=message_id)
+            elif row.ticket_id is not None:
                 if row.purpose == "topic":
                     ticket = await Tickets(session).by_id(row.ticket_id)
                     ticket.topic_id = result.message_thread_id
-                elif message_id is not None:
-                    await TicketMessages(session).link(row.ticket_id, row.chat_id, message_id)
+                elif message_id is not None:  # a new message: linked to nothing yet
+                    await TicketMessages(session).link_all([row.ticket_id], row.chat_id,
+                                                           message_id)
             if row.payload.get("$rest"):  # a part of a long text; the next is the head now
                 await Outbox(session).next_part(row.id, _next_part(row.payload))
                 self.wake()

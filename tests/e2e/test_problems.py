@@ -13,7 +13,7 @@ import bot.services.problems as problem_service
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.problems import ProblemDesk
-from storage.models import Problem, Ticket
+from storage.models import MessageLink, Problem, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
@@ -266,6 +266,15 @@ async def test_closing_a_problem_closes_the_linked_in_batches_and_finishes_after
         tg.send_message(STAFF, "/problem 1 Авария у провайдера", chat_id=STAFF_CHAT)
         tg.send_message(STAFF, f"/link 2-{CLOSING + 1} 1", chat_id=STAFF_CHAT)
         await settle(app, tg, timeout=60)
+        update = tg.send_message(STAFF, "Провайдер чинит магистраль", chat_id=STAFF_CHAT,
+                                 thread_id=topic_of(tg, 1))
+        await settle(app, tg, timeout=60)
+        async with app.db.transaction() as session:  # recorded with each, still #1's message
+            linked = (await session.scalars(
+                select(Ticket.number).join(MessageLink, MessageLink.ticket_id == Ticket.id)
+                .where(MessageLink.chat_id == STAFF_CHAT,
+                       MessageLink.message_id == update["message_id"]))).all()
+        assert linked == [1]
         before = {u: len(tg.sent(u)) for u in [CLIENT, *clients]}
         monkeypatch.setattr(ProblemDesk, "close_batch", dies_after_the_first_batch)
         tg.send_message(STAFF, "/close 1 Магистраль восстановлена", chat_id=STAFF_CHAT)
