@@ -30,6 +30,7 @@ from bot.services.problems import (
     SUGGEST_SECONDS,
     close_linked,
     suggest_problems,
+    tell_linked,
 )
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts, quality_job
@@ -76,6 +77,9 @@ def job_table(container: Container) -> list[Job]:
         (True, Job(  # a closed problem's linked incidents a restart left open
             "problem_close", CLOSE_SWEEP_SECONDS,
             lambda now: close_linked(db, container.problems_for, lambda: now))),
+        (True, Job(  # a problem's update a restart left half told
+            "problem_tell", CLOSE_SWEEP_SECONDS,
+            lambda now: tell_linked(db, container.problems_for, lambda: now))),
         (True, Job(  # one line a minute per incident of a client over their limit
             "flood", FLUSH_SECONDS,
             lambda now: announce_held(db, notifier_for, now), at_start=False)),
