@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -62,9 +63,11 @@ SIMILAR = 0.55
 SIMILAR_SAME_COMPANY = 0.45
 WORDS_SHARED = 0.6
 LINK_LIMIT = 2000  # incidents one /link or button links at most
-# Linked incidents of a closed problem closed per transaction: each takes a few ms of the
-# write lock (the resolution and the rating request written), 50 keep a batch near 0.1 s.
-CLOSE_BATCH = 50
+# Linked incidents closed (or told a problem's update) per transaction. A closure holds
+# the write lock about 15 ms on a loaded 2-core machine (the resolution, the rating
+# request, the card): 50 made batches of 0.75 s there and another client waited 0.93 s
+# behind them (tests/bench/problem_fanout.py); 25 keep a batch near a third of a second.
+CLOSE_BATCH = 25
 CLOSE_SWEEP_SECONDS = 30
 
 ProblemDeskFactory = Callable[[AsyncSession, datetime], "ProblemDesk"]
@@ -207,8 +210,12 @@ async def close_linked(db: Database, problems_for: ProblemDeskFactory, clock: Cl
     batch = batch or CLOSE_BATCH
     total = 0
     while True:
+        started = time.monotonic()
         async with db.transaction() as session:
             taken = await problems_for(session, clock()).close_batch(batch)
+        if taken:
+            log.info("problems: %d linked incidents closed in %.3f s", taken,
+                     time.monotonic() - started)
         total += taken
         if taken and wake is not None:
             wake()  # the batch's resolutions and rating requests are in the outbox
