@@ -74,12 +74,6 @@ def job_table(container: Container) -> list[Job]:
             "problems", SUGGEST_SECONDS,
             lambda now: suggest_problems(db, container.semantic, notifier_for, c.desk, now),
             at_start=False)),
-        (True, Job(  # a closed problem's linked incidents a restart left open
-            "problem_close", CLOSE_SWEEP_SECONDS,
-            lambda now: close_linked(db, container.problems_for, lambda: now))),
-        (True, Job(  # a problem's update a restart left half told
-            "problem_tell", CLOSE_SWEEP_SECONDS,
-            lambda now: tell_linked(db, container.problems_for, lambda: now))),
         (True, Job(  # one line a minute per incident of a client over their limit
             "flood", FLUSH_SECONDS,
             lambda now: announce_held(db, notifier_for, now), at_start=False)),
@@ -90,6 +84,13 @@ def job_table(container: Container) -> list[Job]:
                    lambda now: maintenance_sweep(db, notifier_for, c, now))),
         (True, Job("retention", c.retention.sweep_seconds,  # old inbox and outbox rows
                    lambda now: retention_sweep(db, c.retention, now))),
+        # Last, so the first ticks of the jobs above come as early as before them.
+        (True, Job(  # a closed problem's linked incidents a restart left open
+            "problem_close", CLOSE_SWEEP_SECONDS,
+            lambda now: close_linked(db, container.problems_for, lambda: now))),
+        (True, Job(  # a problem's update a restart left half told
+            "problem_tell", CLOSE_SWEEP_SECONDS,
+            lambda now: tell_linked(db, container.problems_for, lambda: now))),
     ]
     return [job for enabled, job in rows if enabled]
 
