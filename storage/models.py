@@ -665,24 +665,3 @@ class Problem(Base):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
-
-
-class ProblemUpdate(Base):
-    """A staff message to every incident linked to a problem, told batch by batch after
-    its own transaction (bot/services/problems.py `tell_linked`): `told_through` is the
-    number of the last linked incident told, `done_at` when all were."""
-
-    __tablename__ = "problem_updates"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    problem_number: Mapped[int] = mapped_column(ForeignKey("problems.number"), index=True)
-    actor_kind: Mapped[str] = mapped_column(String(8))
-    actor_id: Mapped[int | None]
-    actor_name: Mapped[str] = mapped_column(String(200))
-    # The staff message as `Content` has it: what each client gets (copied when media).
-    kind: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str] = mapped_column(Text)
-    chat_id: Mapped[int]
-    message_id: Mapped[int]
-    created_at: Mapped[datetime]
-    told_through: Mapped[int] = mapped_column(default=0)
-    done_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -43,13 +43,7 @@ from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.flood import FloodDesk
 from bot.services.groups import GroupDesk
-from bot.services.problems import (
-    OpenTitles,
-    ProblemDesk,
-    ProblemMatcher,
-    close_linked,
-    tell_linked,
-)
+from bot.services.problems import OpenTitles, ProblemDesk, ProblemMatcher, close_linked
 from bot.services.ratings import RatingDesk
 from bot.services.reports.jobs import ReportDesk
 from bot.services.semantic import Semantic
@@ -205,11 +199,6 @@ class Container:
         commit; the scheduler's sweep runs the same)."""
         return await close_linked(self.db, self.problems_for, self.clock, self.delivery.wake)
 
-    async def tell_linked(self) -> int:
-        """A problem's update told to its linked incidents in batches (after the update's
-        commit; the scheduler's sweep runs the same)."""
-        return await tell_linked(self.db, self.problems_for, self.clock, self.delivery.wake)
-
     def dispatcher(self) -> Dispatcher:
         """A dispatcher with fresh routers (handlers/__init__.py), the unit of work, and the
         staff requests collected from those routers' flags."""
@@ -296,9 +285,7 @@ class Scope:
     def problems(self) -> ProblemDesk:
         return ProblemDesk(self.session, self.notifier, self.desk, self.clock,
                            close_later=lambda: self.after_commit.later(
-                               self.container.close_linked),
-                           tell_later=lambda: self.after_commit.later(
-                               self.container.tell_linked))
+                               self.container.close_linked))
 
     @cached_property
     def groups(self) -> GroupDesk:

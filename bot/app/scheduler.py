@@ -30,7 +30,6 @@ from bot.services.problems import (
     SUGGEST_SECONDS,
     close_linked,
     suggest_problems,
-    tell_linked,
 )
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts, quality_job
@@ -84,13 +83,10 @@ def job_table(container: Container) -> list[Job]:
                    lambda now: maintenance_sweep(db, notifier_for, c, now))),
         (True, Job("retention", c.retention.sweep_seconds,  # old inbox and outbox rows
                    lambda now: retention_sweep(db, c.retention, now))),
-        # Last, so the first ticks of the jobs above come as early as before them.
+        # Last, so the first ticks of the jobs above come as early as before it.
         (True, Job(  # a closed problem's linked incidents a restart left open
             "problem_close", CLOSE_SWEEP_SECONDS,
             lambda now: close_linked(db, container.problems_for, lambda: now))),
-        (True, Job(  # a problem's update a restart left half told
-            "problem_tell", CLOSE_SWEEP_SECONDS,
-            lambda now: tell_linked(db, container.problems_for, lambda: now))),
     ]
     return [job for enabled, job in rows if enabled]
 

@@ -5,11 +5,7 @@
 - A staff message in the problem's thread (its incident's topic, or a reply to the alert
   message of a problem monitoring opened) goes to its client and to every linked client,
   each through the same notifier path as any answer about their own incident (their
-  language, their chat, the outbox's priority and Telegram's limits). The message's own
-  transaction answers the problem's incident and records the update (`problem_updates`);
-  the linked incidents are told after the commit in batches (`tell_linked`, in order of
-  number, `told_through` moved with each batch), a problem's updates one after the other,
-  and the scheduler's sweep finishes what a restart cut short.
+  language, their chat, the outbox's priority and Telegram's limits).
 - Closing the problem closes every linked incident through the desk's closure: each client
   gets the resolution and one rating request. The closing's own transaction closes the
   problem (and its own incident) and keeps who closed it; the linked incidents follow in
@@ -49,7 +45,7 @@ from bot.services.semantic import Semantic
 from kb.encoder import Vectors
 from kb.text import stems
 from storage.db import Database
-from storage.models import Client, Problem, ProblemUpdate, Ticket, TicketEvent
+from storage.models import Client, Problem, Ticket, TicketEvent
 from storage.repos.companies import Companies
 from storage.repos.events import TicketEvents
 from storage.repos.problems import Problems
@@ -63,10 +59,10 @@ SIMILAR = 0.55
 SIMILAR_SAME_COMPANY = 0.45
 WORDS_SHARED = 0.6
 LINK_LIMIT = 2000  # incidents one /link or button links at most
-# Linked incidents closed (or told a problem's update) per transaction. A closure holds
-# the write lock about 15 ms on a loaded 2-core machine (the resolution, the rating
-# request, the card): 50 made batches of 0.75 s there and another client waited 0.93 s
-# behind them (tests/bench/problem_fanout.py); 25 keep a batch near a third of a second.
+# Linked incidents of a closed problem closed per transaction. A closure holds the write
+# lock about 15 ms on a loaded 2-core machine (the resolution, the rating request, the
+# card): 50 made batches of 0.75 s there and another client waited 0.93 s behind them
+# (tests/bench/problem_fanout.py); 25 keep a batch near a third of a second.
 CLOSE_BATCH = 25
 CLOSE_SWEEP_SECONDS = 30
 
@@ -223,24 +219,6 @@ async def close_linked(db: Database, problems_for: ProblemDeskFactory, clock: Cl
             return total
 
 
-async def tell_linked(db: Database, problems_for: ProblemDeskFactory, clock: Clock,
-                      wake: Callable[[], None] | None = None, *,
-                      batch: int | None = None) -> int:
-    """Problem updates told to their linked incidents batch by batch, each batch its own
-    transaction; returns how many batches. Idempotent, driven by the database alone (after
-    the update's commit, and as the scheduler's sweep)."""
-    batch = batch or CLOSE_BATCH
-    batches = 0
-    while True:
-        async with db.transaction() as session:
-            done = await problems_for(session, clock()).tell_batch(batch)
-        if not done:
-            return batches
-        batches += 1
-        if wake is not None:
-            wake()
-
-
 async def suggest_problems(
     db: Database, semantic: Semantic, notifier_for: Callable[[AsyncSession], Notifier],
     config: DeskConfig, now: datetime,
@@ -288,16 +266,14 @@ class ProblemDesk:
     """Problems within one transaction (the caller's session, notifier and desk)."""
 
     def __init__(self, session: AsyncSession, notifier: Notifier, desk: Desk,
-                 clock: Clock, *, close_later: Callable[[], None] | None = None,
-                 tell_later: Callable[[], None] | None = None) -> None:
-        """`close_later`, `tell_later`: ask for `close_linked`, `tell_linked` after this
-        transaction's commit (without them, the scheduler's sweep does that work)."""
+                 clock: Clock, *, close_later: Callable[[], None] | None = None) -> None:
+        """`close_later`: asks for `close_linked` after this transaction's commit (without
+        it, the scheduler's sweep closes the linked incidents)."""
         self._session = session
         self._notify = notifier
         self._desk = desk
         self._clock = clock
         self._close_later = close_later
-        self._tell_later = tell_later
         self._problems = Problems(session)
         self._tickets = Tickets(session)
         self._companies = Companies(session)
@@ -417,36 +393,11 @@ class ProblemDesk:
         return True
 
     async def _tell_linked(self, problem: Problem, actor: Actor, content: Content) -> None:
-        """Recorded here; every linked incident is told after the commit, in batches
-        (`tell_linked`), or by the scheduler's sweep after a restart."""
-        count = await self._problems.count_linked(problem.number, open_only=True)
-        await self._problems.add_update(ProblemUpdate(
-            problem_number=problem.number, actor_kind=actor.kind, actor_id=actor.user_id,
-            actor_name=actor.name[:200], kind=content.kind, text=content.text,
-            chat_id=content.chat_id, message_id=content.message_id,
-            created_at=self._clock(), told_through=0))
-        problem.updated_at = self._clock()
-        await self._notify.problem_line(problem, "problem_told", count=count)
-        if self._tell_later is not None:
-            self._tell_later()
-
-    async def tell_batch(self, limit: int) -> int:
-        """Tell the next `limit` incidents of the next problem update still to tell (each
-        as any staff answer about their own incident); returns how much was done (0:
-        nothing is left)."""
-        update = await self._problems.next_update()
-        if update is None:
-            return 0
-        rows = await self._problems.to_tell(update, limit)
-        actor = Actor(update.actor_kind, update.actor_id, update.actor_name)
-        content = Content(update.kind, update.text, update.chat_id, update.message_id)
+        rows = await self._problems.linked(problem.number)
         for ticket, client in rows:
             await self._desk.answer_only(ticket, client, actor, content)
-        if rows:
-            update.told_through = rows[-1][0].number
-        if len(rows) < limit:
-            update.done_at = self._clock()
-        return max(1, len(rows))
+        problem.updated_at = self._clock()
+        await self._notify.problem_line(problem, "problem_told", count=len(rows))
 
     async def accept_suggestion(self, number: int, actor: Actor) -> Problem:
         """The suggestion's button: its first incident made a problem, the others linked."""

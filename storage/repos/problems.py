@@ -7,10 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot.domain.enums import OPEN_STATUSES, EventKind
-from storage.models import Client, OutboxMessage, Problem, ProblemUpdate, Ticket, TicketEvent
+from storage.models import Client, OutboxMessage, Problem, Ticket, TicketEvent
 from storage.repos.tickets import TicketWithClient
 
 OPEN_TITLES_LIMIT = 50  # open problems a new report is compared with
@@ -83,42 +82,10 @@ class Problems:
             query = query.with_for_update(skip_locked=True, of=Ticket)
         return [(ticket, problem) for ticket, problem in await self.session.execute(query)]
 
-    async def add_update(self, update: ProblemUpdate) -> ProblemUpdate:
-        self.session.add(update)
-        await self.session.flush()
-        return update
-
-    async def next_update(self) -> ProblemUpdate | None:
-        """The next problem update still to tell: the oldest unfinished one of its problem
-        (a problem's updates reach each client in order). On PostgreSQL it is locked and
-        one another worker's batch holds is skipped, so two batches never tell one."""
-        older = aliased(ProblemUpdate)
-        query = (
-            select(ProblemUpdate)
-            .where(ProblemUpdate.done_at.is_(None),
-                   ~select(older.id).where(older.problem_number == ProblemUpdate.problem_number,
-                                           older.done_at.is_(None),
-                                           older.id < ProblemUpdate.id).exists())
-            .order_by(ProblemUpdate.id).limit(1))
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return await self.session.scalar(query)
-
-    async def to_tell(self, update: ProblemUpdate, limit: int) -> list[TicketWithClient]:
-        """The open incidents linked to the update's problem that it has not reached yet
-        (numbered after `told_through`), by number, with their clients."""
-        result = await self.session.execute(
-            select(Ticket, Client).join(Client, Client.id == Ticket.client_id)
-            .where(Ticket.problem_number == update.problem_number,
-                   Ticket.status.in_(OPEN_STATUSES), Ticket.number > update.told_through)
-            .order_by(Ticket.number).limit(limit))
-        return [TicketWithClient(ticket, client) for ticket, client in result]
-
-    async def count_linked(self, number: int, *, open_only: bool = False) -> int:
-        query = select(func.count()).select_from(Ticket).where(Ticket.problem_number == number)
-        if open_only:
-            query = query.where(Ticket.status.in_(OPEN_STATUSES))
-        return await self.session.scalar(query) or 0
+    async def count_linked(self, number: int) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.problem_number == number))
+        return count or 0
 
     async def tickets_between(self, first: int, last: int, limit: int) -> Sequence[Ticket]:
         """Open incidents numbered first..last, by number (the first `limit`)."""
