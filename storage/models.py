@@ -249,12 +249,18 @@ class TicketMessage(Base):
 
 
 class MessageLink(Base):
-    """Which incident a Telegram message belongs to: replies are routed through this map."""
+    """Which incident a Telegram message belongs to: replies are routed through this map.
+
+    Mostly one incident a message; a client group's coalesced message (several queued
+    notifications sent as one when the group reached its limit: bot/telegram/delivery.py)
+    belongs to each incident it speaks of, and a reply to it is routed by
+    bot/services/groups.py `GroupDesk._thread_ticket`."""
 
     __tablename__ = "message_links"
     chat_id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True,
+                                           index=True)
 
 
 class TicketEvent(Base):
@@ -642,6 +648,10 @@ class Problem(Base):
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(Text)
+    # Who closed it: its linked incidents are closed in batches after the closing's commit
+    # (bot/services/problems.py `close_linked`), each in their name; None: the system.
+    closed_by_id: Mapped[int | None]
+    closed_by_name: Mapped[str | None] = mapped_column(String(200))
     # The staff-group message of a problem opened by monitoring (replies to it go to all).
     card_outbox_id: Mapped[int | None]
     # Monitoring: the alert's fingerprint (one problem per alert), its severity as the

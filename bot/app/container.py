@@ -43,7 +43,7 @@ from bot.services.faq import FaqService
 from bot.services.faq_desk import FaqDesk
 from bot.services.flood import FloodDesk
 from bot.services.groups import GroupDesk
-from bot.services.problems import OpenTitles, ProblemDesk, ProblemMatcher
+from bot.services.problems import OpenTitles, ProblemDesk, ProblemMatcher, close_linked
 from bot.services.ratings import RatingDesk
 from bot.services.reports.jobs import ReportDesk
 from bot.services.semantic import EncodeBudget, Semantic
@@ -192,6 +192,16 @@ class Container:
         """What the ratings sweep takes (bot.services.ratings.RatingDeskFactory)."""
         return self.scope(session, lambda: now).ratings
 
+    def problems_for(self, session: AsyncSession, now: datetime) -> ProblemDesk:
+        """What the closing of a problem's linked incidents takes
+        (bot.services.problems.ProblemDeskFactory)."""
+        return self.scope(session, lambda: now).problems
+
+    async def close_linked(self) -> int:
+        """A closed problem's linked incidents, closed in batches (after the closing's
+        commit; the scheduler's sweep runs the same)."""
+        return await close_linked(self.db, self.problems_for, self.clock, self.delivery.wake)
+
     def dispatcher(self) -> Dispatcher:
         """A dispatcher with fresh routers (handlers/__init__.py), the unit of work, and the
         staff requests collected from those routers' flags."""
@@ -279,7 +289,9 @@ class Scope:
 
     @cached_property
     def problems(self) -> ProblemDesk:
-        return ProblemDesk(self.session, self.notifier, self.desk, self.clock)
+        return ProblemDesk(self.session, self.notifier, self.desk, self.clock,
+                           close_later=lambda: self.after_commit.later(
+                               self.container.close_linked))
 
     @cached_property
     def groups(self) -> GroupDesk:

@@ -25,7 +25,12 @@ from bot.domain.clock import Clock
 from bot.services.flood import FLUSH_SECONDS, announce_held
 from bot.services.maintenance import SWEEP_SECONDS as MAINTENANCE_SECONDS
 from bot.services.maintenance import maintenance_sweep
-from bot.services.problems import SUGGEST_SECONDS, suggest_problems
+from bot.services.problems import (
+    CLOSE_SWEEP_SECONDS,
+    SUGGEST_SECONDS,
+    close_linked,
+    suggest_problems,
+)
 from bot.services.ratings import rating_sweep
 from bot.services.reports.jobs import monthly_acts, quality_job
 from bot.services.retention import retention_sweep
@@ -78,6 +83,10 @@ def job_table(container: Container) -> list[Job]:
                    lambda now: maintenance_sweep(db, notifier_for, c, now))),
         (True, Job("retention", c.retention.sweep_seconds,  # old inbox and outbox rows
                    lambda now: retention_sweep(db, c.retention, now))),
+        # Last, so the first ticks of the jobs above come as early as before it.
+        (True, Job(  # a closed problem's linked incidents a restart left open
+            "problem_close", CLOSE_SWEEP_SECONDS,
+            lambda now: close_linked(db, container.problems_for, lambda: now))),
     ]
     return [job for enabled, job in rows if enabled]
 

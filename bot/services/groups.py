@@ -14,7 +14,9 @@
   message of the incident goes to the group as a reply to it. A reply to a message of an
   incident (the bot's, or the reporting one) is a follow-up of that incident; of a closed
   one, it opens it again by the private chat's rule (`Desk.reopen_by_reply`: within
-  `reopen_days`), else it is a new report. With
+  `reopen_days`), else it is a new report. A reply to a coalesced message (several
+  incidents' notifications sent as one when the group reached its limit) is about the
+  incident it names (`#N`), else the replier's own latest among them, else the latest. With
   `[groups] listen = "all"` every message is a candidate and `is_request` (the chatter
   model: bot/domain/chatter.py) tells a request from chatter; chatter is left alone:
   nothing written, nothing sent.
@@ -37,6 +39,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -61,6 +64,7 @@ LEAVE_GRACE = timedelta(seconds=60)
 LEAVE = "leaveChat"
 
 RequestCheck = Callable[[str], bool]
+_NUMBER = re.compile(r"#(\d{1,9})\b")
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,8 @@ class GroupDesk:
         """A client's message in a linked group: a follow-up of the incident it replies to,
         a new incident when addressed to the bot (or, listening to all, a request), else
         nothing at all (None)."""
-        ticket = await self._thread_ticket(group.chat_id, message.reply_to)
+        ticket = await self._thread_ticket(group.chat_id, message.reply_to,
+                                           said=message.said, user_id=message.person.user_id)
         follow_up = ticket is not None and ticket.status.is_open
         if not follow_up and not message.addressed and not (
                 self._config.listen == "all" and message.said.strip()
@@ -199,19 +204,34 @@ class GroupDesk:
             return Registration("asked")
         return await self._desk.open_for(client, message.content, group_chat_id=group.chat_id)
 
-    async def _thread_ticket(self, chat_id: int, reply_to: int | None) -> Ticket | None:
-        """The group incident a message replying to `reply_to` is about."""
+    async def _thread_ticket(self, chat_id: int, reply_to: int | None, *, said: str = "",
+                             user_id: int | None = None) -> Ticket | None:
+        """The group incident a message replying to `reply_to` is about.
+
+        A coalesced message (the group's queued notifications sent as one at its limit)
+        speaks of several incidents; a reply to it is about the one it names (`#102 ...`),
+        else the replier's own (their latest among them: one rarely answers for someone
+        else's report), else the latest of them."""
         if reply_to is None:
             return None
-        ticket = await self._tickets.by_message(chat_id, reply_to)
-        return ticket if ticket is not None and ticket.group_chat_id == chat_id else None
+        tickets = [ticket for ticket in await self._tickets.all_by_message(chat_id, reply_to)
+                   if ticket.group_chat_id == chat_id]
+        if len(tickets) <= 1:
+            return tickets[0] if tickets else None
+        named = {int(number) for number in _NUMBER.findall(said)}
+        for ticket in tickets:
+            if ticket.number in named:
+                return ticket
+        client = await self._desk.known_client(user_id) if user_id is not None else None
+        own = [ticket for ticket in tickets if client is not None and ticket.client_id == client.id]
+        return (own or tickets)[0]  # the latest first
 
     async def staff_reply(self, group: ClientGroup, actor: Actor, content: Content,
                           reply_to: int | None) -> Ticket | None:
         """A staff member replies in the group to a message about #N: their answer is #N's
         (recorded, shown in its staff thread; the group has it already). Anything else they
         write there is theirs: nothing is done (None)."""
-        ticket = await self._thread_ticket(group.chat_id, reply_to)
+        ticket = await self._thread_ticket(group.chat_id, reply_to, said=content.text)
         if ticket is not None:
             await self._desk.staff_answer(ticket, actor, content, in_group=True)
         return ticket

@@ -15,6 +15,17 @@ recorded on the row:
                missing reply is dropped, a long text is sent in parts, each part a
                send of its own through the limiter) or failed for good
 
+A client group that reaches its 20 messages a minute gets what is queued for it coalesced:
+the send that takes the last place of the group's minute carries, as one message, the
+texts of the rows waiting behind it in its lane (in order, joined by a blank line, as many
+as fit in one Telegram message), and every later place does the same while a backlog
+lasts. Only plain texts are carried (no buttons, media, placeholders or parts of a long
+text: the first such row ends the run); when their reply targets differ the message is
+a reply to none (each text names its incident). The carried rows are marked sent in the
+transaction that links the message to each of their incidents (`message_links`), so
+after a crash they are either all sent and linked or all still pending. A refused
+coalesced message is sent again alone, row by row.
+
 Several workers (PostgreSQL): each send to a group is written down (`group_sends`,
 before the request leaves) and a new leader's limiter starts from the last minute of
 them, so the staff group's 20 a minute holds across a change of leader. The other
@@ -34,7 +45,7 @@ import os
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -59,6 +70,7 @@ from bot.messaging.outbox import TEXT_LIMIT, split_html
 from bot.telegram.activity import Activity
 from bot.telegram.ratelimit import RateLimiter
 from storage.db import Database
+from storage.models import OutboxMessage
 from storage.repos.clients import Clients
 from storage.repos.fleet import GroupSends
 from storage.repos.groups import ClientGroups
@@ -74,6 +86,12 @@ MigratedHandler = Callable[[AsyncSession, int, int], Awaitable[int]]
 
 PARK_AFTER = 5  # unexpected failures of one row before it is given up (status failed)
 GROUP_SENDS_KEPT = timedelta(minutes=10)
+# A coalesced message: at most so many rows looked at behind its head, texts joined thus.
+COALESCE_LOOKAHEAD = 100
+COALESCE_SEPARATOR = "\n\n"
+# What a row may hold to be carried in a coalesced message: a plain text.
+_COALESCIBLE_KEYS = frozenset({"chat_id", "text", "parse_mode", "reply_parameters",
+                               "message_thread_id"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,16 @@ class _Row:
     ticket_id: int | None
     purpose: str | None
     attempts: int
+    priority: int = 0
+    # A coalesced message: the rows whose texts follow the head's (marked sent with it).
+    carried: tuple[_Row, ...] = ()
+
+    @property
+    def coalescible(self) -> bool:
+        return (self.method == "sendMessage" and self.purpose is None
+                and self.payload.get("parse_mode") == "HTML"
+                and set(self.payload) <= _COALESCIBLE_KEYS
+                and isinstance(self.payload.get("text"), str))
 
 
 class _Dropped(Exception):
@@ -127,6 +155,8 @@ class DeliveryWorker:
         self._buffer: list[_Row] = []
         self._buffered_at = 0.0
         self._batch = max(8, min(200, int(limiter.global_per_second) + 8))
+        # Heads of coalesced messages Telegram refused: sent alone from now on.
+        self._alone: set[int] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -248,10 +278,7 @@ class DeliveryWorker:
             due = await Outbox(session).due(
                 self.clock(), limit=self._batch, exclude=busy, skip_unreachable=True
             )
-            self._buffer = [
-                _Row(r.id, r.chat_id, r.method, dict(r.payload), r.ticket_id, r.purpose, r.attempts)
-                for r in due
-            ]
+            self._buffer = [_row(r) for r in due]
         self._buffered_at = asyncio.get_running_loop().time()
         return first_free
 
@@ -261,6 +288,7 @@ class DeliveryWorker:
 
     async def _deliver(self, row: _Row) -> None:
         try:
+            row = await self._coalesce(row)
             await self._send_and_record(row)
         except Exception:  # a bug here must not stop the worker; the row is retried...
             log.exception("outbox row %s: unexpected failure", row.id)
@@ -289,7 +317,12 @@ class DeliveryWorker:
         except TelegramMigrateToChat as exc:
             await self._migrated(row, exc.migrate_to_chat_id)
         except TelegramBadRequest as exc:
-            await self._bad_request(row, payload, exc)
+            if row.carried:  # the rows go alone: each gets the fixes of its own refusal
+                log.warning("outbox row %s: coalesced message of %d refused (%s); sent "
+                            "alone", row.id, 1 + len(row.carried), exc.message)
+                self._alone.add(row.id)
+            else:
+                await self._bad_request(row, payload, exc)
         except TelegramNetworkError as exc:
             if "timeout" in exc.message.lower() and row.method != "editMessageText":
                 log.warning("outbox row %s: timeout after sending; retrying, the client "
@@ -305,6 +338,43 @@ class DeliveryWorker:
                                error=f"{type(exc).__name__}: {exc.message}")
         else:
             await self._delivered(row, result)
+
+    async def _coalesce(self, row: _Row) -> _Row:
+        """The head of a client group's lane, carrying the rows queued behind it when its
+        send is the last the group may have in its minute (module docstring)."""
+        if (not self.limiter.is_group(row.chat_id) or row.id in self._alone
+                or not row.coalescible or self.limiter.group_room(row.chat_id) > 0):
+            return row
+        async with self.db.transaction() as session:
+            group = await ClientGroups(session).by_chat(row.chat_id)
+            if group is None or not group.active:  # the staff group: its cards and threads
+                return row
+            queued = await Outbox(session).queued_behind(
+                row.id, row.chat_id, row.priority, COALESCE_LOOKAHEAD)
+            now = self.clock()
+            thread = row.payload.get("message_thread_id")
+            texts = [row.payload["text"].strip()]
+            carried: list[_Row] = []
+            for queued_row in queued:
+                follower = _row(queued_row)
+                if queued_row.not_before is not None and queued_row.not_before > now:
+                    break  # waits for its time, and so does everything behind it
+                if not follower.coalescible or follower.payload.get("message_thread_id") != thread:
+                    break
+                text = follower.payload["text"].strip()
+                if len(split_html(COALESCE_SEPARATOR.join([*texts, text]))) > 1:
+                    break  # one message, never parts
+                texts.append(text)
+                carried.append(follower)
+        if not carried:
+            return row
+        payload = {**row.payload, "text": COALESCE_SEPARATOR.join(texts)}
+        targets = {repr(r.payload.get("reply_parameters")) for r in (row, *carried)}
+        if len(targets) > 1:
+            payload.pop("reply_parameters", None)
+        log.info("chat %s at its limit: %d queued messages sent as one", row.chat_id,
+                 1 + len(carried))
+        return replace(row, payload=payload, carried=tuple(carried))
 
     async def _migrated(self, row: _Row, new_chat_id: int) -> None:
         """The group became a supergroup with a new id: this row and every other one
@@ -377,12 +447,20 @@ class DeliveryWorker:
     async def _delivered(self, row: _Row, result: Any) -> None:
         message_id = getattr(result, "message_id", None)
         async with self.db.transaction() as session:
-            if row.ticket_id is not None:
+            if row.carried:  # one message of several rows: linked and marked together
+                tickets = [r.ticket_id for r in (row, *row.carried) if r.ticket_id is not None]
+                if message_id is not None:
+                    await TicketMessages(session).link_all(tickets, row.chat_id, message_id)
+                for carried in row.carried:
+                    await self._mark(session, carried, OutboxStatus.SENT, error=None,
+                                     message_id=message_id)
+            elif row.ticket_id is not None:
                 if row.purpose == "topic":
                     ticket = await Tickets(session).by_id(row.ticket_id)
                     ticket.topic_id = result.message_thread_id
-                elif message_id is not None:
-                    await TicketMessages(session).link(row.ticket_id, row.chat_id, message_id)
+                elif message_id is not None:  # a new message: linked to nothing yet
+                    await TicketMessages(session).link_all([row.ticket_id], row.chat_id,
+                                                           message_id)
             if row.payload.get("$rest"):  # a part of a long text; the next is the head now
                 await Outbox(session).next_part(row.id, _next_part(row.payload))
                 self.wake()
@@ -439,8 +517,14 @@ class DeliveryWorker:
         error: str | None,
         message_id: int | None = None,
     ) -> None:
+        self._alone.discard(row.id)
         await Outbox(session).finish(row.id, status, attempts=row.attempts + 1, error=error,
                                      sent_at=self.clock(), message_id=message_id)
+
+
+def _row(row: OutboxMessage) -> _Row:
+    return _Row(row.id, row.chat_id, row.method, dict(row.payload), row.ticket_id, row.purpose,
+                row.attempts, row.priority)
 
 
 def _first_part(payload: dict[str, Any], parts: list[str]) -> dict[str, Any]:

@@ -121,6 +121,15 @@ class RateLimiter:
             return sent[0] + self._group_window - now
         return 0.0
 
+    def group_room(self, chat_id: int) -> int:
+        """Sends a group may still receive within its window (its sends recorded so far
+        counted): 0 once the send just recorded was the last one of its minute."""
+        sent = self._group.get(chat_id)
+        if not sent:
+            return self._group_count
+        self.wait_for_group(chat_id, self._clock())  # forgets the sends out of the window
+        return max(0, self._group_count - len(sent))
+
     def wait(self, chat_id: int) -> float:
         """Seconds until a message to `chat_id` may go; 0 means now."""
         now = self._clock()

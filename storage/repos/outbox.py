@@ -73,6 +73,20 @@ class Outbox:
                 rows.append(row)
         return rows
 
+    async def queued_behind(
+        self, head: int, chat_id: int, priority: int, limit: int
+    ) -> Sequence[OutboxMessage]:
+        """The pending rows that follow row `head` in its chat's lane (the same priority),
+        in order: what a coalesced message may carry along with it (up to the first one
+        that cannot go with it, the caller decides)."""
+        return (await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id,
+                   OutboxMessage.status == OutboxStatus.PENDING,
+                   OutboxMessage.priority == priority,
+                   OutboxMessage.id > head)
+            .order_by(OutboxMessage.id).limit(limit))).all()
+
     # -- what became of a send (the delivery worker) --------------------------------------
 
     async def finish(

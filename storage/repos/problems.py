@@ -61,6 +61,27 @@ class Problems:
         result = await self.session.execute(query.order_by(Ticket.number))
         return [TicketWithClient(ticket, client) for ticket, client in result]
 
+    async def closing(self, limit: int) -> list[tuple[Ticket, Problem]]:
+        """The next incidents still to close of closed problems (at most `limit`, by
+        problem and number): open, linked to a problem closed, and not reopened since it
+        was (a client's "not fixed" after the problem's closing is theirs to keep open).
+
+        On PostgreSQL the incidents are locked and those another worker's batch holds are
+        skipped (FOR UPDATE SKIP LOCKED): two batches never close one incident; SQLite
+        has one writer at a time."""
+        reopened_since = select(TicketEvent.id).where(
+            TicketEvent.ticket_id == Ticket.id, TicketEvent.kind == EventKind.REOPENED,
+            TicketEvent.at >= Problem.closed_at).exists()
+        query = (
+            select(Ticket, Problem)
+            .join(Problem, Problem.number == Ticket.problem_number)
+            .where(Problem.closed_at.is_not(None), Ticket.status.in_(OPEN_STATUSES),
+                   ~reopened_since)
+            .order_by(Problem.id, Ticket.number).limit(limit))
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Ticket)
+        return [(ticket, problem) for ticket, problem in await self.session.execute(query)]
+
     async def count_linked(self, number: int) -> int:
         count = await self.session.scalar(
             select(func.count()).select_from(Ticket).where(Ticket.problem_number == number))

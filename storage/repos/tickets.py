@@ -58,10 +58,22 @@ class Tickets:
         return await self.session.scalar(select(Ticket).where(Ticket.topic_id == topic_id))
 
     async def by_message(self, chat_id: int, message_id: int) -> Ticket | None:
-        return await self.session.scalar(
+        """The incident a message is about; of a coalesced message (several incidents),
+        the latest."""
+        return await self.session.scalar(self._by_message(chat_id, message_id).limit(1))
+
+    async def all_by_message(self, chat_id: int, message_id: int) -> Sequence[Ticket]:
+        """Every incident a message is about (several: a client group's coalesced
+        message), the latest first."""
+        return (await self.session.scalars(self._by_message(chat_id, message_id))).all()
+
+    @staticmethod
+    def _by_message(chat_id: int, message_id: int) -> Select[Ticket]:
+        return (
             select(Ticket)
             .join(MessageLink, MessageLink.ticket_id == Ticket.id)
             .where(MessageLink.chat_id == chat_id, MessageLink.message_id == message_id)
+            .order_by(Ticket.id.desc())
         )
 
     async def forget_topic(self, ticket_id: int) -> None:
@@ -230,11 +242,21 @@ class TicketMessages:
             await self.link(message.ticket_id, message.chat_id, message.message_id)
 
     async def link(self, ticket_id: int, chat_id: int, message_id: int) -> None:
-        await self.session.execute(
-            insert_ignoring_duplicates(self.session, MessageLink).values(
-                chat_id=chat_id, message_id=message_id, ticket_id=ticket_id
-            )
-        )
+        """Replies to the message are about this incident, unless it belongs to one
+        already: the first link stands (a problem's update, recorded with every linked
+        incident, stays the problem's own incident's message)."""
+        linked = await self.session.scalar(select(MessageLink.ticket_id).where(
+            MessageLink.chat_id == chat_id, MessageLink.message_id == message_id).limit(1))
+        if linked is None:
+            await self.link_all([ticket_id], chat_id, message_id)
+
+    async def link_all(self, ticket_ids: Collection[int], chat_id: int, message_id: int) -> None:
+        """The message belongs to each of these incidents (a client group's coalesced
+        message: bot/telegram/delivery.py)."""
+        for ticket_id in dict.fromkeys(ticket_ids):
+            await self.session.execute(
+                insert_ignoring_duplicates(self.session, MessageLink).values(
+                    chat_id=chat_id, message_id=message_id, ticket_id=ticket_id))
 
     async def has(self, chat_id: int, message_id: int) -> bool:
         found = await self.session.scalar(

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import select
 
+import bot.services.problems as problem_service
 from bot.config import Config
 from bot.sandbox.emulator import FakeTelegram
-from storage.models import Ticket
+from bot.services.problems import ProblemDesk
+from storage.models import MessageLink, Problem, Ticket
 from tests.e2e.cluster import new_app
 from tests.e2e.conftest import CLIENT, CLIENT_EN, STAFF, STAFF_CHAT, settle, texts_to
 
@@ -218,5 +221,84 @@ async def test_the_card_and_the_surge_digest_link_with_one_button_and_unlink_wit
         tg.press_button(STAFF, STAFF_CHAT, message_id, "pl:99:2:5", check=False)
         await settle(app, tg)
         assert tg.callback_answers[-1].get("text")
+    finally:
+        await app.stop()
+
+
+CLOSING = 25  # linked incidents of the closing test, in batches of CLOSING_BATCH
+CLOSING_BATCH = 10
+
+
+async def test_closing_a_problem_closes_the_linked_in_batches_and_finishes_after_a_restart(
+    make_config: Callable[..., Config], tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The closing commits the problem (and its own incident) alone; the linked incidents
+    follow in batches, each a transaction of its own. The process stops after the first
+    batch (the next ones fail, as a process killed between two batches leaves them: not
+    written); started again, its sweep closes the rest. Each client gets one resolution
+    and one rating request, in the name of whoever closed the problem."""
+    monkeypatch.setattr(problem_service, "CLOSE_BATCH", CLOSING_BATCH)
+    config = make_config(desk={"surge_threshold": 0})
+    clients = [FIRST_CLIENT + i for i in range(CLOSING)]
+    batches: list[int] = []
+    close_batch = ProblemDesk.close_batch
+
+    async def dies_after_the_first_batch(self: ProblemDesk, limit: int) -> int:
+        if batches:
+            raise RuntimeError("the process is killed here")
+        batches.append(limit)
+        return await close_batch(self, limit)
+
+    async def closed() -> list[int]:
+        async with app.db.transaction() as session:
+            return list((await session.scalars(select(Ticket.number).where(
+                Ticket.status == "closed").order_by(Ticket.number))).all())
+
+    app = new_app(config)
+    await app.start()
+    try:
+        tg.send_message(CLIENT, "Нет интернета в офисе с утра")
+        await settle(app, tg)
+        for index, user_id in enumerate(clients):
+            tg.add_user(user_id, f"Клиент {index}", language_code="ru")
+            tg.send_message(user_id, f"Пропала связь, филиал {index}")
+        await settle(app, tg, timeout=60)
+        tg.send_message(STAFF, "/problem 1 Авария у провайдера", chat_id=STAFF_CHAT)
+        tg.send_message(STAFF, f"/link 2-{CLOSING + 1} 1", chat_id=STAFF_CHAT)
+        await settle(app, tg, timeout=60)
+        update = tg.send_message(STAFF, "Провайдер чинит магистраль", chat_id=STAFF_CHAT,
+                                 thread_id=topic_of(tg, 1))
+        await settle(app, tg, timeout=60)
+        async with app.db.transaction() as session:  # recorded with each, still #1's message
+            linked = (await session.scalars(
+                select(Ticket.number).join(MessageLink, MessageLink.ticket_id == Ticket.id)
+                .where(MessageLink.chat_id == STAFF_CHAT,
+                       MessageLink.message_id == update["message_id"]))).all()
+        assert linked == [1]
+        before = {u: len(tg.sent(u)) for u in [CLIENT, *clients]}
+        monkeypatch.setattr(ProblemDesk, "close_batch", dies_after_the_first_batch)
+        tg.send_message(STAFF, "/close 1 Магистраль восстановлена", chat_id=STAFF_CHAT)
+        await settle(app, tg, timeout=60)
+        assert await closed() == list(range(1, CLOSING_BATCH + 2))  # #1 and one batch
+        async with app.db.transaction() as session:
+            problem = await session.scalar(select(Problem).where(Problem.number == 1))
+            assert problem is not None and problem.closed_at is not None
+            assert (problem.closed_by_id, problem.closed_by_name) == (STAFF, "Иван Петров")
+    finally:
+        await app.stop()
+
+    monkeypatch.setattr(ProblemDesk, "close_batch", close_batch)
+    app = new_app(config)
+    await app.start()
+    try:
+        await app.scheduler.wait_idle()
+        await settle(app, tg, timeout=60)
+        assert await closed() == list(range(1, CLOSING + 2))
+        for user_id in [CLIENT, *clients]:
+            sent = tg.sent(user_id)[before[user_id]:]
+            assert len(sent) == 1, (user_id, [m["plain"] for m in sent])
+            assert "Магистраль восстановлена" in sent[0]["plain"]
+            rows = sent[0]["reply_markup"]["inline_keyboard"]
+            assert any(b["callback_data"].startswith("rt:") for row in rows for b in row)
     finally:
         await app.stop()
