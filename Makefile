@@ -9,15 +9,13 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench sandbox lock clean
 
 # The locked pip goes in first (its entry of the lock), as it installs the rest in half the
-# time of the pip a venv starts with. No bytecode up front (--no-compile): Python compiles
-# what is imported on first import, and compiling every module of the lock was half of the
-# install's time. The checkout goes in last, without its dependencies
+# time of the pip a venv starts with. The checkout goes in last, without its dependencies
 # (the lock has them all) and without build isolation: the locked setuptools builds it.
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	sed -n '/^pip==/,/# via/p' requirements-dev.lock > $(VENV)/pip.lock
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(VENV)/pip.lock
-	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -32,14 +30,10 @@ run: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/python -m bot sandbox
 
-# mypy runs beside the suite (its output shown after it): the suite leaves some of the two
-# cores idle while its timing tests wait, and mypy fits there.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	@$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & typing=$$!; \
-	$(BIN)/python -m pytest; tests=$$?; \
-	wait $$typing; typed=$$?; echo "== mypy"; cat $(VENV)/mypy.out; \
-	[ $$tests -eq 0 ] && [ $$typed -eq 0 ]
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/faq_eval.py
