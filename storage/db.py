@@ -114,19 +114,6 @@ class Database:
                 await session.execute(text("SET TRANSACTION READ ONLY"))
             yield session
 
-    @asynccontextmanager
-    async def reading_beside(self) -> AsyncIterator[AsyncSession | None]:
-        """A second read session beside one of `reading()`, for a report's independent
-        queries to run at the same time on another connection (so on another core: SQLite
-        runs each reader's queries in a thread of its own, outside the GIL); None where
-        reads take the writer's way (an in-memory database), where a second one would wait
-        for the first."""
-        if self.is_sqlite and self._reader is None:
-            yield None
-            return
-        async with self.reading() as session:
-            yield session
-
     async def dispose(self) -> None:
         if self._reader is not None:
             await self._reader.dispose()

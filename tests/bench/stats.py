@@ -158,9 +158,9 @@ async def measure(url: str, runs: int, directory: Path) -> list[dict[str, float]
                                          priority=PRIORITY_REPLY)
         assert stats is not None, "/stats failed (the log says why)"
         total, cpu = time.perf_counter() - started, time.process_time() - cpu
-        async with db.reading() as session, db.reading_beside() as beside:
+        async with db.reading() as session:
             started = time.perf_counter()
-            await compute_stats(session, period, NOW, beside=beside)  # as send_stats does
+            await compute_stats(session, period, NOW)  # as send_stats does
             figures = time.perf_counter() - started
         await db.dispose()
         labels = chart_labels(texts, texts.default_language, stats)

@@ -72,9 +72,9 @@ class ReportDesk:
         """The chart (a photo) and the text summary, in this order."""
         texts, config = self.texts, self.config
         try:
-            async with self.db.reading() as session, self.db.reading_beside() as beside:
+            async with self.db.reading() as session:
                 stats = await compute_stats(session, period, now, top=config.reports.top,
-                                            hour_cost=config.reports.hour_cost, beside=beside)
+                                            hour_cost=config.reports.hour_cost)
             labels = chart_labels(texts, texts.default_language, stats)
             path = await asyncio.to_thread(chart_file, config, stats, labels)
         except Exception:

@@ -34,7 +34,6 @@ the percentiles need, as one list.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import statistics
 from collections.abc import Sequence
@@ -218,30 +217,16 @@ class Stats:
 async def compute_stats(
     session: AsyncSession, period: Period, now: datetime, *,
     company: Company | None = None, top: int = 5, hour_cost: float | None = None,
-    beside: AsyncSession | None = None,
 ) -> Stats:
     """Every figure of /stats (of one company with `company`); `hour_cost`: the desk's
-    hourly rate, for what each contract costs. With `beside` (a second read session,
-    `Database.reading_beside`), the passes over the incidents opened in the period run on
-    it while those over the closed ones run on `session`: the two largest halves of the
-    work at once, on two cores (issue 15: 100,000 incidents in the month)."""
+    hourly rate, for what each contract costs."""
     stats = Stats(period=period, now=now, company=company)
     company_id = company.id if company is not None else None
     reports = Reports(session)
-
-    async def opened_side(reports: Reports) -> tuple[list[OpenedHour], list[CompanyFigures]]:
-        opened = await reports.opened_by_hour(period.start, period.end, company_id)
-        companies = [] if company is not None else await reports.by_company(
-            period.start, period.end)
-        return opened, companies
-
-    if beside is None:
-        opened, companies = await opened_side(reports)
-        closed = await reports.closed_by_agent(period.start, period.end, company_id)
-    else:
-        (opened, companies), closed = await asyncio.gather(
-            opened_side(Reports(beside)),
-            reports.closed_by_agent(period.start, period.end, company_id))
+    opened = await reports.opened_by_hour(period.start, period.end, company_id)
+    closed = await reports.closed_by_agent(period.start, period.end, company_id)
+    companies = [] if company is not None else await reports.by_company(
+        period.start, period.end)
     _aggregates(stats, opened, closed)
     _durations(stats, opened, closed)
     stats.open_now = zero_by_severity() | await reports.open_by_severity(company_id)
