@@ -19,15 +19,11 @@ async def fresh_database(server: str, prefix: str,
     copy of the database named `template` (which nobody may be connected to)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     copy = f' TEMPLATE "{template}"' if template else ""
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    await _admin(server, f'CREATE DATABASE "{name}"{copy}')
     try:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
