@@ -122,6 +122,11 @@ class RetentionConfig(_Section):
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///frontdesk.db"
     echo: bool = False
+    # PostgreSQL: connections each process keeps open, and how many more it may open at a
+    # peak. Every webhook worker has its own pool, so workers x (pool_size + max_overflow)
+    # must stay under the server's max_connections (or PgBouncer's pool). SQLite: unused.
+    pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
 
     @property
     def is_sqlite(self) -> bool:

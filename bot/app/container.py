@@ -11,6 +11,7 @@ one per transaction of theirs, and so do the tests.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zipfile
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Config, ConfigError, beside
 from bot.domain.chatter import MODEL_FILE as CHATTER_MODEL
 from bot.domain.chatter import ChatterModel, RequestClassifier
-from bot.domain.clock import Clock, Monotonic, utc_now
+from bot.domain.clock import Clock, Monotonic, Sleep, utc_now
 from bot.domain.redact import keep_secret
 from bot.domain.severity import SeverityClassifier, SeverityVocabularyError
 from bot.domain.severity_model import MODEL_FILE, SemanticSeverity, SeverityModel
@@ -133,13 +134,15 @@ class Container:
         on_blocked: BlockedHandler | None = None,
         db: Database | None = None,
         monotonic: Monotonic = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
         semantic: Semantic | None = None,
     ) -> Container:
         """Everything that needs no network. The FAQ files are read now: a broken file (or
         vocabulary) stops start-up before anything runs. `on_blocked`: what the delivery
         worker does when a client turns out to have blocked the bot; `db`: a database
         already open (tests share one), else `[database] url`'s; `monotonic`: the rate
-        limiter's sense of elapsed time (tests move it); `semantic`: the sentence model, else
+        limiter's sense of elapsed time and `sleep` the delivery worker's waits for it (tests
+        run both faster); `semantic`: the sentence model, else
         the process's (loaded once; without it FAQ and severity work on words only)."""
         keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
         keep_secret(config.telegram.secret_token.get_secret_value())
@@ -147,7 +150,9 @@ class Container:
         shared = semantic or Semantic.shared(config.kb.vector_cache)
         faq = FaqService(config.kb, clock, shared)
         faq.load_files()
-        db = db or Database(config.database.url, echo=config.database.echo)
+        c = config.database
+        db = db or Database(c.url, echo=c.echo, pool_size=c.pool_size,
+                            max_overflow=c.max_overflow)
         t, d = config.telegram, config.delivery
         bot = Bot(config.token, session=AiohttpSession(
             api=TelegramAPIServer.from_base(t.api_base), timeout=t.request_timeout))
@@ -166,7 +171,7 @@ class Container:
             delivery=DeliveryWorker(db, bot, limiter, clock, on_blocked=on_blocked,
                                     on_migrated=staff.chat_migrated,
                                     max_backoff=d.max_backoff_seconds,
-                                    group_history=not db.is_sqlite),
+                                    group_history=not db.is_sqlite, sleep=sleep),
             problem_titles=OpenTitles(db, shared, monotonic),
         )
 

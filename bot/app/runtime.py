@@ -71,7 +71,8 @@ class App:
         self.config = config
         self.clock = clock
         self.container = Container.build(config, clock=clock, classify=classify,
-                                         on_blocked=self._client_blocked, monotonic=monotonic)
+                                         on_blocked=self._client_blocked, monotonic=monotonic,
+                                         sleep=sleep)
         self.db = self.container.db
         self.bot = self.container.bot
         self.delivery = self.container.delivery

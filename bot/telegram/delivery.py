@@ -44,7 +44,6 @@ import logging
 import os
 import random
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
@@ -64,7 +63,7 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.clock import Clock
+from bot.domain.clock import Clock, Sleep
 from bot.domain.enums import OutboxStatus
 from bot.messaging.outbox import TEXT_LIMIT, split_html
 from bot.telegram.activity import Activity
@@ -133,6 +132,7 @@ class DeliveryWorker:
         max_backoff: float = 60.0,
         idle_poll: float = 0.5,
         group_history: bool = False,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.db = db
         self.bot = bot
@@ -144,6 +144,8 @@ class DeliveryWorker:
         self.max_backoff = max_backoff
         self.idle_poll = idle_poll
         self.group_history = group_history  # sends to groups kept in the database (above)
+        # The limiter's waits are on its clock (`monotonic`); tests run both faster.
+        self._sleep = sleep
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # chat id -> its send
         self._stopping = False
@@ -181,11 +183,20 @@ class DeliveryWorker:
                 delay = await self._dispatch_due()
                 if not (self._in_flight or self._buffer or self._wake.is_set()):
                     self.activity.end()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await self._sleep_unless_woken(delay)
         finally:
             self._running = False
             self.activity.end()
+
+    async def _sleep_unless_woken(self, seconds: float) -> None:
+        """`seconds` on the worker's clock, or until something is written (wake)."""
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
 
     async def stop(self) -> None:
         self._stopping = True

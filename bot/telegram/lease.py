@@ -36,7 +36,9 @@ def new_worker_id() -> str:
 
 class Lease:
     def __init__(self, url: str, intake: Intake, worker_id: str) -> None:
-        self.db = Database(url)
+        # Its own small pool: a beat must not queue behind the desk's busy connections, or
+        # a worker at its peak would look dead.
+        self.db = Database(url, pool_size=1, max_overflow=1)
         self.intake = intake
         self.worker_id = worker_id
         self._task: asyncio.Task[None] | None = None

@@ -67,6 +67,12 @@ def close_sessions_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(AiohttpSession, "close", close)
 
 
+# PostgreSQL: two tests at once (two xdist workers), each three webhook workers with a pool
+# and a lease's, stay well under the server's max_connections of 100 (the product's default
+# pool is 10 + 10 a process).
+TEST_POOL = {"pool_size": 4, "max_overflow": 4}
+
+
 @pytest.fixture
 def speed() -> float:
     """How many times faster than the wall's time passes for Telegram (and for the bot when
@@ -141,7 +147,7 @@ def make_config(database_url: str, tg: FakeTelegram, tmp_path: Path) -> Callable
         data: dict[str, Any] = {
             "telegram": {"token": TOKEN, "api_base": tg.base_url, "staff_chat_id": STAFF_CHAT,
                          "admins": [ADMIN], "poll_timeout": 1, "request_timeout": 5},
-            "database": {"url": database_url},
+            "database": {"url": database_url, **TEST_POOL},
             "delivery": dict(FAST_DELIVERY),
             # No quarterly check from the scheduler: whether one is due depends on today's
             # date. tests/e2e/test_quality.py turns it on and fixes the clock.

@@ -47,8 +47,8 @@ pytestmark = pytest.mark.xdist_group("timing")
 
 
 @pytest.fixture
-def limited(tg: FakeTelegram) -> FakeTelegram:
-    tg.enforce_limits(**TELEGRAM_LIMITS)
+def limited(tg: FakeTelegram, telegram_time: SharedClock) -> FakeTelegram:
+    tg.enforce_limits(**TELEGRAM_LIMITS, tolerance=telegram_time.request_jitter())
     return tg
 
 
@@ -100,7 +100,7 @@ def assert_exactly_once_in_order(tg: FakeTelegram, plan: dict[int, list[str]]) -
 
 def assert_within_limits(tg: FakeTelegram) -> None:
     assert tg.limit_violations == 0, tg.limit_violation_log[:5]
-    assert violations(tg.calls, **TELEGRAM_LIMITS) == []
+    assert violations(tg.calls, **TELEGRAM_LIMITS, tolerance=tg.limits_tolerance) == []
 
 
 async def settle_held(app: App, tg: FakeTelegram, shared: SharedClock) -> None:

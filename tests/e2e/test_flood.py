@@ -29,7 +29,7 @@ pytestmark = pytest.mark.xdist_group("timing")
 async def limited_app(
     make_config: Callable[..., Config], tg: FakeTelegram, telegram_time: SharedClock
 ) -> AsyncIterator[App]:
-    tg.enforce_limits(**TELEGRAM_LIMITS)
+    tg.enforce_limits(**TELEGRAM_LIMITS, tolerance=telegram_time.request_jitter())
     # Cards as messages: with topics each incident costs two of the group's 20 sends a minute
     # (the topic and its card), and twenty incidents a minute cannot all be announced
     # within the minute whatever the flooder does.

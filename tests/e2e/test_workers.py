@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.messaging.callbacks import RateAction
 from bot.sandbox.emulator import SEND_METHODS, FakeTelegram, violations
-from tests.e2e.conftest import STAFF, STAFF_CHAT, TOKEN, free_port
+from tests.e2e.conftest import STAFF, STAFF_CHAT, TEST_POOL, TOKEN, free_port
 
 pytestmark = [
     pytest.mark.skipif(
@@ -90,6 +90,8 @@ secret_token = "{SECRET}"
 
 [database]
 url = "{database_url}"
+pool_size = {TEST_POOL["pool_size"]}
+max_overflow = {TEST_POOL["max_overflow"]}
 
 [redis]
 url = "{redis}"

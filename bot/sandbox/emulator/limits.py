@@ -107,6 +107,11 @@ class RateLimits(EmulatorState):
             global_per_second, per_chat_per_second, per_group_per_minute, tolerance
         )
 
+    @property
+    def limits_tolerance(self) -> float:
+        """Seconds the enforced windows are shrunk by (0 when none are enforced)."""
+        return self._limiter.tolerance if self._limiter is not None else 0.0
+
     def disable_limits(self) -> None:
         """Stop enforcing rate limits."""
         self._limiter = None
