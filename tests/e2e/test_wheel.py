@@ -65,14 +65,15 @@ def wheel(tracked: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def frontdesk(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The installed command. The venv gets no pip of its own (this venv's pip installs
-    into it) and no bytecode up front: the one run below compiles only what it imports."""
+    """The installed command. The venv gets no pip of its own (this venv's uv installs into
+    it, from its cache, as make did) and no bytecode up front: the one run below compiles
+    only what it imports."""
     venv = tmp_path_factory.mktemp("venv")
     run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
-    pip = (sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-compile")
-    run(*pip, "--require-hashes", "-r", ROOT / "requirements.lock")
-    run(*pip, "--no-deps", wheel)
+    uv = (Path(sys.executable).parent / "uv", "pip", "install", "--quiet", "--python", python)
+    run(*uv, "--require-hashes", "-r", ROOT / "requirements.lock")
+    run(*uv, "--no-deps", wheel)
     return venv / "bin" / "frontdesk"
 
 
