@@ -119,3 +119,11 @@ def test_security_words_are_a_rule_whatever_the_model_says() -> None:
     report = "Нас взломали, с почты директора рассылают письма"
     assert sure_low.explain(report).rule.startswith("rule: ")
     assert sure_low.classify_many([report, "Как поменять пароль от почты?"]) == ["critical", "low"]
+
+
+def test_a_run_of_letters_longer_than_any_word_is_read_by_its_start() -> None:
+    from kb.encoder import WORD_LETTERS, clip_words
+
+    text = "не работает https://example.com/путь/к/файлу"
+    assert clip_words(text) == text
+    assert clip_words("vpn " + "а" * 4000 + " ошибка") == "vpn " + "а" * WORD_LETTERS + " ошибка"
