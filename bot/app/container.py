@@ -162,7 +162,7 @@ class Container:
                                cache_seconds=config.security.staff_cache_seconds)
         return cls(
             config=config, clock=clock, db=db,
-            texts=Texts(config.desk.language, config.desk.timezone),
+            texts=Texts.shared(config.desk.language, config.desk.timezone),
             classify=classify or configured_classifier(config, shared),
             sla=SlaPolicy(config.desk, config.sla), faq=faq, semantic=shared,
             encode_budget=EncodeBudget(config.limits.messages_per_minute,
