@@ -4,9 +4,7 @@
 
 1. hand rules where they are safer than a model -- explicit security words (the
    ``security_event`` and ``suspicious_activity`` cues of bot/data/severity.yaml) are
-   critical whatever the rest says, unless the message is a question or a request the
-   model is sure is "low" (a how-to about hacking, a report on last month's leak); the
-   client's "This is urgent" button stays in the desk;
+   critical whatever the rest says; the client's "This is urgent" button stays in the desk;
 2. the model: softmax over critical / normal / low of ``[4 * vector, cue kinds]``, the
    critical probability multiplied by ``critical_bias`` before the arg-max (when in doubt
    between critical and normal: critical);
@@ -55,13 +53,11 @@ FEATURE_KINDS = (
     "total_outage",
 )  # fmt: skip
 SAFE_RULES = {"security_event": "security words", "suspicious_activity": "security words"}
-# The model's "low" share from which security words in a question or a request yield to it.
-SURE_LOW = 0.9
 VECTOR_SCALE = 4.0
 CUE_WEIGHT = 1.0
 PENALTY = 0.01
 STEPS = 1000
-CRITICAL_BIAS = 1.5
+CRITICAL_BIAS = 1.3
 
 Embed = Callable[[list[str]], Vectors]
 
@@ -89,16 +85,9 @@ def cue_kinds(rules: SeverityClassifier, text: str, verdict: Verdict | None = No
     return kinds
 
 
-def security_rule_fires(verdict: Verdict, kinds: set[str],
-                        probabilities: np.ndarray | None = None) -> bool:
-    """Explicit security words in a critical rule verdict: critical whatever the model says,
-    unless the message asks or requests something (a question, a request) and the model
-    is sure it is "low" (``probabilities``, in ``LABELS`` order: at least ``SURE_LOW``):
-    "how do we tell that we were hacked?", "a guide on ransom letters for the staff"."""
-    if verdict.severity is not Severity.CRITICAL or not any(kind in SAFE_RULES for kind in kinds):
-        return False
-    asks = "question" in kinds or "request" in kinds
-    return not (asks and probabilities is not None and probabilities[2] >= SURE_LOW)
+def security_rule_fires(verdict: Verdict, kinds: set[str]) -> bool:
+    """Explicit security words in a critical rule verdict: critical whatever the model says."""
+    return verdict.severity is Severity.CRITICAL and any(kind in SAFE_RULES for kind in kinds)
 
 
 def features(vectors: Vectors, kinds: Sequence[set[str]], cue_weight: float) -> np.ndarray:
@@ -191,16 +180,13 @@ class SemanticSeverity:
         verdicts = [self.rules.explain(text) for text in texts]
         kinds = [cue_kinds(self.rules, t, v) for t, v in zip(texts, verdicts, strict=True)]
         x = features(self.embed(list(texts)), kinds, self.model.cue_weight)
-        probabilities = self.model.probabilities(x)
-        decided = self.model.decide(probabilities)
-        return [self._safe(v, k, p) or d
-                for v, k, p, d in zip(verdicts, kinds, probabilities, decided, strict=True)]
+        decided = self.model.decide(self.model.probabilities(x))
+        return [self._safe(v, k) or d for v, k, d in zip(verdicts, kinds, decided, strict=True)]
 
-    def _safe(self, verdict: Verdict, kinds: set[str],
-              probabilities: np.ndarray | None) -> Severity | None:
+    def _safe(self, verdict: Verdict, kinds: set[str]) -> Severity | None:
         if verdict.severity is not Severity.CRITICAL:
             return None
-        if self.trust_rules_critical or security_rule_fires(verdict, kinds, probabilities):
+        if self.trust_rules_critical or security_rule_fires(verdict, kinds):
             return Severity.CRITICAL
         return None
 
@@ -209,12 +195,10 @@ class SemanticSeverity:
         if self.model is None or self.embed is None:
             return verdict
         kinds = cue_kinds(self.rules, text, verdict)
-        if self.trust_rules_critical and self._safe(verdict, kinds, None):
+        if self._safe(verdict, kinds):
             return Verdict(Severity.CRITICAL, f"rule: {verdict.rule}", verdict.cues)
         x = features(self.embed([text]), [kinds], self.model.cue_weight)
         probabilities = self.model.probabilities(x)
-        if self._safe(verdict, kinds, probabilities[0]):
-            return Verdict(Severity.CRITICAL, f"rule: {verdict.rule}", verdict.cues)
         (severity,) = self.model.decide(probabilities)
         shares = ", ".join(f"{label} {p:.2f}" for label, p in zip(LABELS, probabilities[0],
                                                                      strict=True))

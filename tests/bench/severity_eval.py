@@ -91,10 +91,8 @@ def cross_validated(rules: SeverityClassifier, cache: VectorCache) -> list[Sever
     for fold in np.array_split(order, FOLDS):
         train = np.setdiff1d(order, fold)
         model = fit(x[train], [labels[i] for i in train])
-        probabilities = model.probabilities(x[fold])
-        for i, p, severity in zip(fold, probabilities, model.decide(probabilities), strict=True):
-            fires = security_rule_fires(verdicts[i], kinds[i], p)
-            got[i] = Severity.CRITICAL if fires else severity
+        for i, severity in zip(fold, model.decide(model.probabilities(x[fold])), strict=True):
+            got[i] = Severity.CRITICAL if security_rule_fires(verdicts[i], kinds[i]) else severity
     return got
 
 
