@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bot.domain.severity import SeverityClassifier, Verdict
 from bot.domain.severity_model import (
     CORPUS,
+    CRITICAL_BIAS,
     HELD_OUT,
     LABELS,
     PENALTY,
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'penalty':>8} {'bias':>5} {'accuracy':>9} {'crit.rec':>9} {'crit.prec':>10}"
           + "".join(f" {p.stem[9:]:>14}" for p in CORPUS))
     best: tuple[tuple[bool, float, float], float, float] | None = None
+    # The rule the shipped model was chosen by: the most accurate setting whose critical
+    # recall on our own examples (the last corpus file) reaches MIN_RECALL.
+    shipped_rule: tuple[tuple[bool, float], float, float] | None = None
     for penalty in PENALTIES:
         held = np.zeros((args.repeats, len(examples), len(LABELS)))
         for repeat in range(args.repeats):
@@ -133,9 +137,18 @@ def main(argv: list[str] | None = None) -> int:
             key = (recall >= MIN_RECALL, precision, accuracy)
             if best is None or key > best[0]:
                 best = (key, penalty, bias)
+            own = np.tile(part == len(CORPUS) - 1, args.repeats)
+            own_recall = scores(pooled_gold[own], got[own])[1]
+            own_key = (own_recall >= MIN_RECALL, accuracy)
+            if shipped_rule is None or own_key > shipped_rule[0]:
+                shipped_rule = (own_key, penalty, bias)
     assert best is not None
     print(f"\nchosen (recall >= {MIN_RECALL} first, then precision, then accuracy): "
           f"penalty {best[1]}, bias {best[2]} (shipped penalty {PENALTY})")
+    assert shipped_rule is not None
+    print(f"chosen (recall on {CORPUS[-1].name} >= {MIN_RECALL}, then accuracy): "
+          f"penalty {shipped_rule[1]}, bias {shipped_rule[2]} "
+          f"(shipped: penalty {PENALTY}, bias {CRITICAL_BIAS})")
     return 0
 
 
