@@ -17,7 +17,7 @@ from bot.messaging.callbacks import FaqAction
 from bot.sandbox.emulator import FakeTelegram
 from bot.services.faq import FaqService
 from storage.models import FaqArticle, FaqStats, FaqSuggestion, Ticket, TicketEvent
-from tests.e2e.cluster import new_app
+from tests.e2e.cluster import WORKERS, new_app
 from tests.e2e.conftest import (
     CLIENT,
     CLIENT_EN,
@@ -323,16 +323,17 @@ def test_import_export_round_trip(tmp_path: Path) -> None:
     assert cli_main(["kb", "import", str(bad), "--config", str(config)]) == 2
 
 
+@pytest.mark.skipif(WORKERS > 1, reason="the search costs the same on any database; three "
+                    "workers' heartbeats and polls in this process blur its CPU time")
 async def test_faq_with_4000_letter_words_stays_fast_and_small(
     faq_app: App, tg: FakeTelegram
 ) -> None:
     """15 × /faq <a 4,000-letter word> took 5.3 s of the event loop and 550 MB (issue 14):
     every cut of the word was tried and stemmed into the global cache; then 3 s, two thirds
     of it the sentence model reading ~1,500 pieces a word (it now reads a word's first 40
-    letters: kb/encoder.py). About 1.1 s now; 2 s with three workers in this process on
-    PostgreSQL (.ci/run). The time is this process's CPU time (the bot, its loop, its
-    encoder thread and the emulator), not the wall clock: a busy machine stretches the wall
-    clock, not the work."""
+    letters: kb/encoder.py). About 1.1 s now. The time is this process's CPU time (the bot,
+    its loop, its encoder thread and the emulator), not the wall clock: a busy machine
+    stretches the wall clock, not the work."""
     import random
     import time
 
@@ -349,4 +350,4 @@ async def test_faq_with_4000_letter_words_stays_fast_and_small(
     grown = (psutil.Process().memory_info().rss - rss) / 2**20
     print(f"\n15 x /faq <4000 letters>: {elapsed:.2f} s of CPU, RSS +{grown:.0f} MB")
     assert len(tg.sent(CLIENT)) >= 15  # an answer each
-    assert elapsed < 3.0 and grown < 60
+    assert elapsed < 2.0 and grown < 60
