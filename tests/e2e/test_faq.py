@@ -331,7 +331,7 @@ async def test_faq_with_4000_letter_words_stays_fast_and_small(
     """15 × /faq <a 4,000-letter word> took 5.3 s of the event loop and 550 MB (issue 14):
     every cut of the word was tried and stemmed into the global cache; then 3 s, two thirds
     of it the sentence model reading ~1,500 pieces a word (it now reads a word's first 40
-    letters: kb/encoder.py). About 1.1 s now. The time is this process's CPU time (the bot,
+    letters: kb/encoder.py). 1.1-1.5 s now. The time is this process's CPU time (the bot,
     its loop, its encoder thread and the emulator), not the wall clock: a busy machine
     stretches the wall clock, not the work."""
     import random
@@ -350,4 +350,4 @@ async def test_faq_with_4000_letter_words_stays_fast_and_small(
     grown = (psutil.Process().memory_info().rss - rss) / 2**20
     print(f"\n15 x /faq <4000 letters>: {elapsed:.2f} s of CPU, RSS +{grown:.0f} MB")
     assert len(tg.sent(CLIENT)) >= 15  # an answer each
-    assert elapsed < 2.0 and grown < 60
+    assert elapsed < 2.5 and grown < 60
