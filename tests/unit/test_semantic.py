@@ -122,8 +122,20 @@ def test_security_words_are_a_rule_whatever_the_model_says() -> None:
 
 
 def test_a_run_of_letters_longer_than_any_word_is_read_by_its_start() -> None:
-    from kb.encoder import WORD_LETTERS, clip_words
+    from kb.encoder import DIMENSION, WORD_LETTERS, UsemEncoder, clip_words
 
     text = "не работает https://example.com/путь/к/файлу"
     assert clip_words(text) == text
     assert clip_words("vpn " + "а" * 4000 + " ошибка") == "vpn " + "а" * WORD_LETTERS + " ошибка"
+
+    class Model:  # what the package's model is given
+        def __init__(self) -> None:
+            self.read: list[str] = []
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            self.read.extend(texts)
+            return np.ones((len(texts), DIMENSION), dtype=np.float32)
+
+    model = Model()
+    UsemEncoder(model).encode(["vpn " + "а" * 4000])
+    assert model.read == ["vpn " + "а" * WORD_LETTERS]
