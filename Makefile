@@ -43,9 +43,9 @@ bench: $(STAMP)
 
 # After editing the dependencies in pyproject.toml: `make lock` resolves what changed and
 # keeps every other pin; `make lock UPGRADE=1` moves every pin to the newest release allowed.
-# One universal resolution (markers for other platforms and Pythons), hashes of every file.
-UV_VERSION := 0.13.9
-UV := $(VENV)/uv/bin/uv
+# One universal resolution (markers for other platforms and Pythons), hashes of every file,
+# by the venv's uv: the lock's own.
+UV := $(BIN)/uv
 UV_COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --no-header $(if $(UPGRADE),--upgrade)
 define LOCK_HEADER
@@ -55,8 +55,7 @@ define LOCK_HEADER
 endef
 export LOCK_HEADER
 
-lock:
-	$(PYTHON) -m pip install --quiet --upgrade --target $(VENV)/uv 'uv==$(UV_VERSION)'
+lock: $(STAMP)
 	$(UV_COMPILE) --extra dev -o requirements-dev.lock
 	$(UV_COMPILE) --constraint requirements-dev.lock -o requirements.lock
 	for lock in requirements-dev.lock requirements.lock; do \

@@ -142,8 +142,8 @@ class Container:
         worker does when a client turns out to have blocked the bot; `db`: a database
         already open (tests share one), else `[database] url`'s; `monotonic`: the rate
         limiter's sense of elapsed time and `sleep` the delivery worker's waits for it (tests
-        run both faster); `semantic`: the sentence model, else
-        the process's (loaded once; without it FAQ and severity work on words only)."""
+        run both faster); `semantic`: the sentence model, else the process's (loaded once;
+        without it FAQ and severity work on words only)."""
         keep_secret(config.token)  # out of every stored error and log line (bot/domain/redact.py)
         keep_secret(config.telegram.secret_token.get_secret_value())
         keep_secret(config.monitoring.token.get_secret_value())
